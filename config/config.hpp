@@ -1,0 +1,110 @@
+// config.hpp: crudcast's one immutable Config, and how it is built from flags, env vars
+// (CRUDCAST_<NAME>), an optional YAML file (--config FILE) and defaults. No sockets, no threads.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace crudcast::config {
+
+enum class LogLevel { error, warn, info, debug, trace };
+enum class LogFormat { text, json };
+// Where the effective value of a setting came from, for --check-config.
+enum class Source { default_value, file, env, flag };
+
+struct Endpoint {
+    std::string host;  // "0.0.0.0", "127.0.0.1", "::", a name
+    std::uint16_t port = 0;
+};
+
+struct UpstreamUrl {
+    std::string text;       // as given, e.g. "http://127.0.0.1:3000/base"
+    std::string host;       // "127.0.0.1"
+    std::uint16_t port = 80;
+    std::string base_path;  // "" or "/base" (never a trailing slash)
+    std::string host_header;  // "127.0.0.1:3000" (port omitted when 80)
+};
+
+struct Config {
+    Endpoint listen{"0.0.0.0", 8080};
+    UpstreamUrl upstream;  // required
+    std::string ws_path = "/ws";
+    unsigned threads = 0;  // 0 on input means "number of cores"; always >= 1 after parse
+
+    std::chrono::milliseconds connect_timeout{5'000};
+    std::chrono::milliseconds upstream_timeout{60'000};
+    std::chrono::milliseconds client_header_timeout{10'000};
+    std::chrono::milliseconds idle_timeout{60'000};
+    std::chrono::milliseconds drain_timeout{10'000};
+    std::chrono::milliseconds upstream_keepalive_timeout{30'000};
+
+    std::size_t max_header_bytes = 16 * 1024;
+    std::uint64_t max_body_bytes = 1024ull * 1024 * 1024;  // 0 = unlimited
+    std::size_t max_connections = 10'000;
+    std::size_t upstream_max_idle = 64;  // idle upstream connections kept per thread
+
+    LogLevel log_level = LogLevel::info;
+    LogFormat log_format = LogFormat::text;
+    bool preserve_host = true;
+
+    // Events (issue: events over WebSocket).
+    std::vector<std::string> path_prefixes{"api"};
+    std::string id_field = "id";
+    std::string payload_pointer;  // "" = whole body
+    std::vector<std::string> publish_methods{"POST", "PUT", "PATCH", "DELETE"};
+    std::size_t max_event_bytes = 1024 * 1024;
+    std::chrono::milliseconds ws_ping_interval{20'000};
+    std::size_t ws_max_queue_messages = 4096;
+    std::size_t ws_max_queue_bytes = 16 * 1024 * 1024;
+
+    // Admin listener (issue: observability). Empty host = off.
+    std::optional<Endpoint> admin_listen = Endpoint{"127.0.0.1", 9901};
+    std::string upstream_health_path;  // "" = TCP connect only
+
+    std::string config_file;  // "" when none
+
+    // Setting name (flag name without "--") -> where its value came from.
+    std::map<std::string, Source> sources;
+};
+
+// One bad setting: `setting` is its flag name without dashes ("upstream"), `problem` says what is wrong.
+struct ConfigError : std::runtime_error {
+    ConfigError(std::string setting, std::string problem);
+    std::string setting;
+    std::string problem;
+};
+
+enum class Action { run, help, version, check_config };
+
+struct ParseResult {
+    Action action = Action::run;
+    Config config;
+};
+
+// Builds the Config. `env` holds the process environment (only CRUDCAST_* keys matter).
+// Throws ConfigError for any invalid setting, unknown flag, unknown file key or unreadable file.
+ParseResult parse(const std::vector<std::string>& args, const std::map<std::string, std::string>& env);
+
+// Reads the real environment into the map parse() takes.
+std::map<std::string, std::string> environment();
+
+// The text of `crudcast --help`: every setting with its env var and default.
+std::string help_text();
+
+// The effective configuration, one setting per line with its source, secrets masked.
+std::string describe(const Config& config);
+
+// "1500ms", "5s", "2m", "1h", or a bare number of seconds.
+std::chrono::milliseconds parse_duration(const std::string& text);  // throws std::invalid_argument
+// "1024", "64k", "16m", "1g" (binary units).
+std::uint64_t parse_size(const std::string& text);  // throws std::invalid_argument
+
+const char* to_string(LogLevel level);
+const char* to_string(Source source);
+
+}  // namespace crudcast::config

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Installs every Debian package crudcast needs to build, test, benchmark and run its demo.
+# Used by the README, .ci/run and deploy/Dockerfile, so the three never drift apart.
+#   install-deps.sh          build + test + demo dependencies
+#   install-deps.sh runtime  only the shared libraries the crudcast binary links against
+set -eu
+
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+RUNTIME="libyaml-cpp0.7 ca-certificates"
+BUILD="build-essential cmake ninja-build ccache pkg-config git curl
+  libboost1.81-dev rapidjson-dev libcpp-httplib-dev libyaml-cpp-dev libgtest-dev libgmock-dev"
+# Test and benchmark peers: real clients and servers nobody here wrote.
+TEST="python3 python3-websockets nginx-light wrk procps"
+
+case "${1:-all}" in
+  runtime) PKGS="$RUNTIME" ;;
+  all) PKGS="$RUNTIME $BUILD $TEST" ;;
+  *) echo "usage: $0 [all|runtime]" >&2; exit 2 ;;
+esac
+
+# shellcheck disable=SC2086 # word splitting of the package lists is intended
+if ! dpkg-query -W -f='${Status}\n' $PKGS 2>/dev/null | grep -qv "install ok installed" \
+   && [ "$(dpkg-query -W -f='${Status}\n' $PKGS 2>/dev/null | wc -l)" -eq "$(echo $PKGS | wc -w)" ]; then
+  echo "install-deps: all packages already installed"
+  exit 0
+fi
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $PKGS >/dev/null
+echo "install-deps: installed $(echo $PKGS | wc -w) packages"
