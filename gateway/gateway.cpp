@@ -1,0 +1,160 @@
+// gateway.cpp: the worker threads (one single-threaded io_context each, owning its sessions and its
+// upstream pool: nothing on the request path takes a lock), the listener, and graceful drain.
+#include "gateway/gateway.hpp"
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "gateway/listener.hpp"
+#include "gateway/log.hpp"
+#include "proxy/downstream_session.hpp"
+
+namespace crudcast::gateway {
+
+using config::LogLevel;
+
+namespace {
+
+struct Worker {
+    Worker(const config::Config& config, proxy::ProxyCounters& counters, std::atomic<bool>& draining)
+        : context(1), guard(asio::make_work_guard(context)),
+          proxy(std::make_shared<proxy::ProxyContext>(context.get_executor(), config, counters, draining)) {}
+
+    asio::io_context context;  // concurrency hint 1: no internal locking
+    asio::executor_work_guard<asio::io_context::executor_type> guard;
+    // Shared with the sessions: whichever goes last (this worker or a session destroyed by the
+    // io_context's shutdown) frees it, so no session ever points at a dead context.
+    std::shared_ptr<proxy::ProxyContext> proxy;
+    std::thread thread;
+    bool drained = false;
+};
+
+}  // namespace
+
+struct Gateway::Impl {
+    explicit Impl(config::Config cfg) : config(std::move(cfg)) {}
+
+    config::Config config;
+    proxy::ProxyCounters counters;
+    std::atomic<bool> draining{false};
+    std::vector<std::unique_ptr<Worker>> workers;
+    std::unique_ptr<Listener> listener;
+    std::atomic<unsigned> busy_workers{0};
+    std::once_flag shutdown_once;
+    std::unique_ptr<asio::steady_timer> drain_deadline;
+    bool started = false;
+
+    void worker_drained(Worker& w) {
+        if (w.drained) return;
+        w.drained = true;
+        w.proxy->pool.close_idle();
+        w.guard.reset();
+        if (busy_workers.fetch_sub(1) == 1) stop_all();
+    }
+
+    void stop_all() {
+        for (auto& w : workers) w->context.stop();
+    }
+};
+
+Gateway::Gateway(config::Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+
+Gateway::~Gateway() {
+    if (impl_->started) {
+        shutdown();
+        wait();
+    }
+}
+
+void Gateway::start() {
+    auto& im = *impl_;
+    const unsigned n = std::max(1u, im.config.threads);
+    for (unsigned i = 0; i < n; ++i) {
+        auto w = std::make_unique<Worker>(im.config, im.counters, im.draining);
+        w->proxy->on_sessions_empty = [&im, raw = w.get()] { im.worker_drained(*raw); };
+        im.workers.push_back(std::move(w));
+    }
+    std::vector<asio::io_context*> contexts;
+    for (auto& w : im.workers) contexts.push_back(&w->context);
+    // The acceptor lives on worker 0: accepting is cheap next to serving.
+    im.listener = std::make_unique<Listener>(
+        im.workers[0]->context, contexts, im.config, im.counters.open_client_connections,
+        [&im](std::size_t i, tcp::socket socket) {
+            Worker& w = *im.workers[i];
+            asio::post(w.context, [&w, s = std::move(socket)]() mutable {
+                std::make_shared<proxy::DownstreamSession>(std::move(s), w.proxy)->start();
+            });
+        });
+    im.listener->bind(im.config.listen);  // throws on "address in use"
+    const auto host = im.config.listen.host.find(':') != std::string::npos ? "[" + im.config.listen.host + "]"
+                                                                            : im.config.listen.host;
+    for (auto& w : im.workers) w->proxy->own_authority = host + ":" + std::to_string(im.listener->port());
+    im.listener->start();
+    im.busy_workers = n;
+    for (auto& w : im.workers) {
+        w->thread = std::thread([&ctx = w->context] {
+            for (;;) {
+                try {
+                    ctx.run();
+                    return;
+                } catch (const std::exception& e) {
+                    // A bug must not take every connection of the process down with it: log, go on.
+                    log::write(LogLevel::error, "unexpected exception in a worker thread", {{"error", e.what()}});
+                }
+            }
+        });
+    }
+    im.started = true;
+}
+
+std::uint16_t Gateway::port() const { return impl_->listener ? impl_->listener->port() : 0; }
+
+void Gateway::shutdown() {
+    auto& im = *impl_;
+    if (!im.started) return;
+    std::call_once(im.shutdown_once, [&im] {
+        im.draining = true;
+        im.listener->close();
+        log::write(LogLevel::info, "draining: no new connections; finishing in-flight requests",
+                   {{"drain_timeout_ms", static_cast<std::int64_t>(im.config.drain_timeout.count())}});
+        // The deadline runs on worker 0; past it, whatever is still open is cut.
+        im.drain_deadline = std::make_unique<asio::steady_timer>(im.workers[0]->context, im.config.drain_timeout);
+        im.drain_deadline->async_wait([&im](error_code ec) {
+            if (ec) return;
+            std::int64_t open = im.counters.open_client_connections.load();
+            log::write(LogLevel::warn, "drain timeout reached; closing remaining connections",
+                       {{"open_connections", open}});
+            im.stop_all();
+        });
+        for (auto& w : im.workers) {
+            asio::post(w->context, [&im, raw = w.get()] {
+                // Copy: drain() may end a session, which unregisters itself from the list.
+                std::vector<proxy::DownstreamSession*> sessions(raw->proxy->sessions.begin(), raw->proxy->sessions.end());
+                for (auto* s : sessions) s->drain();
+                raw->proxy->pool.close_idle();
+                if (raw->proxy->sessions.empty()) im.worker_drained(*raw);
+            });
+        }
+    });
+}
+
+void Gateway::wait() {
+    for (auto& w : impl_->workers) {
+        if (w->thread.joinable()) w->thread.join();
+    }
+    impl_->drain_deadline.reset();
+    // Sessions still referenced by stopped contexts are destroyed with the contexts, before the
+    // ProxyContext they point at (members of the same Worker, destroyed in reverse order).
+    for (auto& w : impl_->workers) {
+        w->proxy->on_sessions_empty = nullptr;
+    }
+    impl_->started = false;
+}
+
+}  // namespace crudcast::gateway

@@ -1,0 +1,75 @@
+// listener.cpp: see listener.hpp.
+#include "gateway/listener.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/post.hpp>
+
+#include "gateway/log.hpp"
+
+namespace crudcast::gateway {
+
+using config::LogLevel;
+
+Listener::Listener(asio::io_context& accept_context, std::vector<asio::io_context*> workers,
+                   const config::Config& config, std::atomic<std::int64_t>& open_connections, HandOff hand_off)
+    : accept_context_(accept_context),
+      workers_(std::move(workers)),
+      config_(config),
+      open_connections_(open_connections),
+      hand_off_(std::move(hand_off)),
+      acceptor_(accept_context) {}
+
+void Listener::bind(const config::Endpoint& endpoint) {
+    tcp::resolver resolver(accept_context_);
+    auto results = resolver.resolve(endpoint.host, std::to_string(endpoint.port),
+                                    tcp::resolver::passive | tcp::resolver::numeric_service);
+    const tcp::endpoint ep = *results.begin();
+    acceptor_.open(ep.protocol());
+    acceptor_.set_option(asio::socket_base::reuse_address(true));
+    acceptor_.bind(ep);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+    port_ = acceptor_.local_endpoint().port();
+}
+
+void Listener::start() { asio::co_spawn(accept_context_, accept_loop(), asio::detached); }
+
+void Listener::close() {
+    asio::post(accept_context_, [this] {
+        error_code ignored;
+        acceptor_.close(ignored);
+    });
+}
+
+asio::awaitable<void> Listener::accept_loop() {
+    for (;;) {
+        auto& worker = *workers_[next_worker_];
+        auto [ec, socket] = co_await acceptor_.async_accept(worker, use_nothrow);
+        if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+        if (ec) {
+            // EMFILE and friends: say so and keep accepting; the next accept may succeed.
+            log::write(LogLevel::warn, "accept failed", {{"error", ec.message()}});
+            continue;
+        }
+        if (static_cast<std::size_t>(open_connections_.load(std::memory_order_relaxed)) >= config_.max_connections) {
+            // Over the limit: a tiny 503 written without waiting, then close. No session is created.
+            static const std::string busy = [] {
+                const std::string body =
+                    "{\"error\":\"too_many_connections\",\"detail\":\"crudcast is at max-connections\"}\n";
+                return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                       "Connection: close\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n" + body;
+            }();
+            [[maybe_unused]] auto sent = ::send(socket.native_handle(), busy.data(), busy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            log::write(LogLevel::warn, "connection refused: max-connections reached",
+                       {{"max_connections", static_cast<std::uint64_t>(config_.max_connections)}});
+            error_code ignored;
+            socket.close(ignored);
+            continue;
+        }
+        hand_off_(next_worker_, std::move(socket));
+        next_worker_ = (next_worker_ + 1) % workers_.size();
+    }
+}
+
+}  // namespace crudcast::gateway

@@ -1,0 +1,41 @@
+// listener.hpp: accepts client connections on the proxy address and hands each to a worker thread
+// (round robin), where it becomes a DownstreamSession owned by that thread.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <vector>
+
+#include "config/config.hpp"
+#include "proxy/asio.hpp"
+
+namespace crudcast::gateway {
+
+class Listener {
+public:
+    // `hand_off(i, socket)` is called on the listener's thread; it must post the socket to worker i.
+    using HandOff = std::function<void(std::size_t worker, tcp::socket socket)>;
+
+    Listener(asio::io_context& accept_context, std::vector<asio::io_context*> workers,
+             const config::Config& config, std::atomic<std::int64_t>& open_connections, HandOff hand_off);
+
+    // Binds and listens; throws std::system_error (e.g. address in use).
+    void bind(const config::Endpoint& endpoint);
+    std::uint16_t port() const { return port_; }
+    void start();
+    void close();  // thread-safe: posted to the accept context
+
+private:
+    asio::awaitable<void> accept_loop();
+
+    asio::io_context& accept_context_;
+    std::vector<asio::io_context*> workers_;
+    const config::Config& config_;
+    std::atomic<std::int64_t>& open_connections_;
+    HandOff hand_off_;
+    tcp::acceptor acceptor_;
+    std::uint16_t port_ = 0;
+    std::size_t next_worker_ = 0;
+};
+
+}  // namespace crudcast::gateway

@@ -1,0 +1,89 @@
+// main.cpp: parses the configuration, starts the gateway, turns SIGTERM/SIGINT into a graceful
+// drain (a second signal stops at once), and maps failures to exit codes: 2 bad config, 1 cannot run.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <system_error>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "config/config.hpp"
+#include "gateway/gateway.hpp"
+#include "gateway/log.hpp"
+
+namespace {
+
+using namespace crudcast;
+
+int run(const config::Config& cfg) {
+    log::configure(cfg.log_level, cfg.log_format);
+    gateway::Gateway gw(cfg);
+    try {
+        gw.start();
+    } catch (const std::system_error& e) {
+        std::fprintf(stderr, "crudcast: cannot listen on %s:%u: %s\n", cfg.listen.host.c_str(),
+                     static_cast<unsigned>(cfg.listen.port), e.code().message().c_str());
+        return 1;
+    }
+    log::write(config::LogLevel::info, "crudcast started",
+               {{"version", CRUDCAST_VERSION},
+                {"listen", cfg.listen.host + ":" + std::to_string(gw.port())},
+                {"upstream", cfg.upstream.text},
+                {"ws_path", cfg.ws_path},
+                {"threads", std::max(1u, cfg.threads)}});
+
+    boost::asio::io_context signals_context(1);
+    boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
+    int received = 0;
+    std::function<void(const boost::system::error_code&, int)> on_signal =
+        [&](const boost::system::error_code& ec, int signo) {
+            if (ec) return;
+            if (++received == 1) {
+                log::write(config::LogLevel::info, "signal received, shutting down gracefully",
+                           {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"}});
+                gw.shutdown();
+                signals.async_wait(on_signal);
+            } else {
+                log::write(config::LogLevel::warn, "second signal: exiting without waiting for the drain");
+                std::_Exit(1);
+            }
+        };
+    signals.async_wait(on_signal);
+    std::thread signal_thread([&] { signals_context.run(); });
+    gw.wait();
+    signals_context.stop();
+    signal_thread.join();
+    log::write(config::LogLevel::info, "crudcast stopped");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    config::ParseResult parsed;
+    try {
+        parsed = config::parse(args, config::environment());
+    } catch (const config::ConfigError& e) {
+        std::fprintf(stderr, "crudcast: invalid setting %s: %s\n", e.setting.c_str(), e.problem.c_str());
+        return 2;
+    }
+    switch (parsed.action) {
+        case config::Action::help:
+            std::cout << config::help_text();
+            return 0;
+        case config::Action::version:
+            std::cout << "crudcast " << CRUDCAST_VERSION << "\n";
+            return 0;
+        case config::Action::check_config:
+            std::cout << config::describe(parsed.config);
+            return 0;
+        case config::Action::run:
+            break;
+    }
+    // A client that disconnects mid-write must not kill the process.
+    std::signal(SIGPIPE, SIG_IGN);
+    return run(parsed.config);
+}

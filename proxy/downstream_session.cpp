@@ -1,0 +1,452 @@
+// downstream_session.cpp: see downstream_session.hpp. The request path of crudcast, top to bottom.
+#include "proxy/downstream_session.hpp"
+
+#include <optional>
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "gateway/log.hpp"
+#include "proxy/error_response.hpp"
+#include "proxy/header_rules.hpp"
+#include "proxy/relay.hpp"
+#include "proxy/tunnel.hpp"
+
+namespace crudcast::proxy {
+
+using config::LogLevel;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+bool is_timeout(const error_code& ec) { return ec == beast::error::timeout; }
+
+bool is_client_gone(const error_code& ec) {
+    return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+           ec == asio::error::broken_pipe || ec == asio::error::operation_aborted;
+}
+
+}  // namespace
+
+struct DownstreamSession::Exchange {
+    Clock::time_point start = Clock::now();
+    std::string request_id;
+    std::string method;
+    std::string target;  // as the client sent it
+    unsigned status = 0;
+    std::uint64_t bytes_out = 0;  // response body bytes sent to the client
+    std::optional<double> upstream_ms;
+    const char* connection = "-";  // upstream connection: new, reused, or - (none)
+    std::string error;             // why crudcast answered itself, or why the exchange broke
+};
+
+DownstreamSession::DownstreamSession(tcp::socket socket, std::shared_ptr<ProxyContext> context)
+    : stream_(std::move(socket)), owner_(std::move(context)), context_(*owner_) {
+    error_code ec;
+    const auto peer = stream_.socket().remote_endpoint(ec);
+    client_ip_ = ec ? std::string("unknown") : peer.address().to_string();
+    client_address_ = ec ? client_ip_
+                         : (peer.address().is_v6() ? "[" + client_ip_ + "]" : client_ip_) + ":" +
+                               std::to_string(peer.port());
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+    registration_ = context_.sessions.insert(context_.sessions.end(), this);
+    context_.counters.open_client_connections.fetch_add(1, std::memory_order_relaxed);
+}
+
+DownstreamSession::~DownstreamSession() {
+    context_.counters.open_client_connections.fetch_sub(1, std::memory_order_relaxed);
+    context_.sessions.erase(registration_);
+    if (context_.sessions.empty() && context_.draining.load() && context_.on_sessions_empty)
+        context_.on_sessions_empty();
+}
+
+void DownstreamSession::start() {
+    asio::co_spawn(stream_.get_executor(), [self = shared_from_this()] { return self->run(); }, asio::detached);
+}
+
+void DownstreamSession::drain() {
+    drain_requested_ = true;
+    if (idle_) {
+        error_code ignored;
+        stream_.socket().cancel(ignored);
+    }
+}
+
+asio::awaitable<void> DownstreamSession::run() {
+    const auto& cfg = context_.config;
+    bool first_request = true;
+    if (log::enabled(LogLevel::debug))
+        log::write(LogLevel::debug, "client connected", {{"client", client_address_}});
+    for (;;) {
+        if (drain_requested_ || context_.draining.load(std::memory_order_relaxed)) break;
+        // Between requests the idle timeout applies; once a request's first byte is in, the
+        // header must be complete within the client header timeout (slow-header clients).
+        if (buffer_.size() == 0) {
+            idle_ = true;
+            stream_.expires_after(first_request ? cfg.client_header_timeout : cfg.idle_timeout);
+            auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(8192), use_nothrow);
+            idle_ = false;
+            if (ec) {
+                if (log::enabled(LogLevel::debug))
+                    log::write(LogLevel::debug, "client connection closed",
+                               {{"client", client_address_},
+                                {"why", is_timeout(ec)           ? (first_request ? "no request within client-header-timeout"
+                                                                                   : "idle-timeout between requests")
+                                        : drain_requested_        ? "draining"
+                                        : ec == asio::error::eof ? "client closed"
+                                                                 : ec.message()}});
+                break;
+            }
+            buffer_.commit(n);
+        }
+        stream_.expires_after(cfg.client_header_timeout);
+        RequestParser parser;
+        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(cfg.max_header_bytes, UINT32_MAX)));
+        if (cfg.max_body_bytes == 0) {
+            parser.body_limit(boost::none);
+        } else {
+            parser.body_limit(cfg.max_body_bytes);
+        }
+        auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, use_nothrow);
+        (void)n;
+        if (ec) {
+            Exchange ex;
+            ex.request_id = generate_request_id();
+            if (is_timeout(ec)) {
+                log::write(LogLevel::info, "client disconnected: request header not complete within client-header-timeout",
+                           {{"client", client_address_}, {"timeout_ms", static_cast<std::int64_t>(cfg.client_header_timeout.count())}});
+                break;
+            }
+            if (is_client_gone(ec)) {
+                if (log::enabled(LogLevel::debug))
+                    log::write(LogLevel::debug, "client closed the connection mid-header", {{"client", client_address_}});
+                break;
+            }
+            if (parser.is_header_done()) {
+                ex.method = std::string(parser.get().method_string());
+                ex.target = std::string(parser.get().target());
+            }
+            if (ec == http::error::header_limit) {
+                co_await reply_error(ex, http::status::request_header_fields_too_large, "header_too_large",
+                                     "request header exceeds max-header-bytes (" + std::to_string(cfg.max_header_bytes) +
+                                         " bytes)",
+                                     false);
+            } else if (ec == http::error::body_limit) {
+                co_await reply_error(ex, http::status::payload_too_large, "body_too_large",
+                                     "request body exceeds max-body-bytes (" + std::to_string(cfg.max_body_bytes) +
+                                         " bytes)",
+                                     false);
+            } else {
+                co_await reply_error(ex, http::status::bad_request, "bad_request",
+                                     "malformed request: " + ec.message(), false);
+            }
+            break;
+        }
+        const bool keep = co_await serve(parser);
+        first_request = false;
+        if (!keep) break;
+    }
+    error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.close();
+}
+
+asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
+    auto& req = parser.get();
+    Exchange ex;
+    context_.counters.requests.fetch_add(1, std::memory_order_relaxed);
+    ex.method = std::string(req.method_string());
+    ex.target = std::string(req.target());
+    const auto given_id = req["X-Request-ID"];
+    ex.request_id = is_acceptable_request_id(given_id) ? std::string(given_id) : generate_request_id();
+    if (log::enabled(LogLevel::debug) && !given_id.empty() && given_id != ex.request_id)
+        log::write(LogLevel::debug, "replacing unacceptable X-Request-ID", {{"rid", ex.request_id}});
+
+    const auto& cfg = context_.config;
+    auto decision = decide_target(ex.target, cfg.upstream.base_path, {context_.own_authority, cfg.upstream.host_header});
+    if (decision.kind == TargetDecision::reject) {
+        co_return co_await reply_error(ex, http::status::bad_request, "bad_request", decision.reason, false);
+    }
+    req.target(decision.target);
+    if (is_upgrade_request(req)) co_return co_await tunnel(parser, ex);
+    co_return co_await forward(parser, ex);
+}
+
+asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange& ex) {
+    const auto& cfg = context_.config;
+    auto& req = parser.get();
+    const bool client_http10 = req.version() == 10;
+    bool client_keep_alive = req.keep_alive() && !client_http10;
+    const bool has_body = !parser.is_done();
+    const bool is_head = req.method() == http::verb::head;
+
+    const bool expect_continue = beast::iequals(req[http::field::expect], "100-continue");
+    if (expect_continue) req.erase(http::field::expect);  // crudcast answers 100 itself (below)
+    strip_hop_by_hop(req);
+    apply_forwarding_headers(req, {client_ip_, cfg.upstream.host_header, cfg.preserve_host, ex.request_id});
+    req.version(11);
+
+    Lease lease = co_await context_.pool.acquire(ex.request_id);
+    for (int attempt = 1;; ++attempt) {
+        if (!lease.connection) {
+            context_.counters.bad_gateway.fetch_add(1, std::memory_order_relaxed);
+            co_return co_await reply_error(ex, http::status::bad_gateway, "bad_gateway", lease.detail,
+                                           client_keep_alive && !has_body);
+        }
+        ex.connection = lease.reused ? "reused" : "new";
+        auto& up = *lease.connection;
+        ++up.requests;
+        if (expect_continue && has_body && attempt == 1) {
+            // The upstream is reachable: now invite the client to send its body.
+            static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+            stream_.expires_after(cfg.idle_timeout);
+            auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(continue_line), use_nothrow);
+            (void)n;
+            if (ec) co_return false;
+        }
+
+        // Request: client -> upstream. Only a body-less request can be replayed on a retry.
+        auto sent = co_await relay_message(stream_, buffer_, parser, up.stream, cfg.idle_timeout,
+                                           cfg.upstream_timeout, nullptr, [] {});
+        const auto sent_at = Clock::now();
+        if (sent.read_error) {
+            ex.error = "client request body: " + sent.read_error.message();
+            if (sent.read_error == http::error::body_limit) {
+                co_return co_await reply_error(ex, http::status::payload_too_large, "body_too_large",
+                                               "request body exceeds max-body-bytes (" +
+                                                   std::to_string(cfg.max_body_bytes) + " bytes)",
+                                               false);
+            }
+            if (is_timeout(sent.read_error)) {
+                co_return co_await reply_error(ex, http::status::request_timeout, "request_timeout",
+                                               "request body stalled past idle-timeout", false);
+            }
+            if (!is_client_gone(sent.read_error)) {
+                co_return co_await reply_error(ex, http::status::bad_request, "bad_request",
+                                               "malformed request body: " + sent.read_error.message(), false);
+            }
+            ex.status = 499;  // client closed before a response, as nginx logs it
+            log_access(ex);
+            co_return false;
+        }
+        const bool retryable = lease.reused && !has_body && attempt == 1 && is_idempotent(ex.method);
+        if (sent.write_error) {
+            if (retryable) {
+                if (log::enabled(LogLevel::debug))
+                    log::write(LogLevel::debug, "retry: reused upstream connection failed on write, using a new one",
+                               {{"rid", ex.request_id}, {"conn", up.id}, {"error", sent.write_error.message()}});
+                lease = co_await context_.pool.connect(ex.request_id);
+                continue;
+            }
+            context_.counters.bad_gateway.fetch_add(1, std::memory_order_relaxed);
+            co_return co_await reply_error(ex, http::status::bad_gateway, "bad_gateway",
+                                           "sending the request to the upstream failed: " + sent.write_error.message(),
+                                           false);
+        }
+
+        // Response header: skip 1xx interim answers (crudcast handled Expect itself).
+        std::optional<http::response_parser<http::buffer_body>> rp;
+        error_code rec;
+        up.stream.expires_after(cfg.upstream_timeout);
+        for (;;) {
+            rp.emplace();
+            rp->body_limit(boost::none);
+            rp->header_limit(64 * 1024);
+            if (is_head) rp->skip(true);
+            auto [ec, n] = co_await http::async_read_header(up.stream, up.buffer, *rp, use_nothrow);
+            (void)n;
+            rec = ec;
+            if (ec || rp->get().result_int() >= 200 || rp->get().result_int() == 101) break;
+            if (log::enabled(LogLevel::debug))
+                log::write(LogLevel::debug, "skipping interim upstream response",
+                           {{"rid", ex.request_id}, {"status", rp->get().result_int()}});
+        }
+        if (rec) {
+            if (is_timeout(rec)) {
+                context_.counters.gateway_timeout.fetch_add(1, std::memory_order_relaxed);
+                co_return co_await reply_error(ex, http::status::gateway_timeout, "gateway_timeout",
+                                               "no response from the upstream within upstream-timeout (" +
+                                                   std::to_string(cfg.upstream_timeout.count()) + "ms)",
+                                               client_keep_alive);
+            }
+            if (retryable && up.buffer.size() == 0) {
+                if (log::enabled(LogLevel::debug))
+                    log::write(LogLevel::debug,
+                               "retry: reused upstream connection closed before answering, using a new one",
+                               {{"rid", ex.request_id}, {"conn", up.id}, {"error", rec.message()}});
+                lease = co_await context_.pool.connect(ex.request_id);
+                continue;
+            }
+            context_.counters.bad_gateway.fetch_add(1, std::memory_order_relaxed);
+            co_return co_await reply_error(
+                ex, http::status::bad_gateway, "bad_gateway",
+                (rec == http::error::end_of_stream || rec == asio::error::eof || rec == asio::error::connection_reset
+                     ? "upstream closed the connection without a response"
+                     : "invalid response from the upstream: " + rec.message()),
+                client_keep_alive);
+        }
+        ex.upstream_ms = ms_between(sent_at, Clock::now());
+
+        // Response: upstream -> client, headers untouched but for hop-by-hop and X-Request-ID.
+        auto& res = rp->get();
+        ex.status = res.result_int();
+        strip_hop_by_hop(res);
+        if (res.count("X-Request-ID") == 0) res.set("X-Request-ID", ex.request_id);
+        const bool eof_delimited = rp->need_eof() && !is_head && ex.status != 204 && ex.status != 304;
+        if (client_http10) {
+            res.chunked(false);  // HTTP/1.0 has no chunked coding: the body ends at close
+        } else if (eof_delimited) {
+            res.chunked(true);  // keep the client's connection: frame the body ourselves
+        }
+        if (context_.draining.load(std::memory_order_relaxed) || drain_requested_) client_keep_alive = false;
+        res.keep_alive(client_keep_alive);
+
+        auto got = co_await relay_message(up.stream, up.buffer, *rp, stream_, cfg.upstream_timeout, cfg.idle_timeout,
+                                          nullptr, [] {});
+        ex.bytes_out = got.body_bytes;
+        if (got.read_error) {
+            ex.error = "upstream failed mid-response: " + got.read_error.message();
+            log::write(LogLevel::warn, "upstream response broke off; closing the client connection",
+                       {{"rid", ex.request_id}, {"error", got.read_error.message()},
+                        {"bytes", got.body_bytes}});
+            log_access(ex);
+            co_return false;
+        }
+        if (got.write_error) {
+            ex.error = "client went away: " + got.write_error.message();
+            log_access(ex);
+            co_return false;  // the upstream connection holds unread body bytes: dropped with the lease
+        }
+        if (rp->keep_alive() && !rp->need_eof()) {
+            context_.pool.release(std::move(lease.connection));
+        } else if (log::enabled(LogLevel::debug)) {
+            log::write(LogLevel::debug, "pool: not keeping upstream connection",
+                       {{"rid", ex.request_id}, {"why", "upstream asked to close"}});
+        }
+        log_access(ex);
+        co_return client_keep_alive;
+    }
+}
+
+asio::awaitable<bool> DownstreamSession::tunnel(RequestParser& parser, Exchange& ex) {
+    const auto& cfg = context_.config;
+    auto& req = parser.get();
+    strip_hop_by_hop(req, /*keep_upgrade=*/true);
+    apply_forwarding_headers(req, {client_ip_, cfg.upstream.host_header, cfg.preserve_host, ex.request_id});
+    req.version(11);
+    if (log::enabled(LogLevel::debug))
+        log::write(LogLevel::debug, "upgrade request: tunnelling to the upstream",
+                   {{"rid", ex.request_id}, {"upgrade", std::string_view(req[http::field::upgrade])}});
+    Lease lease = co_await context_.pool.connect(ex.request_id);
+    if (!lease.connection) {
+        context_.counters.bad_gateway.fetch_add(1, std::memory_order_relaxed);
+        co_return co_await reply_error(ex, http::status::bad_gateway, "bad_gateway", lease.detail, false);
+    }
+    ex.connection = "new";
+    auto& up = *lease.connection;
+    auto sent = co_await relay_message(stream_, buffer_, parser, up.stream, cfg.idle_timeout, cfg.upstream_timeout,
+                                       nullptr, [] {});
+    if (!sent.ok()) {
+        context_.counters.bad_gateway.fetch_add(1, std::memory_order_relaxed);
+        co_return co_await reply_error(ex, http::status::bad_gateway, "bad_gateway",
+                                       "sending the upgrade request failed", false);
+    }
+    const auto sent_at = Clock::now();
+    http::response_parser<http::buffer_body> rp;
+    rp.body_limit(boost::none);
+    up.stream.expires_after(cfg.upstream_timeout);
+    auto [rec, rn] = co_await http::async_read_header(up.stream, up.buffer, rp, use_nothrow);
+    (void)rn;
+    if (rec) {
+        const bool timeout = is_timeout(rec);
+        (timeout ? context_.counters.gateway_timeout : context_.counters.bad_gateway)
+            .fetch_add(1, std::memory_order_relaxed);
+        co_return co_await reply_error(ex, timeout ? http::status::gateway_timeout : http::status::bad_gateway,
+                                       timeout ? "gateway_timeout" : "bad_gateway",
+                                       "upstream did not answer the upgrade request: " + rec.message(), false);
+    }
+    ex.upstream_ms = ms_between(sent_at, Clock::now());
+    auto& res = rp.get();
+    ex.status = res.result_int();
+    if (res.result() != http::status::switching_protocols) {
+        // Upgrade declined: an ordinary response; the upstream connection is not reused.
+        strip_hop_by_hop(res);
+        if (res.count("X-Request-ID") == 0) res.set("X-Request-ID", ex.request_id);
+        res.keep_alive(false);
+        auto got = co_await relay_message(up.stream, up.buffer, rp, stream_, cfg.upstream_timeout, cfg.idle_timeout,
+                                          nullptr, [] {});
+        ex.bytes_out = got.body_bytes;
+        log_access(ex);
+        co_return false;
+    }
+    if (res.count("X-Request-ID") == 0) res.set("X-Request-ID", ex.request_id);
+    http::response_serializer<http::buffer_body> sr{res};
+    res.body().data = nullptr;
+    res.body().more = false;
+    stream_.expires_after(cfg.idle_timeout);
+    auto [wec, wn] = co_await http::async_write_header(stream_, sr, use_nothrow);
+    (void)wn;
+    if (wec) co_return false;
+    // Bytes that arrived with the headers belong to the tunnel: pass them on first.
+    error_code ignored;
+    if (up.buffer.size() > 0) {
+        co_await asio::async_write(stream_.socket(), up.buffer.data(), use_nothrow);
+        up.buffer.consume(up.buffer.size());
+    }
+    if (buffer_.size() > 0) {
+        co_await asio::async_write(up.stream.socket(), buffer_.data(), use_nothrow);
+        buffer_.consume(buffer_.size());
+    }
+    stream_.expires_never();
+    up.stream.expires_never();
+    log_access(ex);
+    auto bytes = co_await splice(stream_.socket(), up.stream.socket());
+    if (log::enabled(LogLevel::debug))
+        log::write(LogLevel::debug, "tunnel closed",
+                   {{"rid", ex.request_id}, {"bytes_to_upstream", bytes.client_to_upstream},
+                    {"bytes_to_client", bytes.upstream_to_client}});
+    co_return false;
+}
+
+asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status status, std::string_view error,
+                                                     std::string detail, bool keep_alive) {
+    if (context_.draining.load(std::memory_order_relaxed)) keep_alive = false;
+    ex.status = static_cast<unsigned>(status);
+    ex.error = detail;
+    const auto level = static_cast<unsigned>(status) >= 500 ? LogLevel::warn : LogLevel::info;
+    log::write(level, "crudcast answered itself",
+               {{"rid", ex.request_id}, {"client", client_address_}, {"status", ex.status}, {"error", error},
+                {"detail", detail}});
+    auto res = error_response(status, error, detail, ex.request_id, 11, keep_alive);
+    ex.bytes_out = res.body().size();
+    stream_.expires_after(context_.config.idle_timeout);
+    auto [ec, n] = co_await http::async_write(stream_, res, use_nothrow);
+    (void)n;
+    log_access(ex);
+    co_return keep_alive && !ec;
+}
+
+void DownstreamSession::log_access(const Exchange& ex) const {
+    if (!log::enabled(LogLevel::info)) return;
+    const double total = ms_between(ex.start, Clock::now());
+    if (ex.upstream_ms) {
+        log::write(LogLevel::info, "request",
+                   {{"client", client_address_}, {"method", ex.method}, {"target", ex.target}, {"status", ex.status},
+                    {"bytes", ex.bytes_out}, {"upstream_ms", *ex.upstream_ms}, {"total_ms", total},
+                    {"conn", ex.connection}, {"rid", ex.request_id}});
+    } else {
+        log::write(LogLevel::info, "request",
+                   {{"client", client_address_}, {"method", ex.method}, {"target", ex.target}, {"status", ex.status},
+                    {"bytes", ex.bytes_out}, {"upstream_ms", "-"}, {"total_ms", total}, {"conn", ex.connection},
+                    {"rid", ex.request_id}});
+    }
+}
+
+}  // namespace crudcast::proxy

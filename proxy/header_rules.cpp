@@ -1,0 +1,161 @@
+// header_rules.cpp: see header_rules.hpp.
+#include "proxy/header_rules.hpp"
+
+#include <algorithm>
+#include <array>
+#include <random>
+#include <vector>
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+
+namespace crudcast::proxy {
+
+namespace beast = boost::beast;
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) { return beast::iequals(a, b); }
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+}  // namespace
+
+void strip_hop_by_hop(http::fields& fields, bool keep_upgrade) {
+    // Headers named by Connection are hop-by-hop too; collect every Connection header's tokens.
+    // (Walk the whole list: Beast's equal_range assumes same-name fields are adjacent.)
+    std::vector<std::string> named;
+    for (const auto& f : fields) {
+        if (f.name() != http::field::connection) continue;
+        for (auto token : http::token_list(f.value())) named.emplace_back(token);
+    }
+    for (const auto& name : named) {
+        if (iequals(name, "content-length") || iequals(name, "transfer-encoding") || iequals(name, "host"))
+            continue;  // framing and routing are never dropped on a client's say-so
+        if (keep_upgrade && iequals(name, "upgrade")) continue;
+        fields.erase(name);
+    }
+    fields.erase(http::field::connection);
+    fields.erase(http::field::keep_alive);
+    fields.erase("Proxy-Connection");
+    fields.erase(http::field::te);
+    fields.erase(http::field::trailer);
+    if (keep_upgrade && fields.count(http::field::upgrade) > 0) {
+        fields.set(http::field::connection, "upgrade");
+    } else {
+        fields.erase(http::field::upgrade);
+    }
+}
+
+void apply_forwarding_headers(http::fields& fields, const ForwardContext& ctx) {
+    // X-Forwarded-For: append to the chain, comma-separated, into one header.
+    std::string xff;
+    for (auto it = fields.find("X-Forwarded-For"); it != fields.end(); it = fields.find("X-Forwarded-For")) {
+        auto v = trim(it->value());
+        if (!v.empty()) {
+            if (!xff.empty()) xff += ", ";
+            xff.append(v.data(), v.size());
+        }
+        fields.erase(it);
+    }
+    if (!xff.empty()) xff += ", ";
+    xff.append(ctx.client_ip.data(), ctx.client_ip.size());
+    fields.set("X-Forwarded-For", xff);
+
+    if (fields.count("X-Forwarded-Proto") == 0) fields.set("X-Forwarded-Proto", "http");
+    const auto host = fields.find(http::field::host);
+    if (fields.count("X-Forwarded-Host") == 0 && host != fields.end() && !host->value().empty())
+        fields.set("X-Forwarded-Host", host->value());
+
+    if (!ctx.preserve_host || host == fields.end() || host->value().empty())
+        fields.set(http::field::host, ctx.upstream_host);
+
+    fields.set("X-Request-ID", ctx.request_id);
+}
+
+bool is_acceptable_request_id(std::string_view id) {
+    if (id.empty() || id.size() > 128) return false;
+    return std::all_of(id.begin(), id.end(), [](unsigned char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+               c == '_' || c == '~' || c == ':' || c == '/' || c == '+' || c == '=' || c == '@' || c == '-';
+    });
+}
+
+std::string generate_request_id() {
+    thread_local std::mt19937_64 rng{[] {
+        std::random_device rd;
+        return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+    }()};
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string id(32, '0');
+    std::uint64_t a = rng(), b = rng();
+    for (int i = 0; i < 16; ++i) {
+        id[i] = hex[(a >> (i * 4)) & 15];
+        id[16 + i] = hex[(b >> (i * 4)) & 15];
+    }
+    return id;
+}
+
+TargetDecision decide_target(std::string_view target, std::string_view base_path,
+                             std::initializer_list<std::string_view> own_authorities) {
+    TargetDecision d;
+    if (target.empty()) {
+        d.kind = TargetDecision::reject;
+        d.reason = "empty request target";
+        return d;
+    }
+    if (target.front() == '/') {
+        d.target.reserve(base_path.size() + target.size());
+        d.target.append(base_path).append(target);
+        return d;
+    }
+    if (target == "*") {
+        // OPTIONS * names the server itself; with a base path it becomes the base path.
+        d.target = base_path.empty() ? std::string("*") : std::string(base_path);
+        return d;
+    }
+    const bool http_scheme = target.size() > 7 && iequals(target.substr(0, 7), "http://");
+    const bool https_scheme = target.size() > 8 && iequals(target.substr(0, 8), "https://");
+    if (!http_scheme && !https_scheme) {
+        d.kind = TargetDecision::reject;
+        d.reason = "request target is not origin-form or absolute-form";
+        return d;
+    }
+    auto rest = target.substr(http_scheme ? 7 : 8);
+    const auto slash = rest.find_first_of("/?");
+    const auto authority = rest.substr(0, slash);
+    const bool own = std::any_of(own_authorities.begin(), own_authorities.end(),
+                                 [&](std::string_view a) { return !a.empty() && iequals(a, authority); });
+    if (!own) {
+        d.kind = TargetDecision::reject;
+        d.reason = "absolute-form target names another host; crudcast is not a forward proxy";
+        return d;
+    }
+    d.target.append(base_path);
+    if (slash == std::string_view::npos) {
+        d.target += '/';
+    } else {
+        if (rest[slash] == '?') d.target += '/';
+        d.target.append(rest.substr(slash));
+    }
+    return d;
+}
+
+bool is_upgrade_request(const http::fields& fields) {
+    if (fields.count(http::field::upgrade) == 0) return false;
+    for (const auto& f : fields) {
+        if (f.name() == http::field::connection && http::token_list(f.value()).exists("upgrade")) return true;
+    }
+    return false;
+}
+
+bool is_idempotent(std::string_view method) {
+    static constexpr std::array<std::string_view, 6> methods{"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    return std::find(methods.begin(), methods.end(), method) != methods.end();
+}
+
+}  // namespace crudcast::proxy

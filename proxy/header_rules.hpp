@@ -1,0 +1,59 @@
+// header_rules.hpp: the pure rules for what crosses the proxy: hop-by-hop headers, X-Forwarded-*,
+// Host, X-Request-ID and request targets. No I/O; tested table-driven in tests/header_rules_test.cpp.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/beast/http/fields.hpp>
+
+namespace crudcast::proxy {
+
+namespace http = boost::beast::http;
+
+// Removes the hop-by-hop headers of RFC 9110 §7.6.1 (Connection, Proxy-Connection, Keep-Alive,
+// TE, Trailer, Upgrade) and every header named in a Connection header. Transfer-Encoding and
+// Content-Length are left alone: they are the message's framing, re-applied by the serializer.
+// With keep_upgrade, Upgrade survives and "Connection: upgrade" is re-added (tunnelled upgrades).
+void strip_hop_by_hop(http::fields& fields, bool keep_upgrade = false);
+
+struct ForwardContext {
+    std::string_view client_ip;         // "127.0.0.1" or "::1"
+    std::string_view upstream_host;     // "127.0.0.1:3000", used when !preserve_host or no Host
+    bool preserve_host = true;
+    std::string_view request_id;
+};
+
+// Applies X-Forwarded-For (client appended), X-Forwarded-Proto / X-Forwarded-Host (kept when the
+// client, usually a load balancer in front of crudcast, already set them; set otherwise), Host and
+// X-Request-ID to a request about to go upstream. Call after strip_hop_by_hop.
+void apply_forwarding_headers(http::fields& fields, const ForwardContext& ctx);
+
+// A client's X-Request-ID is kept when it is 1..128 characters of [A-Za-z0-9._~:/+=@-];
+// anything else (empty, too long, spaces, control bytes) is replaced by a generated id.
+bool is_acceptable_request_id(std::string_view id);
+// 32 lower-case hex digits from a per-thread PRNG seeded from std::random_device.
+std::string generate_request_id();
+
+// What to do with a request target (RFC 9112 §3.2).
+struct TargetDecision {
+    enum Kind { forward, reject } kind = forward;
+    std::string target;  // the target to send upstream (origin-form), when forward
+    std::string reason;  // why, when reject
+};
+
+// origin-form ("/path?q") and asterisk-form ("*") pass byte for byte, prefixed with base_path.
+// absolute-form ("http://host/path") is accepted only when its authority is one of
+// `own_authorities` (crudcast's own address or the upstream's), reduced to origin-form;
+// any other host is refused, so crudcast is never an open proxy. authority-form (CONNECT) is refused.
+TargetDecision decide_target(std::string_view target, std::string_view base_path,
+                             std::initializer_list<std::string_view> own_authorities);
+
+// True when the request asks for a protocol upgrade (Connection: upgrade + Upgrade header).
+bool is_upgrade_request(const http::fields& fields);
+
+// Idempotent methods (RFC 9110 §9.2.2) may be retried on a fresh upstream connection.
+bool is_idempotent(std::string_view method);
+
+}  // namespace crudcast::proxy

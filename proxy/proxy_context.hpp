@@ -1,0 +1,49 @@
+// proxy_context.hpp: what a downstream session needs from the worker thread that owns it: the
+// configuration, this thread's upstream pool, the live-session list used for draining, and the
+// hooks through which the gateway takes over WebSocket upgrades and observes responses.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <string>
+#include <string_view>
+
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/message.hpp>
+
+#include "config/config.hpp"
+#include "proxy/asio.hpp"
+#include "proxy/upstream_pool.hpp"
+
+namespace crudcast::proxy {
+
+class DownstreamSession;
+
+// Counters shared by all threads (relaxed atomics: they only feed logs and metrics).
+struct ProxyCounters {
+    std::atomic<std::uint64_t> requests{0};
+    std::atomic<std::int64_t> open_client_connections{0};
+    std::atomic<std::uint64_t> bad_gateway{0};
+    std::atomic<std::uint64_t> gateway_timeout{0};
+};
+
+struct ProxyContext {
+    ProxyContext(asio::any_io_executor executor, const config::Config& cfg, ProxyCounters& shared,
+                 std::atomic<bool>& draining_flag)
+        : config(cfg), pool(executor, cfg), counters(shared), draining(draining_flag) {}
+
+    const config::Config& config;
+    UpstreamPool pool;
+    ProxyCounters& counters;
+    std::atomic<bool>& draining;
+    // Sessions living on this thread, so a drain can close the idle ones. Touched only by this thread.
+    std::list<DownstreamSession*> sessions;
+    // Called on this thread when the last session of the thread ends during a drain.
+    std::function<void()> on_sessions_empty;
+    // crudcast's own address as clients name it ("127.0.0.1:8080"), for absolute-form targets.
+    std::string own_authority;
+};
+
+}  // namespace crudcast::proxy

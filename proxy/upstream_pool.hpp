@@ -1,0 +1,63 @@
+// upstream_pool.hpp: one thread's pool of keep-alive connections to the upstream. Owned by a
+// worker thread and used only from it, so it takes no lock.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "config/config.hpp"
+#include "proxy/asio.hpp"
+
+namespace crudcast::proxy {
+
+struct UpstreamConnection {
+    beast::tcp_stream stream;
+    beast::flat_buffer buffer;  // bytes read from the upstream but not yet parsed
+    std::uint64_t id = 0;       // for logs: "upstream connection #12"
+    std::uint64_t requests = 0; // requests sent on it so far
+    explicit UpstreamConnection(asio::any_io_executor ex) : stream(std::move(ex)) {}
+};
+
+struct Lease {
+    std::unique_ptr<UpstreamConnection> connection;  // null on error
+    bool reused = false;
+    error_code error;
+    bool timed_out = false;  // connect timeout rather than refusal
+    std::string detail;      // human-readable cause when connection is null
+};
+
+class UpstreamPool {
+public:
+    UpstreamPool(asio::any_io_executor executor, const config::Config& config);
+
+    // An idle connection when one is alive (LIFO: the warmest), otherwise a new one.
+    // `request_id` only labels debug lines.
+    asio::awaitable<Lease> acquire(std::string_view request_id);
+    // A fresh connection, never from the idle list (retries, tunnels).
+    asio::awaitable<Lease> connect(std::string_view request_id);
+    // Gives back a connection whose last exchange ended cleanly and may be reused.
+    void release(std::unique_ptr<UpstreamConnection> connection);
+
+    std::size_t idle_count() const { return idle_.size(); }
+    // Closes every idle connection (shutdown).
+    void close_idle();
+
+private:
+    struct Idle {
+        std::unique_ptr<UpstreamConnection> connection;
+        std::chrono::steady_clock::time_point since;
+    };
+
+    asio::any_io_executor executor_;
+    const config::Config& config_;
+    tcp::resolver resolver_;
+    tcp::resolver::results_type endpoints_;
+    std::chrono::steady_clock::time_point endpoints_expiry_{};
+    std::deque<Idle> idle_;
+    std::uint64_t next_id_ = 1;
+};
+
+}  // namespace crudcast::proxy
