@@ -105,6 +105,36 @@ std::chrono::milliseconds parse_duration(const std::string& text);  // throws st
 std::uint64_t parse_size(const std::string& text);  // throws std::invalid_argument
 
 const char* to_string(LogLevel level);
+const char* to_string(LogFormat format);
 const char* to_string(Source source);
+
+// One row of the settings table (settings.cpp). parse(), help_text() and describe() are all driven
+// by it, and tests iterate it, so a new setting cannot be forgotten in --help or --check-config.
+struct SettingSpec {
+    const char* name;          // flag name without "--", also the key of Config::sources
+    const char* group;         // help section: proxy, timeouts, limits, logging, events, admin
+    const char* value_hint;    // "DURATION", "HOST:PORT", ...; "" for a boolean flag
+    const char* description;   // one line for --help
+    const char* default_text = nullptr;  // for --help; nullptr = show(Config{})
+    // Parses and validates `text` into `config`; throws std::invalid_argument whose what() is
+    // the problem (one line, without the setting's name).
+    void (*apply)(Config& config, const std::string& text);
+    std::string (*show)(const Config& config);  // effective value, for describe()
+    bool is_list = false;  // the YAML file may also give a sequence
+};
+
+const std::vector<SettingSpec>& settings();
+const SettingSpec* find_setting(const std::string& name);  // nullptr when unknown
+std::string env_var_name(const std::string& name);  // "upstream-timeout" -> "CRUDCAST_UPSTREAM_TIMEOUT"
+std::string yaml_key(const std::string& name);      // "upstream-timeout" -> "upstream_timeout"
+std::string default_text(const SettingSpec& spec);  // what --help shows as the default
+
+// `value` in double quotes with quotes, backslashes and control characters escaped, so that a
+// ConfigError quoting user input stays on one line.
+std::string quoted(const std::string& value);
+
+// Human forms used by describe() and --help: 1500ms, 5s, 2m, 1h; 16k, 1g, 1000.
+std::string format_duration(std::chrono::milliseconds duration);
+std::string format_size(std::uint64_t bytes);
 
 }  // namespace crudcast::config
