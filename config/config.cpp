@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -120,9 +121,11 @@ string file_value(const SettingSpec& spec, const YAML::Node& node, const string&
     if (node.IsScalar()) return node.Scalar();
     if (node.IsSequence() && spec.is_list) {
         string joined;
+        bool first = true;
         for (const auto& item : node) {
             if (!item.IsScalar()) throw ConfigError(spec.name, "list items must be plain values (" + where + ")");
-            joined += (joined.empty() ? "" : ",") + item.Scalar();
+            joined += (first ? "" : ",") + item.Scalar();
+            first = false;
         }
         return joined;
     }

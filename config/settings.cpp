@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "config/config.hpp"
@@ -170,7 +171,7 @@ std::vector<string> split_list(const string& text) {
 
 string join(const std::vector<string>& items) {
     string out;
-    for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+    for (std::size_t i = 0; i < items.size(); ++i) out += (i == 0 ? "" : ",") + items[i];
     return out;
 }
 

@@ -385,6 +385,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"TopLevelList", {up}, {}, "- a\n- b\n", "config", "mapping of setting: value"},
         ErrorCase{"MapForScalar", {up}, {}, "listen: {host: x}\n", "listen", "not a mapping"},
         ErrorCase{"ListForScalar", {up}, {}, "threads: [1, 2]\n", "threads", "not a list"},
+        ErrorCase{"EmptyListItemInFile", {up}, {}, "path_prefixes: [api, \"\"]\n", "path-prefixes", "empty entry"},
         ErrorCase{"NestedListItem", {up}, {}, "path_prefixes: [[a]]\n", "path-prefixes", "plain values"},
         ErrorCase{"FileValueInvalid", {up}, {}, "idle_timeout: -1\n", "idle-timeout", "set by idle_timeout in"}),
     [](const auto& info) { return info.param.name; });
