@@ -10,6 +10,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include "gateway/listener.hpp"
 #include "gateway/log.hpp"
@@ -34,6 +35,19 @@ struct Worker {
     std::thread thread;
     bool drained = false;
 };
+
+// Every 100 ms, each thread closes the overdue side of its sessions whose timeout has passed
+// (see proxy/deadline.hpp): one timer per thread instead of one per socket operation.
+asio::awaitable<void> sweep_deadlines(proxy::ProxyContext& proxy) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (;;) {
+        timer.expires_after(std::chrono::milliseconds(100));
+        auto [ec] = co_await timer.async_wait(use_nothrow);
+        if (ec) co_return;
+        const auto now = std::chrono::steady_clock::now();
+        for (auto* session : proxy.sessions) session->check_deadline(now);
+    }
+}
 
 }  // namespace
 
@@ -96,6 +110,7 @@ void Gateway::start() {
                                                                             : im.config.listen.host;
     for (auto& w : im.workers) w->proxy->own_authority = host + ":" + std::to_string(im.listener->port());
     im.listener->start();
+    for (auto& w : im.workers) asio::co_spawn(w->context, sweep_deadlines(*w->proxy), asio::detached);
     im.busy_workers = n;
     for (auto& w : im.workers) {
         w->thread = std::thread([&ctx = w->context] {

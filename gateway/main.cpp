@@ -8,6 +8,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/system/system_error.hpp>
 
 #include "config/config.hpp"
 #include "gateway/gateway.hpp"
@@ -17,15 +18,23 @@ namespace {
 
 using namespace crudcast;
 
+int cannot_listen(const config::Config& cfg, const std::string& reason) {
+    const auto& host = cfg.listen.host;
+    const bool v6 = host.find(':') != std::string::npos;
+    std::fprintf(stderr, "crudcast: cannot listen on %s%s%s:%u: %s\n", v6 ? "[" : "", host.c_str(), v6 ? "]" : "",
+                 static_cast<unsigned>(cfg.listen.port), reason.c_str());
+    return 1;
+}
+
 int run(const config::Config& cfg) {
     log::configure(cfg.log_level, cfg.log_format);
     gateway::Gateway gw(cfg);
     try {
         gw.start();
+    } catch (const boost::system::system_error& e) {
+        return cannot_listen(cfg, e.code().message());
     } catch (const std::system_error& e) {
-        std::fprintf(stderr, "crudcast: cannot listen on %s:%u: %s\n", cfg.listen.host.c_str(),
-                     static_cast<unsigned>(cfg.listen.port), e.code().message().c_str());
-        return 1;
+        return cannot_listen(cfg, e.code().message());
     }
     log::write(config::LogLevel::info, "crudcast started",
                {{"version", CRUDCAST_VERSION},

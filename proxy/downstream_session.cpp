@@ -14,6 +14,7 @@
 #include "proxy/header_rules.hpp"
 #include "proxy/relay.hpp"
 #include "proxy/tunnel.hpp"
+#include "proxy/wire.hpp"
 
 namespace crudcast::proxy {
 
@@ -48,14 +49,15 @@ struct DownstreamSession::Exchange {
 };
 
 DownstreamSession::DownstreamSession(tcp::socket socket, std::shared_ptr<ProxyContext> context)
-    : stream_(std::move(socket)), owner_(std::move(context)), context_(*owner_) {
+    : socket_(std::move(socket)), owner_(std::move(context)), context_(*owner_) {
+    deadline_.watch_client(&socket_);
     error_code ec;
-    const auto peer = stream_.socket().remote_endpoint(ec);
+    const auto peer = socket_.remote_endpoint(ec);
     client_ip_ = ec ? std::string("unknown") : peer.address().to_string();
     client_address_ = ec ? client_ip_
                          : (peer.address().is_v6() ? "[" + client_ip_ + "]" : client_ip_) + ":" +
                                std::to_string(peer.port());
-    stream_.socket().set_option(tcp::no_delay(true), ec);
+    socket_.set_option(tcp::no_delay(true), ec);
     registration_ = context_.sessions.insert(context_.sessions.end(), this);
     context_.counters.open_client_connections.fetch_add(1, std::memory_order_relaxed);
 }
@@ -68,14 +70,14 @@ DownstreamSession::~DownstreamSession() {
 }
 
 void DownstreamSession::start() {
-    asio::co_spawn(stream_.get_executor(), [self = shared_from_this()] { return self->run(); }, asio::detached);
+    asio::co_spawn(socket_.get_executor(), [self = shared_from_this()] { return self->run(); }, asio::detached);
 }
 
 void DownstreamSession::drain() {
     drain_requested_ = true;
     if (idle_) {
         error_code ignored;
-        stream_.socket().cancel(ignored);
+        socket_.cancel(ignored);
     }
 }
 
@@ -90,14 +92,14 @@ asio::awaitable<void> DownstreamSession::run() {
         // header must be complete within the client header timeout (slow-header clients).
         if (buffer_.size() == 0) {
             idle_ = true;
-            stream_.expires_after(first_request ? cfg.client_header_timeout : cfg.idle_timeout);
-            auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(8192), use_nothrow);
+            deadline_.expect(Side::client, first_request ? cfg.client_header_timeout : cfg.idle_timeout);
+            auto [ec, n] = co_await socket_.async_read_some(buffer_.prepare(8192), use_nothrow);
             idle_ = false;
             if (ec) {
                 if (log::enabled(LogLevel::debug))
                     log::write(LogLevel::debug, "client connection closed",
                                {{"client", client_address_},
-                                {"why", is_timeout(ec)           ? (first_request ? "no request within client-header-timeout"
+                                {"why", deadline_.expired()      ? (first_request ? "no request within client-header-timeout"
                                                                                    : "idle-timeout between requests")
                                         : drain_requested_        ? "draining"
                                         : ec == asio::error::eof ? "client closed"
@@ -106,7 +108,7 @@ asio::awaitable<void> DownstreamSession::run() {
             }
             buffer_.commit(n);
         }
-        stream_.expires_after(cfg.client_header_timeout);
+        deadline_.expect(Side::client, cfg.client_header_timeout);
         RequestParser parser;
         parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(cfg.max_header_bytes, UINT32_MAX)));
         if (cfg.max_body_bytes == 0) {
@@ -114,12 +116,13 @@ asio::awaitable<void> DownstreamSession::run() {
         } else {
             parser.body_limit(cfg.max_body_bytes);
         }
-        auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, use_nothrow);
+        auto [ec, n] = co_await http::async_read_header(socket_, buffer_, parser, use_nothrow);
         (void)n;
+        deadline_.clear();
         if (ec) {
             Exchange ex;
             ex.request_id = generate_request_id();
-            if (is_timeout(ec)) {
+            if (deadline_.expired()) {
                 log::write(LogLevel::info, "client disconnected: request header not complete within client-header-timeout",
                            {{"client", client_address_}, {"timeout_ms", static_cast<std::int64_t>(cfg.client_header_timeout.count())}});
                 break;
@@ -153,14 +156,16 @@ asio::awaitable<void> DownstreamSession::run() {
         first_request = false;
         if (!keep) break;
     }
+    deadline_.clear();
     error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.close();
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    socket_.close(ignored);
 }
 
 asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
     auto& req = parser.get();
     Exchange ex;
+    deadline_.watch_upstream(nullptr);
     context_.counters.requests.fetch_add(1, std::memory_order_relaxed);
     ex.method = std::string(req.method_string());
     ex.target = std::string(req.target());
@@ -193,8 +198,9 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
     apply_forwarding_headers(req, {client_ip_, cfg.upstream.host_header, cfg.preserve_host, ex.request_id});
     req.version(11);
 
-    Lease lease = co_await context_.pool.acquire(ex.request_id);
+    Lease lease = co_await context_.pool.acquire(ex.request_id, deadline_);
     for (int attempt = 1;; ++attempt) {
+        deadline_.watch_upstream(lease.connection ? &lease.connection->socket : nullptr);
         if (!lease.connection) {
             context_.counters.bad_gateway.fetch_add(1, std::memory_order_relaxed);
             co_return co_await reply_error(ex, http::status::bad_gateway, "bad_gateway", lease.detail,
@@ -206,15 +212,15 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
         if (expect_continue && has_body && attempt == 1) {
             // The upstream is reachable: now invite the client to send its body.
             static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
-            stream_.expires_after(cfg.idle_timeout);
-            auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(continue_line), use_nothrow);
+            deadline_.expect(Side::client, cfg.idle_timeout);
+            auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(continue_line), use_nothrow);
             (void)n;
             if (ec) co_return false;
         }
 
         // Request: client -> upstream. Only a body-less request can be replayed on a retry.
-        auto sent = co_await relay_message(stream_, buffer_, parser, up.stream, cfg.idle_timeout,
-                                           cfg.upstream_timeout, nullptr, [] {});
+        auto sent = co_await relay_message(deadline_, {socket_, Side::client, cfg.idle_timeout}, buffer_, parser,
+                                           {up.socket, Side::upstream, cfg.upstream_timeout}, true, nullptr, [] {});
         const auto sent_at = Clock::now();
         if (sent.read_error) {
             ex.error = "client request body: " + sent.read_error.message();
@@ -242,8 +248,13 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
                 if (log::enabled(LogLevel::debug))
                     log::write(LogLevel::debug, "retry: reused upstream connection failed on write, using a new one",
                                {{"rid", ex.request_id}, {"conn", up.id}, {"error", sent.write_error.message()}});
-                lease = co_await context_.pool.connect(ex.request_id);
+                lease = co_await context_.pool.connect(ex.request_id, deadline_);
                 continue;
+            }
+            if (is_timeout(sent.write_error)) {
+                context_.counters.gateway_timeout.fetch_add(1, std::memory_order_relaxed);
+                co_return co_await reply_error(ex, http::status::gateway_timeout, "gateway_timeout",
+                                               "the upstream did not take the request within upstream-timeout", false);
             }
             context_.counters.bad_gateway.fetch_add(1, std::memory_order_relaxed);
             co_return co_await reply_error(ex, http::status::bad_gateway, "bad_gateway",
@@ -254,15 +265,15 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
         // Response header: skip 1xx interim answers (crudcast handled Expect itself).
         std::optional<http::response_parser<http::buffer_body>> rp;
         error_code rec;
-        up.stream.expires_after(cfg.upstream_timeout);
+        deadline_.expect(Side::upstream, cfg.upstream_timeout);
         for (;;) {
             rp.emplace();
             rp->body_limit(boost::none);
             rp->header_limit(64 * 1024);
             if (is_head) rp->skip(true);
-            auto [ec, n] = co_await http::async_read_header(up.stream, up.buffer, *rp, use_nothrow);
+            auto [ec, n] = co_await http::async_read_header(up.socket, up.buffer, *rp, use_nothrow);
             (void)n;
-            rec = ec;
+            rec = deadline_.expired() ? beast::error::timeout : ec;
             if (ec || rp->get().result_int() >= 200 || rp->get().result_int() == 101) break;
             if (log::enabled(LogLevel::debug))
                 log::write(LogLevel::debug, "skipping interim upstream response",
@@ -281,7 +292,7 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
                     log::write(LogLevel::debug,
                                "retry: reused upstream connection closed before answering, using a new one",
                                {{"rid", ex.request_id}, {"conn", up.id}, {"error", rec.message()}});
-                lease = co_await context_.pool.connect(ex.request_id);
+                lease = co_await context_.pool.connect(ex.request_id, deadline_);
                 continue;
             }
             context_.counters.bad_gateway.fetch_add(1, std::memory_order_relaxed);
@@ -308,8 +319,10 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
         if (context_.draining.load(std::memory_order_relaxed) || drain_requested_) client_keep_alive = false;
         res.keep_alive(client_keep_alive);
 
-        auto got = co_await relay_message(up.stream, up.buffer, *rp, stream_, cfg.upstream_timeout, cfg.idle_timeout,
-                                          nullptr, [] {});
+        const bool body_allowed = !is_head && ex.status != 204 && ex.status != 304;
+        auto got = co_await relay_message(deadline_, {up.socket, Side::upstream, cfg.upstream_timeout}, up.buffer, *rp,
+                                          {socket_, Side::client, cfg.idle_timeout}, body_allowed, nullptr, [] {});
+        deadline_.clear();
         ex.bytes_out = got.body_bytes;
         if (got.read_error) {
             ex.error = "upstream failed mid-response: " + got.read_error.message();
@@ -324,6 +337,7 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
             log_access(ex);
             co_return false;  // the upstream connection holds unread body bytes: dropped with the lease
         }
+        deadline_.watch_upstream(nullptr);
         if (rp->keep_alive() && !rp->need_eof()) {
             context_.pool.release(std::move(lease.connection));
         } else if (log::enabled(LogLevel::debug)) {
@@ -344,15 +358,16 @@ asio::awaitable<bool> DownstreamSession::tunnel(RequestParser& parser, Exchange&
     if (log::enabled(LogLevel::debug))
         log::write(LogLevel::debug, "upgrade request: tunnelling to the upstream",
                    {{"rid", ex.request_id}, {"upgrade", std::string_view(req[http::field::upgrade])}});
-    Lease lease = co_await context_.pool.connect(ex.request_id);
+    Lease lease = co_await context_.pool.connect(ex.request_id, deadline_);
     if (!lease.connection) {
         context_.counters.bad_gateway.fetch_add(1, std::memory_order_relaxed);
         co_return co_await reply_error(ex, http::status::bad_gateway, "bad_gateway", lease.detail, false);
     }
+    deadline_.watch_upstream(&lease.connection->socket);
     ex.connection = "new";
     auto& up = *lease.connection;
-    auto sent = co_await relay_message(stream_, buffer_, parser, up.stream, cfg.idle_timeout, cfg.upstream_timeout,
-                                       nullptr, [] {});
+    auto sent = co_await relay_message(deadline_, {socket_, Side::client, cfg.idle_timeout}, buffer_, parser,
+                                       {up.socket, Side::upstream, cfg.upstream_timeout}, true, nullptr, [] {});
     if (!sent.ok()) {
         context_.counters.bad_gateway.fetch_add(1, std::memory_order_relaxed);
         co_return co_await reply_error(ex, http::status::bad_gateway, "bad_gateway",
@@ -361,11 +376,12 @@ asio::awaitable<bool> DownstreamSession::tunnel(RequestParser& parser, Exchange&
     const auto sent_at = Clock::now();
     http::response_parser<http::buffer_body> rp;
     rp.body_limit(boost::none);
-    up.stream.expires_after(cfg.upstream_timeout);
-    auto [rec, rn] = co_await http::async_read_header(up.stream, up.buffer, rp, use_nothrow);
+    deadline_.expect(Side::upstream, cfg.upstream_timeout);
+    auto [rec, rn] = co_await http::async_read_header(up.socket, up.buffer, rp, use_nothrow);
     (void)rn;
+    deadline_.clear();
     if (rec) {
-        const bool timeout = is_timeout(rec);
+        const bool timeout = deadline_.expired();
         (timeout ? context_.counters.gateway_timeout : context_.counters.bad_gateway)
             .fetch_add(1, std::memory_order_relaxed);
         co_return co_await reply_error(ex, timeout ? http::status::gateway_timeout : http::status::bad_gateway,
@@ -380,34 +396,33 @@ asio::awaitable<bool> DownstreamSession::tunnel(RequestParser& parser, Exchange&
         strip_hop_by_hop(res);
         if (res.count("X-Request-ID") == 0) res.set("X-Request-ID", ex.request_id);
         res.keep_alive(false);
-        auto got = co_await relay_message(up.stream, up.buffer, rp, stream_, cfg.upstream_timeout, cfg.idle_timeout,
-                                          nullptr, [] {});
+        auto got = co_await relay_message(deadline_, {up.socket, Side::upstream, cfg.upstream_timeout}, up.buffer, rp,
+                                          {socket_, Side::client, cfg.idle_timeout}, true, nullptr, [] {});
+        deadline_.clear();
         ex.bytes_out = got.body_bytes;
         log_access(ex);
         co_return false;
     }
     if (res.count("X-Request-ID") == 0) res.set("X-Request-ID", ex.request_id);
-    http::response_serializer<http::buffer_body> sr{res};
-    res.body().data = nullptr;
-    res.body().more = false;
-    stream_.expires_after(cfg.idle_timeout);
-    auto [wec, wn] = co_await http::async_write_header(stream_, sr, use_nothrow);
+    std::string head;
+    serialize_head(res.base(), head);
+    deadline_.expect(Side::client, cfg.idle_timeout);
+    auto [wec, wn] = co_await asio::async_write(socket_, asio::buffer(head), use_nothrow);
     (void)wn;
     if (wec) co_return false;
     // Bytes that arrived with the headers belong to the tunnel: pass them on first.
     error_code ignored;
     if (up.buffer.size() > 0) {
-        co_await asio::async_write(stream_.socket(), up.buffer.data(), use_nothrow);
+        co_await asio::async_write(socket_, up.buffer.data(), use_nothrow);
         up.buffer.consume(up.buffer.size());
     }
     if (buffer_.size() > 0) {
-        co_await asio::async_write(up.stream.socket(), buffer_.data(), use_nothrow);
+        co_await asio::async_write(up.socket, buffer_.data(), use_nothrow);
         buffer_.consume(buffer_.size());
     }
-    stream_.expires_never();
-    up.stream.expires_never();
+    deadline_.clear();  // a tunnel may idle for as long as its two ends like
     log_access(ex);
-    auto bytes = co_await splice(stream_.socket(), up.stream.socket());
+    auto bytes = co_await splice(socket_, up.socket);
     if (log::enabled(LogLevel::debug))
         log::write(LogLevel::debug, "tunnel closed",
                    {{"rid", ex.request_id}, {"bytes_to_upstream", bytes.client_to_upstream},
@@ -426,8 +441,12 @@ asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status 
                 {"detail", detail}});
     auto res = error_response(status, error, detail, ex.request_id, 11, keep_alive);
     ex.bytes_out = res.body().size();
-    stream_.expires_after(context_.config.idle_timeout);
-    auto [ec, n] = co_await http::async_write(stream_, res, use_nothrow);
+    deadline_.expect(Side::client, context_.config.idle_timeout);
+    std::string wire;
+    serialize_head(res.base(), wire);
+    wire += res.body();
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(wire), use_nothrow);
+    deadline_.clear();
     (void)n;
     log_access(ex);
     co_return keep_alive && !ec;

@@ -11,6 +11,7 @@
 #include <boost/beast/http/parser.hpp>
 
 #include "proxy/asio.hpp"
+#include "proxy/deadline.hpp"
 #include "proxy/proxy_context.hpp"
 
 namespace crudcast::proxy {
@@ -28,6 +29,8 @@ public:
     void start();
     // Drain: an idle connection (between requests) is closed now; a busy one after its response.
     void drain();
+    // The per-thread sweep: closes the overdue side when the running timeout has passed.
+    void check_deadline(std::chrono::steady_clock::time_point now) { deadline_.check(now); }
 
 private:
     using RequestParser = http::request_parser<http::buffer_body>;
@@ -43,7 +46,8 @@ private:
                                       std::string detail, bool keep_alive);
     void log_access(const Exchange& ex) const;
 
-    beast::tcp_stream stream_;
+    tcp::socket socket_;
+    Deadline deadline_;
     beast::flat_buffer buffer_;
     std::shared_ptr<ProxyContext> owner_;
     ProxyContext& context_;

@@ -1,19 +1,23 @@
-// relay.hpp: streams one HTTP message (header already parsed) from one socket to another through a
-// fixed-size buffer, so a body of any size crosses crudcast in bounded memory. Internal to proxy/.
+// relay.hpp: streams one HTTP message (its head already parsed by Beast) from one socket to
+// another through a fixed-size buffer, so a body of any size crosses crudcast in bounded memory.
+// The head and the first body bytes leave in one gather write. Internal to proxy/.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
+#include <boost/asio/write.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/serializer.hpp>
-#include <boost/beast/http/write.hpp>
 
 #include "proxy/asio.hpp"
+#include "proxy/deadline.hpp"
+#include "proxy/wire.hpp"
 
 namespace crudcast::proxy {
 
@@ -68,64 +72,79 @@ private:
     std::unique_ptr<char[]> data_;
 };
 
-// Writes parser.get() (header, then the body as it is read) from `in` to `out`. The header's first
-// write carries the first body bytes too, so a small message costs one write. `before_last_write`
-// runs once just before the write that completes the message (read-your-writes hooks).
+struct RelayLeg {
+    tcp::socket& socket;
+    Side side;
+    std::chrono::milliseconds timeout;
+};
+
+// Writes parser.get() (its head as it is now, then the body as it is read) from `from` to `to`.
+// The body is chunk-framed when the head says chunked, raw otherwise. `body_allowed` is false for
+// answers that never carry a body (to HEAD, 204, 304). `before_last_write` runs once, just before
+// the write that completes the message (the hook for read-your-writes events).
 template <bool isRequest, class BeforeLastWrite>
-asio::awaitable<RelayResult> relay_message(beast::tcp_stream& in, beast::flat_buffer& in_buffer,
-                                           http::parser<isRequest, http::buffer_body>& parser,
-                                           beast::tcp_stream& out, std::chrono::milliseconds read_timeout,
-                                           std::chrono::milliseconds write_timeout, BodyCapture* capture,
+asio::awaitable<RelayResult> relay_message(Deadline& deadline, RelayLeg from, beast::flat_buffer& from_buffer,
+                                           http::parser<isRequest, http::buffer_body>& parser, RelayLeg to,
+                                           bool body_allowed, BodyCapture* capture,
                                            BeforeLastWrite&& before_last_write) {
     RelayResult result;
     RelayBuffer chunk;  // taken only when there is a body
-    http::serializer<isRequest, http::buffer_body> serializer{parser.get()};
-    bool last_write_announced = false;
-    do {
+    std::string head;
+    head.reserve(512);
+    serialize_head(parser.get().base(), head);
+    const bool chunked = body_allowed && parser.get().chunked();
+    bool head_sent = false;
+    bool finished = false;
+    char size_line[20];
+    while (!finished) {
+        std::size_t got = 0;
         auto& body = parser.get().body();
         if (!parser.is_done()) {
             body.data = chunk.get();
             body.size = relay_buffer_size;
-            in.expires_after(read_timeout);
-            auto [ec, n] = co_await http::async_read_some(in, in_buffer, parser, use_nothrow);
+            deadline.expect(from.side, from.timeout);
+            auto [ec, n] = co_await http::async_read_some(from.socket, from_buffer, parser, use_nothrow);
             (void)n;
             if (ec == http::error::need_buffer) ec = {};
             if (ec) {
-                result.read_error = ec;
+                result.read_error = deadline.expired() ? beast::error::timeout : ec;
                 co_return result;
             }
-            const std::size_t got = relay_buffer_size - body.size;
+            got = relay_buffer_size - body.size;
             result.body_bytes += got;
             if (capture && !capture->overflow) {
                 if (capture->data.size() + got <= capture->limit) {
                     capture->data.append(chunk.get(), got);
                 } else {
                     capture->overflow = true;
-                    capture->data.clear();
-                    capture->data.shrink_to_fit();
+                    std::string().swap(capture->data);
                 }
             }
-            body.size = got;
-            body.data = chunk.get();
-            body.more = !parser.is_done();
-        } else {
-            body.data = nullptr;
-            body.size = 0;
-            body.more = false;
         }
-        if (parser.is_done() && !last_write_announced) {
-            last_write_announced = true;
+        finished = parser.is_done();
+        if (got == 0 && !finished && head_sent) continue;  // nothing new to send yet
+        std::array<asio::const_buffer, 5> out;
+        std::size_t count = 0;
+        if (!head_sent) out[count++] = asio::buffer(head);
+        if (got > 0) {
+            if (chunked) out[count++] = asio::buffer(size_line, chunk_size_line(got, size_line));
+            out[count++] = asio::buffer(chunk.get(), got);
+            if (chunked) out[count++] = asio::buffer(crlf, 2);
+        }
+        if (finished) {
+            if (chunked) out[count++] = asio::buffer(last_chunk, 5);
             before_last_write();
         }
-        out.expires_after(write_timeout);
-        auto [ec, n] = co_await http::async_write(out, serializer, use_nothrow);
+        head_sent = true;
+        deadline.expect(to.side, to.timeout);
+        auto [ec, n] = co_await asio::async_write(to.socket, std::span<const asio::const_buffer>(out.data(), count),
+                                                  use_nothrow);
         (void)n;
-        if (ec == http::error::need_buffer) ec = {};
         if (ec) {
-            result.write_error = ec;
+            result.write_error = deadline.expired() ? beast::error::timeout : ec;
             co_return result;
         }
-    } while (!parser.is_done() || !serializer.is_done());
+    }
     co_return result;
 }
 

@@ -18,7 +18,7 @@ namespace {
 bool still_usable(UpstreamConnection& c) {
     if (c.buffer.size() > 0) return false;
     char byte;
-    const auto n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    const auto n = ::recv(c.socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -27,7 +27,7 @@ bool still_usable(UpstreamConnection& c) {
 UpstreamPool::UpstreamPool(asio::any_io_executor executor, const config::Config& config)
     : executor_(executor), config_(config), resolver_(executor) {}
 
-asio::awaitable<Lease> UpstreamPool::acquire(std::string_view request_id) {
+asio::awaitable<Lease> UpstreamPool::acquire(std::string_view request_id, Deadline& deadline) {
     const auto now = std::chrono::steady_clock::now();
     while (!idle_.empty()) {
         Idle idle = std::move(idle_.back());
@@ -52,10 +52,10 @@ asio::awaitable<Lease> UpstreamPool::acquire(std::string_view request_id) {
     }
     if (log::enabled(LogLevel::debug))
         log::write(LogLevel::debug, "pool: miss, opening upstream connection", {{"rid", request_id}});
-    co_return co_await connect(request_id);
+    co_return co_await connect(request_id, deadline);
 }
 
-asio::awaitable<Lease> UpstreamPool::connect(std::string_view request_id) {
+asio::awaitable<Lease> UpstreamPool::connect(std::string_view request_id, Deadline& deadline) {
     Lease lease;
     const auto now = std::chrono::steady_clock::now();
     const auto& up = config_.upstream;
@@ -71,18 +71,21 @@ asio::awaitable<Lease> UpstreamPool::connect(std::string_view request_id) {
         endpoints_expiry_ = now + std::chrono::seconds(30);
     }
     auto connection = std::make_unique<UpstreamConnection>(executor_);
-    connection->stream.expires_after(config_.connect_timeout);
-    auto [ec, endpoint] = co_await connection->stream.async_connect(endpoints_, use_nothrow);
+    deadline.watch_upstream(&connection->socket);
+    deadline.expect(Side::upstream, config_.connect_timeout);
+    auto [ec, endpoint] = co_await asio::async_connect(connection->socket, endpoints_, use_nothrow);
+    deadline.clear();
     if (ec) {
         endpoints_expiry_ = {};  // resolve again next time
         lease.error = ec;
-        lease.timed_out = ec == beast::error::timeout;
+        lease.timed_out = deadline.expired();
         lease.detail = lease.timed_out ? "connect to upstream " + up.host_header + " timed out after " +
                                              std::to_string(config_.connect_timeout.count()) + "ms"
                                        : "connect to upstream " + up.host_header + " failed: " + ec.message();
         co_return lease;
     }
-    connection->stream.socket().set_option(tcp::no_delay(true));
+    error_code ignored;
+    connection->socket.set_option(tcp::no_delay(true), ignored);
     connection->id = next_id_++;
     if (log::enabled(LogLevel::debug))
         log::write(LogLevel::debug, "pool: connected to upstream",
@@ -98,7 +101,6 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConnection> connection) {
         // Drop the coldest one: the warm end (back) is what acquire() takes.
         idle_.pop_front();
     }
-    connection->stream.expires_never();
     idle_.push_back({std::move(connection), std::chrono::steady_clock::now()});
 }
 

@@ -10,15 +10,16 @@
 
 #include "config/config.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/deadline.hpp"
 
 namespace crudcast::proxy {
 
 struct UpstreamConnection {
-    beast::tcp_stream stream;
+    tcp::socket socket;
     beast::flat_buffer buffer;  // bytes read from the upstream but not yet parsed
     std::uint64_t id = 0;       // for logs: "upstream connection #12"
     std::uint64_t requests = 0; // requests sent on it so far
-    explicit UpstreamConnection(asio::any_io_executor ex) : stream(std::move(ex)) {}
+    explicit UpstreamConnection(asio::any_io_executor ex) : socket(std::move(ex)) {}
 };
 
 struct Lease {
@@ -34,10 +35,10 @@ public:
     UpstreamPool(asio::any_io_executor executor, const config::Config& config);
 
     // An idle connection when one is alive (LIFO: the warmest), otherwise a new one.
-    // `request_id` only labels debug lines.
-    asio::awaitable<Lease> acquire(std::string_view request_id);
+    // `request_id` only labels debug lines; `deadline` bounds the connect (connect-timeout).
+    asio::awaitable<Lease> acquire(std::string_view request_id, Deadline& deadline);
     // A fresh connection, never from the idle list (retries, tunnels).
-    asio::awaitable<Lease> connect(std::string_view request_id);
+    asio::awaitable<Lease> connect(std::string_view request_id, Deadline& deadline);
     // Gives back a connection whose last exchange ended cleanly and may be reused.
     void release(std::unique_ptr<UpstreamConnection> connection);
 
