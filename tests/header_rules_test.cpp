@@ -1,0 +1,207 @@
+// header_rules_test.cpp: table-driven tests of the pure header and target rules (proxy/header_rules)
+// and of the wire serializer (proxy/wire).
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "proxy/header_rules.hpp"
+#include "proxy/wire.hpp"
+
+namespace crudcast::proxy {
+namespace {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+http::fields make_fields(const Headers& headers) {
+    http::fields f;
+    for (const auto& [k, v] : headers) f.insert(k, v);
+    return f;
+}
+
+Headers to_list(const http::fields& f) {
+    Headers out;
+    for (const auto& field : f) out.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    return out;
+}
+
+struct HopCase {
+    const char* name;
+    Headers in;
+    Headers expected;
+    bool keep_upgrade = false;
+};
+
+class HopByHop : public ::testing::TestWithParam<HopCase> {};
+
+TEST_P(HopByHop, StripsExactlyTheHopByHopHeaders) {
+    auto f = make_fields(GetParam().in);
+    strip_hop_by_hop(f, GetParam().keep_upgrade);
+    EXPECT_EQ(to_list(f), GetParam().expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, HopByHop,
+    ::testing::Values(
+        HopCase{"standard_set",
+                {{"Host", "a"}, {"Connection", "keep-alive"}, {"Keep-Alive", "timeout=5"}, {"TE", "trailers"},
+                 {"Trailer", "X-Sum"}, {"Upgrade", "h2c"}, {"Proxy-Connection", "keep-alive"}, {"Accept", "*/*"}},
+                {{"Host", "a"}, {"Accept", "*/*"}}},
+        HopCase{"named_in_connection",
+                {{"Connection", "close, X-Secret"}, {"X-Secret", "s"}, {"x-other", "o"}},
+                {{"x-other", "o"}}},
+        HopCase{"named_in_two_connection_headers",
+                {{"Connection", "X-A"}, {"X-A", "1"}, {"X-Keep", "k"}, {"Connection", "x-b"}, {"X-B", "2"}},
+                {{"X-Keep", "k"}}},
+        HopCase{"framing_never_dropped_on_client_say_so",
+                {{"Connection", "Content-Length, Host"}, {"Host", "h"}, {"Content-Length", "3"}},
+                {{"Host", "h"}, {"Content-Length", "3"}}},
+        HopCase{"transfer_encoding_kept_as_framing",
+                {{"Transfer-Encoding", "chunked"}, {"X-Y", "z"}},
+                {{"Transfer-Encoding", "chunked"}, {"X-Y", "z"}}},
+        HopCase{"case_and_repeats_preserved",
+                {{"x-CamelCase", "1"}, {"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}},
+                {{"x-CamelCase", "1"}, {"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}}},
+        HopCase{"upgrade_kept_for_tunnels",
+                {{"Connection", "Upgrade"}, {"Upgrade", "websocket"}, {"Sec-WebSocket-Key", "k"}},
+                {{"Upgrade", "websocket"}, {"Sec-WebSocket-Key", "k"}, {"Connection", "upgrade"}},
+                true}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Forwarding, AppendsToXForwardedForAndSetsTheRest) {
+    auto f = make_fields({{"Host", "api.example"}, {"X-Forwarded-For", "1.2.3.4"}, {"X-Forwarded-For", "5.6.7.8"}});
+    apply_forwarding_headers(f, {"127.0.0.1", "127.0.0.1:3000", true, "rid-1"});
+    EXPECT_EQ(f["X-Forwarded-For"], "1.2.3.4, 5.6.7.8, 127.0.0.1");
+    EXPECT_EQ(f["X-Forwarded-Proto"], "http");
+    EXPECT_EQ(f["X-Forwarded-Host"], "api.example");
+    EXPECT_EQ(f["Host"], "api.example");
+    EXPECT_EQ(f["X-Request-ID"], "rid-1");
+}
+
+TEST(Forwarding, KeepsProtoAndHostSetByALoadBalancer) {
+    auto f = make_fields({{"Host", "internal:8080"}, {"X-Forwarded-Proto", "https"}, {"X-Forwarded-Host", "shop.example"}});
+    apply_forwarding_headers(f, {"::1", "127.0.0.1:3000", true, "r"});
+    EXPECT_EQ(f["X-Forwarded-For"], "::1");
+    EXPECT_EQ(f["X-Forwarded-Proto"], "https");
+    EXPECT_EQ(f["X-Forwarded-Host"], "shop.example");
+}
+
+TEST(Forwarding, ReplacesHostWhenNotPreservedOrMissing) {
+    auto f = make_fields({{"Host", "public.example"}});
+    apply_forwarding_headers(f, {"10.0.0.1", "127.0.0.1:3000", false, "r"});
+    EXPECT_EQ(f["Host"], "127.0.0.1:3000");
+    EXPECT_EQ(f["X-Forwarded-Host"], "public.example");
+
+    auto g = make_fields({});
+    apply_forwarding_headers(g, {"10.0.0.1", "127.0.0.1:3000", true, "r"});
+    EXPECT_EQ(g["Host"], "127.0.0.1:3000");
+    EXPECT_EQ(g.count("X-Forwarded-Host"), 0u);
+}
+
+struct IdCase {
+    std::string id;
+    bool ok;
+};
+
+class RequestIds : public ::testing::TestWithParam<IdCase> {};
+
+TEST_P(RequestIds, AcceptsOnlySafeIds) { EXPECT_EQ(is_acceptable_request_id(GetParam().id), GetParam().ok); }
+
+INSTANTIATE_TEST_SUITE_P(Table, RequestIds,
+                         ::testing::Values(IdCase{"abc-123", true}, IdCase{"7f9c2ba4-e88f-11ee-a951-0242ac120002", true},
+                                           IdCase{"trace:1/2+3=4@x~y_z.", true}, IdCase{"", false},
+                                           IdCase{"has space", false}, IdCase{"quote\"", false},
+                                           IdCase{"new\nline", false}, IdCase{std::string(128, 'a'), true},
+                                           IdCase{std::string(129, 'a'), false}));
+
+TEST(RequestIds, GeneratedIdsAreHexAndDistinct) {
+    const auto a = generate_request_id();
+    const auto b = generate_request_id();
+    EXPECT_EQ(a.size(), 32u);
+    EXPECT_NE(a, b);
+    EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos);
+    EXPECT_TRUE(is_acceptable_request_id(a));
+}
+
+struct TargetCase {
+    const char* target;
+    const char* base;
+    bool forward;
+    const char* expected;  // target when forwarded
+};
+
+class Targets : public ::testing::TestWithParam<TargetCase> {};
+
+TEST_P(Targets, Decide) {
+    const auto& c = GetParam();
+    auto d = decide_target(c.target, c.base, {"127.0.0.1:8080", "backend:3000"});
+    EXPECT_EQ(d.kind == TargetDecision::forward, c.forward) << d.reason;
+    if (c.forward) {
+        EXPECT_EQ(d.target, c.expected);
+    } else {
+        EXPECT_FALSE(d.reason.empty());
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, Targets,
+    ::testing::Values(TargetCase{"/api/authors?x=%20&y=%zz", "", true, "/api/authors?x=%20&y=%zz"},
+                      TargetCase{"/a//b/./c/../d", "", true, "/a//b/./c/../d"},
+                      TargetCase{"/caf%C3%A9;v=1?q=a+b", "", true, "/caf%C3%A9;v=1?q=a+b"},
+                      TargetCase{"/?", "", true, "/?"},
+                      TargetCase{"/x", "/base", true, "/base/x"},
+                      TargetCase{"*", "", true, "*"},
+                      TargetCase{"*", "/base", true, "/base"},
+                      TargetCase{"http://127.0.0.1:8080/p?q", "", true, "/p?q"},
+                      TargetCase{"HTTP://backend:3000", "", true, "/"},
+                      TargetCase{"http://backend:3000?q=1", "/b", true, "/b/?q=1"},
+                      TargetCase{"http://example.com/", "", false, ""},
+                      TargetCase{"http://127.0.0.1:8081/", "", false, ""},
+                      TargetCase{"https://evil.example/x", "", false, ""},
+                      TargetCase{"example.com:443", "", false, ""},
+                      TargetCase{"", "", false, ""}));
+
+TEST(Upgrade, NeedsConnectionUpgradeAndUpgradeHeader) {
+    EXPECT_TRUE(is_upgrade_request(make_fields({{"Connection", "keep-alive, Upgrade"}, {"Upgrade", "websocket"}})));
+    EXPECT_FALSE(is_upgrade_request(make_fields({{"Upgrade", "websocket"}})));
+    EXPECT_FALSE(is_upgrade_request(make_fields({{"Connection", "upgrade"}})));
+    EXPECT_TRUE(is_upgrade_request(make_fields({{"Connection", "close"}, {"Upgrade", "x"}, {"connection", "UPGRADE"}})));
+}
+
+TEST(Idempotency, Rfc9110Methods) {
+    for (const char* m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) EXPECT_TRUE(is_idempotent(m)) << m;
+    for (const char* m : {"POST", "PATCH", "PURGE", "get"}) EXPECT_FALSE(is_idempotent(m)) << m;
+}
+
+TEST(Wire, RequestHeadIsByteExact) {
+    http::request_header<> h;
+    h.method_string("PURGE");
+    h.target("/a%2Fb?x=1");
+    h.version(11);
+    h.insert("x-Lower", "v");
+    h.insert("Host", "h");
+    std::string out;
+    serialize_head(h, out);
+    EXPECT_EQ(out, "PURGE /a%2Fb?x=1 HTTP/1.1\r\nx-Lower: v\r\nHost: h\r\n\r\n");
+}
+
+TEST(Wire, ResponseHeadKeepsTheReasonPhrase) {
+    http::response_header<> h;
+    h.result(418);
+    h.reason("Short And Stout");
+    h.version(11);
+    h.insert("Content-Length", "0");
+    std::string out;
+    serialize_head(h, out);
+    EXPECT_EQ(out, "HTTP/1.1 418 Short And Stout\r\nContent-Length: 0\r\n\r\n");
+}
+
+TEST(Wire, ChunkSizeLines) {
+    char buf[20];
+    EXPECT_EQ(std::string(buf, chunk_size_line(1, buf)), "1\r\n");
+    EXPECT_EQ(std::string(buf, chunk_size_line(65536, buf)), "10000\r\n");
+    EXPECT_EQ(std::string(buf, chunk_size_line(0xabcdef, buf)), "abcdef\r\n");
+}
+
+}  // namespace
+}  // namespace crudcast::proxy
