@@ -21,13 +21,18 @@ case "${1:-all}" in
   *) echo "usage: $0 [all|runtime]" >&2; exit 2 ;;
 esac
 
-# shellcheck disable=SC2086 # word splitting of the package lists is intended
-if ! dpkg-query -W -f='${Status}\n' $PKGS 2>/dev/null | grep -qv "install ok installed" \
-   && [ "$(dpkg-query -W -f='${Status}\n' $PKGS 2>/dev/null | wc -l)" -eq "$(echo $PKGS | wc -w)" ]; then
+# Skip apt entirely when everything is already there (fast re-runs, offline machines).
+missing=""
+for p in $PKGS; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+if [ -z "$missing" ]; then
   echo "install-deps: all packages already installed"
   exit 0
 fi
 $SUDO apt-get update -qq
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $PKGS >/dev/null
-echo "install-deps: installed $(echo $PKGS | wc -w) packages"
+# shellcheck disable=SC2086 # word splitting of the package list is intended
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "install-deps: installed:$missing"
