@@ -30,6 +30,16 @@ struct UpstreamUrl {
     std::string host_header;  // "127.0.0.1:3000" (port omitted when 80)
 };
 
+// One route rule from the YAML file's `routes:` list; the first rule whose path matches wins.
+struct RouteRule {
+    std::string path;  // template: segments literal, `{name}` (a parameter) or `*` (any one segment)
+    std::optional<std::string> model;            // the event's model (topic); never "all"
+    std::optional<std::string> id;               // "{name}": that path parameter; otherwise a payload field
+    std::optional<std::string> payload_pointer;  // RFC 6901, overrides --payload-pointer
+    std::optional<std::vector<std::string>> methods;  // overrides --publish-methods
+    bool publish = true;                         // false: never an event for this path
+};
+
 struct Config {
     Endpoint listen{"0.0.0.0", 8080};
     UpstreamUrl upstream;  // required
@@ -61,6 +71,8 @@ struct Config {
     std::chrono::milliseconds ws_ping_interval{20'000};
     std::size_t ws_max_queue_messages = 4096;
     std::size_t ws_max_queue_bytes = 16 * 1024 * 1024;
+    std::vector<RouteRule> routes;                               // YAML `routes:`
+    std::vector<std::pair<std::string, std::string>> models;     // YAML `models:` plural -> singular
 
     // Admin listener (issue: observability). Empty host = off.
     std::optional<Endpoint> admin_listen = Endpoint{"127.0.0.1", 9901};
