@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# bench/proxy.sh: crudcast against nginx as a keep-alive reverse proxy, side by side in one run.
+#
+# Three fronts, all in front of the same backend, load from wrk on 127.0.0.1:
+#   direct    the backend itself (the ceiling)
+#   nginx     nginx, 1 worker, upstream keepalive 64 (bench/nginx-proxy.conf.in)
+#   crudcast  crudcast --threads 1
+# The backend is a second nginx (1 worker) that answers every request from memory with a small
+# JSON body (bench/nginx-backend.conf.in): far cheaper per request than proxying, so the fronts are
+# what is measured. GET and POST (small JSON body, bench/post.lua), each front measured in
+# BENCH_ROUNDS interleaved rounds (round-robin over the fronts, rotating the order every round) so
+# machine noise hits all fronts alike; the table shows the median over the rounds.
+# Neither proxy logs per request: nginx has access_log off, crudcast runs with --log-level warn and
+# its stderr on /dev/null.
+#
+# Environment (defaults in brackets):
+#   CRUDCAST_BIN [<repo>/build/crudcast]   NGINX_BIN [/usr/sbin/nginx]   WRK_BIN [wrk]
+#   BENCH_ROUNDS [3]  BENCH_DURATION [5s]  BENCH_WARMUP [1s, 0 = none]
+#   BENCH_THREADS [1] BENCH_CONNECTIONS [32]   (wrk -t/-c; a 2-core box runs wrk, front and backend)
+#   BENCH_GET_PATH [/api/authors/1]  BENCH_POST_PATH [/api/authors]
+#   BENCH_CRUDCAST_STANDIN [unset]   "nginx": put a second nginx where crudcast goes, to test this
+#                                    script without a crudcast binary (the ratios should be ~1.0)
+# Exit status: 0 all targets met, 2 a target missed, 1 the benchmark could not run.
+# Everything (configs, logs, raw wrk output) lives in a mktemp directory removed on exit, and every
+# process the script starts is stopped on exit.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+
+CRUDCAST_BIN=${CRUDCAST_BIN:-$root/build/crudcast}
+NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
+WRK_BIN=${WRK_BIN:-wrk}
+ROUNDS=${BENCH_ROUNDS:-3}
+DURATION=${BENCH_DURATION:-5s}
+WARMUP=${BENCH_WARMUP:-1s}
+THREADS=${BENCH_THREADS:-1}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+GET_PATH=${BENCH_GET_PATH:-/api/authors/1}
+POST_PATH=${BENCH_POST_PATH:-/api/authors}
+STANDIN=${BENCH_CRUDCAST_STANDIN:-}
+
+EXPECTED_BODY='{"id":1,"name":"Ada Lovelace","born":1815}'
+RPS_TARGET=0.90 # crudcast req/s / nginx req/s must be at least this
+P99_TARGET=1.20 # crudcast p99 / nginx p99 must be at most this
+
+die() {
+    echo "proxy.sh: $*" >&2
+    exit 1
+}
+note() { echo "$*" >&2; }
+
+case ${1:-} in
+-h | --help)
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+    exit 0
+    ;;
+"") ;;
+*) die "no arguments expected (configure with environment variables, see --help)" ;;
+esac
+
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer, got '$ROUNDS'"
+for tool in "$WRK_BIN" "$NGINX_BIN" curl python3; do
+    command -v "$tool" >/dev/null || die "'$tool' not found"
+done
+if [[ -z $STANDIN ]]; then
+    [[ -x $CRUDCAST_BIN ]] || die "no crudcast binary at $CRUDCAST_BIN (build it, or set CRUDCAST_BIN)"
+elif [[ $STANDIN != nginx ]]; then
+    die "BENCH_CRUDCAST_STANDIN must be 'nginx' or unset, got '$STANDIN'"
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/crudcast-bench.XXXXXX")
+chmod 0711 "$work" # nginx workers drop root privileges and must reach their temp dirs
+pids=()
+
+# Stop every process started here (TERM, then KILL after 5 s), remove the work directory.
+# shellcheck disable=SC2317 # called from the EXIT trap
+cleanup() {
+    local pid i
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Three distinct free loopback ports (held open together while they are picked).
+read -r port_backend port_nginx port_crudcast < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+') || true
+[[ -n ${port_crudcast:-} ]] || die "could not pick free ports"
+
+# start_nginx NAME TEMPLATE PORT [BACKEND_PORT]: render the template into $work and run nginx.
+start_nginx() {
+    local name=$1 template=$2 port=$3 backend_port=${4:-}
+    mkdir -p "$work/$name-tmp"
+    sed -e "s|@WORK@|$work|g" -e "s|@NAME@|$name|g" -e "s|@PORT@|$port|g" \
+        -e "s|@BACKEND_PORT@|$backend_port|g" "$here/$template" >"$work/$name.conf"
+    "$NGINX_BIN" -p "$work/" -c "$work/$name.conf" -e "$work/$name-error.log" </dev/null &
+    pids+=("$!")
+}
+
+# start_failed NAME WHY [LOG]: show the tail of LOG (it is deleted on exit) and give up.
+start_failed() {
+    [[ -n ${3:-} && -s ${3:-} ]] && tail -n 20 "$3" >&2
+    die "$1 $2"
+}
+
+# wait_ready NAME PORT [LOG]: until GET and POST through NAME (the process started last) answer
+# 200 with the backend's body.
+wait_ready() {
+    local name=$1 port=$2 log=${3:-} pid=${pids[-1]} i body
+    for ((i = 0; i < 100; i++)); do
+        if curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$port$GET_PATH" 2>/dev/null; then
+            body=$(curl -fsS --max-time 2 "http://127.0.0.1:$port$GET_PATH") ||
+                start_failed "$name" "failed GET $GET_PATH" "$log"
+            [[ $body == "$EXPECTED_BODY" ]] || start_failed "$name" "answered GET $GET_PATH with '$body'" "$log"
+            body=$(curl -fsS --max-time 2 -H 'Content-Type: application/json' \
+                --data '{"name":"Ada Lovelace","born":1815}' "http://127.0.0.1:$port$POST_PATH") ||
+                start_failed "$name" "failed POST $POST_PATH" "$log"
+            [[ $body == "$EXPECTED_BODY" ]] || start_failed "$name" "answered POST $POST_PATH with '$body'" "$log"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || start_failed "$name" "exited during startup" "$log"
+        sleep 0.1
+    done
+    start_failed "$name" "is not answering on 127.0.0.1:$port after 10 s" "$log"
+}
+
+start_nginx backend nginx-backend.conf.in "$port_backend"
+wait_ready backend "$port_backend" "$work/backend-error.log"
+start_nginx nginx nginx-proxy.conf.in "$port_nginx" "$port_backend"
+wait_ready nginx "$port_nginx" "$work/nginx-error.log"
+crudcast_cmd=("$CRUDCAST_BIN" --listen "127.0.0.1:$port_crudcast" --upstream "http://127.0.0.1:$port_backend"
+    --threads 1 --admin-listen off --log-level warn)
+if [[ -n $STANDIN ]]; then
+    note "NOTE: BENCH_CRUDCAST_STANDIN=nginx: the 'crudcast' front is a second nginx, not crudcast"
+    start_nginx crudcast-standin nginx-proxy.conf.in "$port_crudcast" "$port_backend"
+    wait_ready crudcast "$port_crudcast" "$work/crudcast-standin-error.log"
+else
+    "${crudcast_cmd[@]}" </dev/null >/dev/null 2>&1 &
+    pids+=("$!")
+    note "crudcast: ${crudcast_cmd[*]}  (output discarded)"
+    wait_ready crudcast "$port_crudcast"
+fi
+
+fronts=(direct nginx crudcast)
+declare -A url=(
+    [direct]="http://127.0.0.1:$port_backend"
+    [nginx]="http://127.0.0.1:$port_nginx"
+    [crudcast]="http://127.0.0.1:$port_crudcast"
+)
+
+# run_wrk FRONT METHOD DURATION: one wrk run; prints "req/s p50_us p99_us errors".
+run_wrk() {
+    local front=$1 method=$2 duration=$3 out
+    local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency)
+    local target=${url[$front]}$GET_PATH
+    if [[ $method == POST ]]; then
+        args+=(-s "$here/post.lua")
+        target=${url[$front]}$POST_PATH
+    fi
+    out=$("$WRK_BIN" "${args[@]}" "$target" 2>&1) || die "wrk failed against $front: $out"
+    printf '%s\n' "$out" >>"$work/wrk-$front-$method.txt"
+    awk '
+        function us(v) {
+            if (v ~ /us$/) return v + 0
+            if (v ~ /ms$/) return v * 1000
+            if (v ~ /s$/) return v * 1000000
+            if (v ~ /m$/) return v * 60000000
+            return v + 0
+        }
+        $1 == "50%" { p50 = us($2) }
+        $1 == "99%" { p99 = us($2) }
+        $1 == "Requests/sec:" { rps = $2 }
+        /Non-2xx or 3xx responses:/ { errors += $NF }
+        /Socket errors:/ { for (i = 3; i <= NF; i++) { gsub(",", "", $i); if ($i ~ /^[0-9]+$/) errors += $i } }
+        END {
+            if (rps == "" || p50 == "" || p99 == "") exit 1
+            printf "%.0f %.0f %.0f %d\n", rps, p50, p99, errors
+        }' <<<"$out" || die "cannot parse wrk's output against $front: $out"
+}
+
+note "crudcast proxy benchmark: $(nproc) CPUs; wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency;" \
+    "$ROUNDS rounds; GET $GET_PATH, POST $POST_PATH"
+if [[ $WARMUP != 0 && $WARMUP != 0s ]]; then
+    for front in "${fronts[@]}"; do
+        for method in GET POST; do run_wrk "$front" "$method" "$WARMUP" >/dev/null; done
+    done
+    rm -f "$work"/wrk-*.txt
+fi
+
+declare -A rps=() p50=() p99=()
+failures=0
+for ((round = 0; round < ROUNDS; round++)); do
+    for method in GET POST; do
+        for ((i = 0; i < ${#fronts[@]}; i++)); do
+            front=${fronts[(i + round) % ${#fronts[@]}]}
+            result=$(run_wrk "$front" "$method" "$DURATION")
+            read -r r a b errors <<<"$result"
+            rps[$front,$method]+="$r "
+            p50[$front,$method]+="$a "
+            p99[$front,$method]+="$b "
+            if ((errors > 0)); then
+                note "WARNING: $front $method: $errors errors or non-2xx responses in this round"
+                failures=$((failures + errors))
+            fi
+            note "$(printf 'round %d/%d %-4s %-8s %8s req/s  p50 %6s us  p99 %6s us' \
+                "$((round + 1))" "$ROUNDS" "$method" "$front" "$r" "$a" "$b")"
+        done
+    done
+done
+
+median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+ms() { awk -v us="$1" 'BEGIN { printf "%.3fms", us / 1000 }'; }
+
+declare -A med=()
+for front in "${fronts[@]}"; do
+    for method in GET POST; do
+        med[$front,$method,rps]=$(median <<<"${rps[$front,$method]}")
+        med[$front,$method,p50]=$(median <<<"${p50[$front,$method]}")
+        med[$front,$method,p99]=$(median <<<"${p99[$front,$method]}")
+    done
+done
+
+echo
+echo "median of $ROUNDS rounds, wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) CPUs shared by wrk, front and backend"
+printf '%-9s %11s %10s %10s %11s %10s %10s\n' front "GET req/s" "GET p50" "GET p99" "POST req/s" "POST p50" "POST p99"
+for front in "${fronts[@]}"; do
+    label=$front
+    [[ $front == crudcast && -n $STANDIN ]] && label="crudcast*"
+    printf '%-9s %11.0f %10s %10s %11.0f %10s %10s\n' "$label" \
+        "${med[$front,GET,rps]}" "$(ms "${med[$front,GET,p50]}")" "$(ms "${med[$front,GET,p99]}")" \
+        "${med[$front,POST,rps]}" "$(ms "${med[$front,POST,p50]}")" "$(ms "${med[$front,POST,p99]}")"
+done
+[[ -n $STANDIN ]] && echo "(* a second nginx standing in for crudcast: BENCH_CRUDCAST_STANDIN=nginx)"
+echo
+echo "crudcast / nginx:"
+missed=0
+for method in GET POST; do
+    for metric in rps p99; do
+        ratio=$(awk -v c="${med[crudcast,$method,$metric]}" -v n="${med[nginx,$method,$metric]}" \
+            'BEGIN { printf "%.2f", (n > 0 ? c / n : 0) }')
+        if [[ $metric == rps ]]; then
+            verdict=$(awk -v r="$ratio" -v t="$RPS_TARGET" 'BEGIN { print (r >= t ? "PASS" : "FAIL") }')
+            name="req/s"
+        else
+            verdict=$(awk -v r="$ratio" -v t="$P99_TARGET" 'BEGIN { print (r <= t ? "PASS" : "FAIL") }')
+            name="p99"
+        fi
+        [[ $verdict == PASS ]] || missed=1
+        printf '  %-4s %-6s ratio %5s  %s\n' "$method" "$name" "$ratio" "$verdict"
+    done
+done
+echo "target: req/s ratio >= $RPS_TARGET, p99 ratio <= $P99_TARGET"
+if ((failures > 0)); then
+    echo "WARNING: $failures errors or non-2xx responses during the measured rounds (see above)"
+    missed=1
+fi
+exit $((missed ? 2 : 0))
