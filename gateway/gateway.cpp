@@ -1,5 +1,6 @@
-// gateway.cpp: the worker threads (one single-threaded io_context each, owning its sessions and its
-// upstream pool: nothing on the request path takes a lock), the listener, and graceful drain.
+// gateway.cpp: the worker threads (one single-threaded io_context each, owning its sessions, its
+// upstream pool and its shard of subscribers: nothing on the request path takes a lock), the
+// listener, the event bus, and graceful drain.
 #include "gateway/gateway.hpp"
 
 #include <atomic>
@@ -12,8 +13,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include "bus/in_memory_bus.hpp"
+#include "gateway/event_publisher.hpp"
 #include "gateway/listener.hpp"
 #include "gateway/log.hpp"
+#include "gateway/websocket_session.hpp"
 #include "proxy/downstream_session.hpp"
 
 namespace crudcast::gateway {
@@ -23,31 +27,22 @@ using config::LogLevel;
 namespace {
 
 struct Worker {
-    Worker(const config::Config& config, proxy::ProxyCounters& counters, std::atomic<bool>& draining)
-        : context(1), guard(asio::make_work_guard(context)),
-          proxy(std::make_shared<proxy::ProxyContext>(context.get_executor(), config, counters, draining)) {}
+    Worker(std::size_t index, const config::Config& config, proxy::ProxyCounters& counters,
+           std::atomic<bool>& draining, bus::InMemoryBus& bus, WebSocketCounters& ws_counters)
+        : context(1),
+          guard(asio::make_work_guard(context)),
+          proxy(std::make_shared<proxy::ProxyContext>(context.get_executor(), config, counters, draining)),
+          ws(std::make_shared<WebSocketContext>(context.get_executor(), config, bus, index, ws_counters)) {}
 
     asio::io_context context;  // concurrency hint 1: no internal locking
     asio::executor_work_guard<asio::io_context::executor_type> guard;
     // Shared with the sessions: whichever goes last (this worker or a session destroyed by the
-    // io_context's shutdown) frees it, so no session ever points at a dead context.
+    // io_context's shutdown) frees them, so no session ever points at a dead context.
     std::shared_ptr<proxy::ProxyContext> proxy;
+    std::shared_ptr<WebSocketContext> ws;
     std::thread thread;
     bool drained = false;
 };
-
-// Every 100 ms, each thread closes the overdue side of its sessions whose timeout has passed
-// (see proxy/deadline.hpp): one timer per thread instead of one per socket operation.
-asio::awaitable<void> sweep_deadlines(proxy::ProxyContext& proxy) {
-    asio::steady_timer timer(co_await asio::this_coro::executor);
-    for (;;) {
-        timer.expires_after(std::chrono::milliseconds(100));
-        auto [ec] = co_await timer.async_wait(use_nothrow);
-        if (ec) co_return;
-        const auto now = std::chrono::steady_clock::now();
-        for (auto* session : proxy.sessions) session->check_deadline(now);
-    }
-}
 
 }  // namespace
 
@@ -56,7 +51,11 @@ struct Gateway::Impl {
 
     config::Config config;
     proxy::ProxyCounters counters;
+    WebSocketCounters ws_counters;
+    EventCounters event_counters;
     std::atomic<bool> draining{false};
+    std::unique_ptr<bus::InMemoryBus> bus;        // outlives the workers (posted deliveries point at it)
+    std::unique_ptr<EventPublisher> publisher;
     std::vector<std::unique_ptr<Worker>> workers;
     std::unique_ptr<Listener> listener;
     std::atomic<unsigned> busy_workers{0};
@@ -75,6 +74,24 @@ struct Gateway::Impl {
     void stop_all() {
         for (auto& w : workers) w->context.stop();
     }
+
+    // Every 100 ms, each thread closes the overdue side of its sessions whose timeout has passed
+    // (see proxy/deadline.hpp: one timer per thread instead of one per socket operation), and
+    // during a drain notices when its last session has gone.
+    asio::awaitable<void> sweep(Worker& w) {
+        asio::steady_timer timer(co_await asio::this_coro::executor);
+        for (;;) {
+            timer.expires_after(std::chrono::milliseconds(100));
+            auto [ec] = co_await timer.async_wait(use_nothrow);
+            if (ec) co_return;
+            const auto now = std::chrono::steady_clock::now();
+            for (auto* session : w.proxy->sessions) session->check_deadline(now);
+            if (draining.load() && w.proxy->sessions.empty() && w.ws->sessions.empty()) {
+                worker_drained(w);
+                co_return;
+            }
+        }
+    }
 };
 
 Gateway::Gateway(config::Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
@@ -89,9 +106,18 @@ Gateway::~Gateway() {
 void Gateway::start() {
     auto& im = *impl_;
     const unsigned n = std::max(1u, im.config.threads);
+    im.bus = std::make_unique<bus::InMemoryBus>(n, [&im](std::size_t shard, std::function<void()> fn) {
+        asio::post(im.workers[shard]->context, std::move(fn));
+    });
+    im.publisher = std::make_unique<EventPublisher>(im.config, *im.bus, im.event_counters);
     for (unsigned i = 0; i < n; ++i) {
-        auto w = std::make_unique<Worker>(im.config, im.counters, im.draining);
-        w->proxy->on_sessions_empty = [&im, raw = w.get()] { im.worker_drained(*raw); };
+        auto w = std::make_unique<Worker>(i, im.config, im.counters, im.draining, *im.bus, im.ws_counters);
+        w->proxy->observer = im.publisher.get();
+        w->proxy->websocket_handoff = [ws = w->ws](tcp::socket socket, http::request<http::buffer_body> request,
+                                                   beast::flat_buffer leftover, std::string client, std::string rid) {
+            std::make_shared<WebSocketSession>(std::move(socket), ws, std::move(client), std::move(rid))
+                ->start(std::move(request), std::move(leftover));
+        };
         im.workers.push_back(std::move(w));
     }
     std::vector<asio::io_context*> contexts;
@@ -110,7 +136,7 @@ void Gateway::start() {
                                                                             : im.config.listen.host;
     for (auto& w : im.workers) w->proxy->own_authority = host + ":" + std::to_string(im.listener->port());
     im.listener->start();
-    for (auto& w : im.workers) asio::co_spawn(w->context, sweep_deadlines(*w->proxy), asio::detached);
+    for (auto& w : im.workers) asio::co_spawn(w->context, im.sweep(*w), asio::detached);
     im.busy_workers = n;
     for (auto& w : im.workers) {
         w->thread = std::thread([&ctx = w->context] {
@@ -148,12 +174,14 @@ void Gateway::shutdown() {
             im.stop_all();
         });
         for (auto& w : im.workers) {
-            asio::post(w->context, [&im, raw = w.get()] {
+            asio::post(w->context, [raw = w.get()] {
                 // Copy: drain() may end a session, which unregisters itself from the list.
-                std::vector<proxy::DownstreamSession*> sessions(raw->proxy->sessions.begin(), raw->proxy->sessions.end());
+                std::vector<proxy::DownstreamSession*> sessions(raw->proxy->sessions.begin(),
+                                                                raw->proxy->sessions.end());
                 for (auto* s : sessions) s->drain();
+                std::vector<WebSocketSession*> subscribers(raw->ws->sessions.begin(), raw->ws->sessions.end());
+                for (auto* s : subscribers) s->go_away();
                 raw->proxy->pool.close_idle();
-                if (raw->proxy->sessions.empty()) im.worker_drained(*raw);
             });
         }
     });
@@ -164,11 +192,6 @@ void Gateway::wait() {
         if (w->thread.joinable()) w->thread.join();
     }
     impl_->drain_deadline.reset();
-    // Sessions still referenced by stopped contexts are destroyed with the contexts, before the
-    // ProxyContext they point at (members of the same Worker, destroyed in reverse order).
-    for (auto& w : impl_->workers) {
-        w->proxy->on_sessions_empty = nullptr;
-    }
     impl_->started = false;
 }
 

@@ -4,7 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+#include <new>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -32,13 +35,32 @@ struct Field {
     Field(std::string_view k, double v);  // written with 1 decimal (milliseconds)
     Field(std::string_view k, bool v) : key(k), text(v ? "true" : "false"), number(true) {}
 
+    // Numbers are formatted into `storage`; a copy must point at its own storage.
+    Field(const Field& other) : key(other.key), text(other.text), number(other.number) {
+        std::memcpy(storage, other.storage, sizeof storage);
+        if (other.owns_text()) text = std::string_view(storage + (other.text.data() - other.storage), other.text.size());
+    }
+    Field& operator=(const Field& other) {
+        if (this != &other) {
+            this->~Field();
+            new (this) Field(other);
+        }
+        return *this;
+    }
+
     std::string_view key;
     std::string_view text;
     bool number = false;
     char storage[32] = {};
+
+private:
+    bool owns_text() const { return text.data() >= storage && text.data() < storage + sizeof storage; }
 };
 
 // Writes one line: `<time> <level> <message> key=value ...` or a JSON object.
-void write(LogLevel level, std::string_view message, std::initializer_list<Field> fields = {});
+void write(LogLevel level, std::string_view message, std::span<const Field> fields);
+inline void write(LogLevel level, std::string_view message, std::initializer_list<Field> fields = {}) {
+    write(level, message, std::span<const Field>(fields.begin(), fields.size()));
+}
 
 }  // namespace crudcast::log

@@ -29,6 +29,11 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 
 bool is_timeout(const error_code& ec) { return ec == beast::error::timeout; }
 
+template <class Parser>
+bool has_unread_body(const Parser& parser) {
+    return !parser.is_done();
+}
+
 bool is_client_gone(const error_code& ec) {
     return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
            ec == asio::error::broken_pipe || ec == asio::error::operation_aborted;
@@ -46,6 +51,7 @@ struct DownstreamSession::Exchange {
     std::optional<double> upstream_ms;
     const char* connection = "-";  // upstream connection: new, reused, or - (none)
     std::string error;             // why crudcast answered itself, or why the exchange broke
+    NoteFields note;               // the observer's fields for the access line (events)
 };
 
 DownstreamSession::DownstreamSession(tcp::socket socket, std::shared_ptr<ProxyContext> context)
@@ -65,8 +71,6 @@ DownstreamSession::DownstreamSession(tcp::socket socket, std::shared_ptr<ProxyCo
 DownstreamSession::~DownstreamSession() {
     context_.counters.open_client_connections.fetch_sub(1, std::memory_order_relaxed);
     context_.sessions.erase(registration_);
-    if (context_.sessions.empty() && context_.draining.load() && context_.on_sessions_empty)
-        context_.on_sessions_empty();
 }
 
 void DownstreamSession::start() {
@@ -178,6 +182,22 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
     auto decision = decide_target(ex.target, cfg.upstream.base_path, {context_.own_authority, cfg.upstream.host_header});
     if (decision.kind == TargetDecision::reject) {
         co_return co_await reply_error(ex, http::status::bad_request, "bad_request", decision.reason, false);
+    }
+    const auto path = std::string_view(ex.target).substr(0, ex.target.find('?'));
+    if (context_.websocket_handoff && path == cfg.ws_path) {
+        if (is_upgrade_request(req) && beast::iequals(req[http::field::upgrade], "websocket")) {
+            ex.status = 101;
+            ex.note.emplace_back("ws", "subscribe");
+            log_access(ex);
+            deadline_.clear();
+            context_.websocket_handoff(std::move(socket_), parser.release(), std::move(buffer_), client_address_,
+                                       ex.request_id);
+            co_return false;
+        }
+        co_return co_await reply_error(ex, http::status::upgrade_required, "upgrade_required",
+                                       "this is crudcast's event stream: connect with a WebSocket client, e.g. ws://HOST" +
+                                           cfg.ws_path + "?topic=author",
+                                       !has_unread_body(parser), "websocket");
     }
     req.target(decision.target);
     if (is_upgrade_request(req)) co_return co_await tunnel(parser, ex);
@@ -308,6 +328,9 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
         // Response: upstream -> client, headers untouched but for hop-by-hop and X-Request-ID.
         auto& res = rp->get();
         ex.status = res.result_int();
+        const ObservedRequest observed{ex.method, ex.target, ex.request_id};
+        BodyCapture capture;
+        if (context_.observer) capture.limit = context_.observer->on_response_head(observed, res.base(), ex.note);
         strip_hop_by_hop(res);
         if (res.count("X-Request-ID") == 0) res.set("X-Request-ID", ex.request_id);
         const bool eof_delimited = rp->need_eof() && !is_head && ex.status != 204 && ex.status != 304;
@@ -320,8 +343,14 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
         res.keep_alive(client_keep_alive);
 
         const bool body_allowed = !is_head && ex.status != 204 && ex.status != 304;
-        auto got = co_await relay_message(deadline_, {up.socket, Side::upstream, cfg.upstream_timeout}, up.buffer, *rp,
-                                          {socket_, Side::client, cfg.idle_timeout}, body_allowed, nullptr, [] {});
+        auto got = co_await relay_message(
+            deadline_, {up.socket, Side::upstream, cfg.upstream_timeout}, up.buffer, *rp,
+            {socket_, Side::client, cfg.idle_timeout}, body_allowed, capture.limit > 0 ? &capture : nullptr, [&] {
+                // Read-your-writes: the event is on the bus before the client has the last byte.
+                if (capture.limit > 0)
+                    context_.observer->on_response_complete(observed, res.base(), capture.data, capture.overflow,
+                                                            ex.note);
+            });
         deadline_.clear();
         ex.bytes_out = got.body_bytes;
         if (got.read_error) {
@@ -431,7 +460,7 @@ asio::awaitable<bool> DownstreamSession::tunnel(RequestParser& parser, Exchange&
 }
 
 asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status status, std::string_view error,
-                                                     std::string detail, bool keep_alive) {
+                                                     std::string detail, bool keep_alive, std::string_view upgrade) {
     if (context_.draining.load(std::memory_order_relaxed)) keep_alive = false;
     ex.status = static_cast<unsigned>(status);
     ex.error = detail;
@@ -440,6 +469,7 @@ asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status 
                {{"rid", ex.request_id}, {"client", client_address_}, {"status", ex.status}, {"error", error},
                 {"detail", detail}});
     auto res = error_response(status, error, detail, ex.request_id, 11, keep_alive);
+    if (!upgrade.empty()) res.set(http::field::upgrade, upgrade);
     ex.bytes_out = res.body().size();
     deadline_.expect(Side::client, context_.config.idle_timeout);
     std::string wire;
@@ -455,17 +485,23 @@ asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status 
 void DownstreamSession::log_access(const Exchange& ex) const {
     if (!log::enabled(LogLevel::info)) return;
     const double total = ms_between(ex.start, Clock::now());
+    thread_local std::vector<log::Field> fields;
+    fields.clear();
+    fields.emplace_back("client", client_address_);
+    fields.emplace_back("method", ex.method);
+    fields.emplace_back("target", ex.target);
+    fields.emplace_back("status", ex.status);
+    fields.emplace_back("bytes", ex.bytes_out);
     if (ex.upstream_ms) {
-        log::write(LogLevel::info, "request",
-                   {{"client", client_address_}, {"method", ex.method}, {"target", ex.target}, {"status", ex.status},
-                    {"bytes", ex.bytes_out}, {"upstream_ms", *ex.upstream_ms}, {"total_ms", total},
-                    {"conn", ex.connection}, {"rid", ex.request_id}});
+        fields.emplace_back("upstream_ms", *ex.upstream_ms);
     } else {
-        log::write(LogLevel::info, "request",
-                   {{"client", client_address_}, {"method", ex.method}, {"target", ex.target}, {"status", ex.status},
-                    {"bytes", ex.bytes_out}, {"upstream_ms", "-"}, {"total_ms", total}, {"conn", ex.connection},
-                    {"rid", ex.request_id}});
+        fields.emplace_back("upstream_ms", "-");
     }
+    fields.emplace_back("total_ms", total);
+    fields.emplace_back("conn", ex.connection);
+    fields.emplace_back("rid", ex.request_id);
+    for (const auto& [key, value] : ex.note) fields.emplace_back(key, value);
+    log::write(LogLevel::info, "request", fields);
 }
 
 }  // namespace crudcast::proxy

@@ -43,7 +43,7 @@ private:
     asio::awaitable<bool> tunnel(RequestParser& parser, Exchange& ex);
     // Answers with crudcast's own JSON error; returns whether the connection may stay open.
     asio::awaitable<bool> reply_error(Exchange& ex, http::status status, std::string_view error,
-                                      std::string detail, bool keep_alive);
+                                      std::string detail, bool keep_alive, std::string_view upgrade = {});
     void log_access(const Exchange& ex) const;
 
     tcp::socket socket_;

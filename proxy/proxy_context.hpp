@@ -15,9 +15,12 @@
 
 #include "config/config.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/exchange_observer.hpp"
 #include "proxy/upstream_pool.hpp"
 
 namespace crudcast::proxy {
+
+namespace http = beast::http;
 
 class DownstreamSession;
 
@@ -40,10 +43,14 @@ struct ProxyContext {
     std::atomic<bool>& draining;
     // Sessions living on this thread, so a drain can close the idle ones. Touched only by this thread.
     std::list<DownstreamSession*> sessions;
-    // Called on this thread when the last session of the thread ends during a drain.
-    std::function<void()> on_sessions_empty;
     // crudcast's own address as clients name it ("127.0.0.1:8080"), for absolute-form targets.
     std::string own_authority;
+    // Watches every forwarded exchange (events); may be null.
+    ExchangeObserver* observer = nullptr;
+    // Takes over a WebSocket upgrade at the ws path (the socket, the request, bytes read past its
+    // head, the client's address for logs, the request id). Null: the ws path is proxied.
+    std::function<void(tcp::socket, http::request<http::buffer_body>, beast::flat_buffer, std::string, std::string)>
+        websocket_handoff;
 };
 
 }  // namespace crudcast::proxy

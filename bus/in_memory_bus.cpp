@@ -1,0 +1,90 @@
+// in_memory_bus.cpp: see in_memory_bus.hpp.
+#include "bus/in_memory_bus.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+namespace crudcast::bus {
+
+std::vector<std::string> normalize_topics(const std::vector<std::string>& topics) {
+    std::vector<std::string> out;
+    for (auto t : topics) {
+        std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+        if (t.empty()) continue;
+        if (t == "all") return {"all"};
+        if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(std::move(t));
+    }
+    if (out.empty()) out.push_back("all");
+    return out;
+}
+
+InMemoryBus::InMemoryBus(std::size_t shards, PostFn post_to_shard)
+    : shards_(shards), post_(std::move(post_to_shard)) {}
+
+void InMemoryBus::subscribe(std::size_t shard, Subscriber* subscriber, const std::vector<std::string>& topics) {
+    auto& s = shards_[shard];
+    for (const auto& t : topics) {
+        if (t == "all") {
+            s.all.push_back(subscriber);
+        } else {
+            s.by_topic[t].push_back(subscriber);
+        }
+    }
+    std::lock_guard lock(mutex_);
+    for (const auto& t : topics) ++counts_[t];
+}
+
+void InMemoryBus::unsubscribe(std::size_t shard, Subscriber* subscriber, const std::vector<std::string>& topics) {
+    auto& s = shards_[shard];
+    auto remove = [subscriber](std::vector<Subscriber*>& v) { std::erase(v, subscriber); };
+    for (const auto& t : topics) {
+        if (t == "all") {
+            remove(s.all);
+        } else if (auto it = s.by_topic.find(t); it != s.by_topic.end()) {
+            remove(it->second);
+            if (it->second.empty()) s.by_topic.erase(it);
+        }
+    }
+    std::lock_guard lock(mutex_);
+    for (const auto& t : topics) {
+        if (auto it = counts_.find(t); it != counts_.end() && --it->second == 0) counts_.erase(it);
+    }
+}
+
+PublishResult InMemoryBus::publish(Event event) {
+    PublishResult result;
+    std::lock_guard lock(mutex_);
+    // Seq, timestamp and the posts to every shard happen under one lock: each shard's queue then
+    // receives frames in seq order, whichever thread published them.
+    event.seq = seq_.load(std::memory_order_relaxed) + 1;
+    event.ts = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    auto frame = std::make_shared<const std::string>(websocket_text_frame(serialize(event)));
+    seq_.store(event.seq, std::memory_order_relaxed);
+    result.seq = event.seq;
+    if (auto it = counts_.find(event.model); it != counts_.end()) result.subscribers += it->second;
+    if (auto it = counts_.find("all"); it != counts_.end()) result.subscribers += it->second;
+    if (result.subscribers == 0) return result;
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+        post_(i, [this, i, model = event.model, frame, seq = event.seq] { deliver_on_shard(i, model, frame, seq); });
+    }
+    return result;
+}
+
+void InMemoryBus::deliver_on_shard(std::size_t shard, const std::string& model, const Frame& frame,
+                                   std::uint64_t seq) {
+    auto& s = shards_[shard];
+    // A subscriber is in "all" or in its model lists, never both (normalize_topics): exactly once.
+    if (auto it = s.by_topic.find(model); it != s.by_topic.end()) {
+        for (auto* sub : it->second) sub->deliver(frame, seq);
+    }
+    for (auto* sub : s.all) sub->deliver(frame, seq);
+}
+
+std::vector<std::pair<std::string, std::size_t>> InMemoryBus::subscriber_counts() const {
+    std::lock_guard lock(mutex_);
+    return {counts_.begin(), counts_.end()};
+}
+
+}  // namespace crudcast::bus

@@ -1,0 +1,47 @@
+// in_memory_bus.hpp: the embedded bus for one process. One shard per worker thread holds that
+// thread's subscribers by topic; publish stamps seq under one short lock and posts the one shared
+// frame to each shard, in seq order, so no lock is ever held while a socket is written.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "bus/bus.hpp"
+
+namespace crudcast::bus {
+
+class InMemoryBus : public Bus {
+public:
+    // `post_to_shard(i, fn)` must run fn on shard i's thread (asio::post to its io_context).
+    using PostFn = std::function<void(std::size_t shard, std::function<void()> fn)>;
+    InMemoryBus(std::size_t shards, PostFn post_to_shard);
+
+    // Called on shard `shard`'s thread. `topics` as returned by normalize_topics.
+    void subscribe(std::size_t shard, Subscriber* subscriber, const std::vector<std::string>& topics);
+    void unsubscribe(std::size_t shard, Subscriber* subscriber, const std::vector<std::string>& topics);
+
+    PublishResult publish(Event event) override;
+
+    std::uint64_t last_seq() const { return seq_.load(std::memory_order_relaxed); }
+    // Subscribers per topic ("all" included), for metrics and logs.
+    std::vector<std::pair<std::string, std::size_t>> subscriber_counts() const;
+
+private:
+    struct Shard {
+        std::unordered_map<std::string, std::vector<Subscriber*>> by_topic;
+        std::vector<Subscriber*> all;
+    };
+    void deliver_on_shard(std::size_t shard, const std::string& model, const Frame& frame, std::uint64_t seq);
+
+    std::vector<Shard> shards_;  // each touched only by its own thread
+    PostFn post_;
+    mutable std::mutex mutex_;   // orders publications; guards counts_
+    std::unordered_map<std::string, std::size_t> counts_;
+    std::atomic<std::uint64_t> seq_{0};
+};
+
+}  // namespace crudcast::bus

@@ -1,0 +1,80 @@
+// event_publisher.cpp: see event_publisher.hpp.
+#include "gateway/event_publisher.hpp"
+
+#include <charconv>
+
+#include "gateway/log.hpp"
+
+namespace crudcast::gateway {
+
+using config::LogLevel;
+
+namespace {
+
+long long content_length_of(const http::response_header<>& head) {
+    const auto it = head.find(http::field::content_length);
+    if (it == head.end()) return -1;
+    long long n = -1;
+    const auto v = it->value();
+    auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+    return r.ec == std::errc() ? n : -1;
+}
+
+}  // namespace
+
+EventPublisher::EventPublisher(const config::Config& config, bus::Bus& bus, EventCounters& counters)
+    : config_(config), mapper_(config), bus_(bus), counters_(counters) {}
+
+void EventPublisher::skip(const proxy::ObservedRequest& request, unsigned status, const std::string& reason,
+                          const std::string& detail, proxy::NoteFields& note) {
+    counters_.skipped.fetch_add(1, std::memory_order_relaxed);
+    std::string shown = reason == "status" ? "status-" + std::to_string(status) : reason;
+    if (reason == "too-large") {
+        log::write(LogLevel::warn, "no event: response body larger than max-event-bytes",
+                   {{"rid", request.request_id}, {"max_event_bytes", static_cast<std::uint64_t>(config_.max_event_bytes)}});
+    } else if (log::enabled(LogLevel::debug)) {
+        log::write(LogLevel::debug, "no event", {{"rid", request.request_id}, {"reason", shown}, {"detail", detail}});
+    }
+    note.emplace_back("event", "none");
+    note.emplace_back("reason", std::move(shown));
+}
+
+std::size_t EventPublisher::on_response_head(const proxy::ObservedRequest& request, const http::response_header<>& head,
+                                             proxy::NoteFields& note) {
+    const auto reason = mapper_.precheck(request.method, request.target, head.result_int(),
+                                         std::string_view(head[http::field::content_type]), content_length_of(head));
+    if (!reason.empty()) {
+        skip(request, head.result_int(), reason, "decided from the response head", note);
+        return 0;
+    }
+    return config_.max_event_bytes;
+}
+
+void EventPublisher::on_response_complete(const proxy::ObservedRequest& request, const http::response_header<>& head,
+                                          std::string_view body, bool overflow, proxy::NoteFields& note) {
+    Exchange exchange;
+    exchange.method = request.method;
+    exchange.target = request.target;
+    exchange.status = head.result_int();
+    exchange.content_type = std::string_view(head[http::field::content_type]);
+    exchange.body = body;
+    exchange.body_too_large = overflow;
+    auto result = mapper_.map(exchange);
+    if (!result.event) {
+        skip(request, exchange.status, result.reason, result.detail, note);
+        return;
+    }
+    const std::string label = result.event->model + "/" + result.event->method;
+    std::string id = result.event->id_json;
+    if (id.size() >= 2 && id.front() == '"') id = id.substr(1, id.size() - 2);  // readable in the log
+    if (log::enabled(LogLevel::debug) && !result.detail.empty())
+        log::write(LogLevel::debug, "event mapping", {{"rid", request.request_id}, {"detail", result.detail}});
+    const auto published = bus_.publish(std::move(*result.event));
+    counters_.published.fetch_add(1, std::memory_order_relaxed);
+    note.emplace_back("event", label);
+    note.emplace_back("id", std::move(id));
+    note.emplace_back("seq", std::to_string(published.seq));
+    note.emplace_back("subs", std::to_string(published.subscribers));
+}
+
+}  // namespace crudcast::gateway

@@ -1,0 +1,40 @@
+// event_publisher.hpp: the bridge from proxied exchanges to the bus: asks the EventMapper whether a
+// response can make an event, has the proxy capture its body, publishes the event before the
+// response's last byte leaves, and tells the access line what happened (event=... or reason=...).
+#pragma once
+
+#include <atomic>
+
+#include "bus/bus.hpp"
+#include "gateway/event_mapper.hpp"
+#include "proxy/exchange_observer.hpp"
+
+namespace crudcast::gateway {
+
+namespace http = boost::beast::http;
+
+struct EventCounters {
+    std::atomic<std::uint64_t> published{0};
+    std::atomic<std::uint64_t> skipped{0};
+};
+
+class EventPublisher : public proxy::ExchangeObserver {
+public:
+    EventPublisher(const config::Config& config, bus::Bus& bus, EventCounters& counters);
+
+    std::size_t on_response_head(const proxy::ObservedRequest& request, const http::response_header<>& head,
+                                 proxy::NoteFields& note) override;
+    void on_response_complete(const proxy::ObservedRequest& request, const http::response_header<>& head,
+                              std::string_view body, bool overflow, proxy::NoteFields& note) override;
+
+private:
+    void skip(const proxy::ObservedRequest& request, unsigned status, const std::string& reason,
+              const std::string& detail, proxy::NoteFields& note);
+
+    const config::Config& config_;
+    EventMapper mapper_;
+    bus::Bus& bus_;
+    EventCounters& counters_;
+};
+
+}  // namespace crudcast::gateway

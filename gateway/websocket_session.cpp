@@ -1,0 +1,394 @@
+// websocket_session.cpp: see websocket_session.hpp. Frame layout per RFC 6455 §5.2.
+#include "gateway/websocket_session.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+#include "gateway/log.hpp"
+
+namespace crudcast::gateway {
+
+using config::LogLevel;
+namespace websocket = beast::websocket;
+
+namespace {
+
+constexpr std::size_t max_client_frame = 64 * 1024;  // subscribers have nothing big to send
+constexpr std::size_t coalesce_below = 4096;          // frames smaller than this are copied together
+constexpr std::size_t max_write_bytes = 512 * 1024;   // one write carries at most this much
+constexpr auto close_grace = std::chrono::seconds(5);
+
+enum Opcode : std::uint8_t { continuation = 0, text = 1, binary = 2, close_op = 8, ping = 9, pong = 10 };
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+std::string percent_decode(std::string_view s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+            out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+            i += 2;
+        } else if (s[i] == '+') {
+            out += ' ';
+        } else {
+            out += s[i];
+        }
+    }
+    return out;
+}
+
+std::string join(const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v) {
+        if (!out.empty()) out += ',';
+        out += s;
+    }
+    return out;
+}
+
+}  // namespace
+
+std::vector<std::string> topics_from_query(std::string_view target) {
+    std::vector<std::string> topics;
+    const auto q = target.find('?');
+    if (q != std::string_view::npos) {
+        auto query = target.substr(q + 1);
+        while (!query.empty()) {
+            const auto amp = query.find('&');
+            auto pair = query.substr(0, amp);
+            query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+            const auto eq = pair.find('=');
+            if (percent_decode(pair.substr(0, eq)) != "topic" || eq == std::string_view::npos) continue;
+            auto value = percent_decode(pair.substr(eq + 1));
+            std::string_view rest = value;
+            while (!rest.empty()) {
+                const auto comma = rest.find(',');
+                auto topic = rest.substr(0, comma);
+                while (!topic.empty() && topic.front() == ' ') topic.remove_prefix(1);
+                while (!topic.empty() && topic.back() == ' ') topic.remove_suffix(1);
+                if (!topic.empty()) topics.emplace_back(topic);
+                rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+            }
+        }
+    }
+    return bus::normalize_topics(topics);
+}
+
+void WebSocketContext::flush() {
+    flush_posted = false;
+    auto batch = std::move(dirty);
+    dirty.clear();
+    for (auto& session : batch) {
+        session->dirty_ = false;
+        if (!session->writing_) session->write_pending();
+    }
+}
+
+WebSocketSession::WebSocketSession(tcp::socket socket, std::shared_ptr<WebSocketContext> context,
+                                   std::string client_address, std::string request_id)
+    : socket_(std::move(socket)),
+      owner_(std::move(context)),
+      context_(*owner_),
+      client_address_(std::move(client_address)),
+      request_id_(std::move(request_id)),
+      ping_timer_(socket_.get_executor()),
+      close_timer_(socket_.get_executor()) {
+    registration_ = context_.sessions.insert(context_.sessions.end(), this);
+    context_.counters.open.fetch_add(1, std::memory_order_relaxed);
+    context_.counters.connections.fetch_add(1, std::memory_order_relaxed);
+}
+
+WebSocketSession::~WebSocketSession() {
+    context_.counters.open.fetch_sub(1, std::memory_order_relaxed);
+    context_.sessions.erase(registration_);
+}
+
+void WebSocketSession::start(http::request<http::buffer_body> request, beast::flat_buffer leftover) {
+    read_buffer_ = std::move(leftover);
+    asio::co_spawn(socket_.get_executor(),
+                   [self = shared_from_this(), req = std::move(request)]() mutable { return self->run(std::move(req)); },
+                   asio::detached);
+}
+
+asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> request) {
+    topics_ = topics_from_query(request.target());
+    {
+        // Beast validates the upgrade and writes the 101; frames after it are crudcast's own.
+        websocket::stream<tcp::socket&> ws(socket_);
+        ws.set_option(websocket::stream_base::decorator(
+            [](websocket::response_type& res) { res.set(http::field::server, "crudcast"); }));
+        request.body().data = nullptr;
+        auto [ec] = co_await ws.async_accept(request, use_nothrow);
+        if (ec) {
+            log::write(LogLevel::info, "websocket handshake failed",
+                       {{"client", client_address_}, {"rid", request_id_}, {"error", ec.message()}});
+            error_code ignored;
+            socket_.close(ignored);
+            co_return;
+        }
+    }
+    error_code ignored;
+    socket_.set_option(tcp::no_delay(true), ignored);
+    context_.bus.subscribe(context_.shard, this, topics_);
+    subscribed_ = true;
+    log::write(LogLevel::info, "websocket connected",
+               {{"client", client_address_}, {"topics", join(topics_)}, {"rid", request_id_}});
+    asio::co_spawn(socket_.get_executor(), [self = shared_from_this()] { return self->ping_loop(); }, asio::detached);
+
+    co_await read_loop();
+
+    closed_ = true;
+    context_.bus.unsubscribe(context_.shard, this, topics_);
+    subscribed_ = false;
+    ping_timer_.cancel();
+    close_timer_.cancel();
+    socket_.close(ignored);
+    const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    log::write(LogLevel::info, "websocket disconnected",
+               {{"client", client_address_}, {"topics", join(topics_)}, {"frames", frames_sent_},
+                {"last_seq", last_seq_}, {"close_code", static_cast<unsigned>(close_code_)},
+                {"close_reason", close_reason_.empty() ? std::string("-") : close_reason_},
+                {"seconds", seconds}, {"rid", request_id_}});
+}
+
+asio::awaitable<void> WebSocketSession::read_loop() {
+    for (;;) {
+        if (discard_input_) read_buffer_.consume(read_buffer_.size());
+        // Parse every complete frame in the buffer; read more when a frame is incomplete.
+        const auto* p = static_cast<const unsigned char*>(read_buffer_.data().data());
+        const std::size_t have = read_buffer_.size();
+        std::size_t need = 2;
+        if (have >= 2 && !discard_input_) {
+            const std::uint8_t len7 = p[1] & 0x7f;
+            const bool masked = (p[1] & 0x80) != 0;
+            std::size_t header = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (masked ? 4 : 0);
+            need = header;
+            if (have >= header) {
+                std::uint64_t len = len7;
+                if (len7 == 126) len = (std::uint64_t(p[2]) << 8) | p[3];
+                if (len7 == 127) {
+                    len = 0;
+                    for (int i = 0; i < 8; ++i) len = (len << 8) | p[2 + i];
+                }
+                const std::uint8_t opcode = p[0] & 0x0f;
+                if (!masked || len > max_client_frame || (opcode >= 8 && len > 125)) {
+                    // Protocol error: our close frame goes out; input is ignored from here on and the
+                    // writer ends the connection after a short grace.
+                    close_with(masked ? 1009 : 1002, masked ? "frame too large" : "client frames must be masked");
+                    discard_input_ = true;
+                    continue;
+                }
+                need = header + static_cast<std::size_t>(len);
+                if (have >= need) {
+                    std::string payload(reinterpret_cast<const char*>(p + header), static_cast<std::size_t>(len));
+                    const unsigned char* mask = p + header - 4;
+                    for (std::size_t i = 0; i < payload.size(); ++i) payload[i] ^= static_cast<char>(mask[i % 4]);
+                    read_buffer_.consume(need);
+                    alive_ = true;
+                    switch (opcode) {
+                        case ping: queue_control(pong, payload); break;
+                        case pong: break;
+                        case close_op: {
+                            close_received_ = true;
+                            std::uint16_t code = 1000;
+                            if (payload.size() >= 2)
+                                code = static_cast<std::uint16_t>((std::uint8_t(payload[0]) << 8) | std::uint8_t(payload[1]));
+                            if (!close_sent_) {
+                                close_with(code == 1005 || code == 1006 || code == 1015 ? 1000 : code, "");
+                                close_code_ = code;
+                                close_reason_ = payload.size() > 2 ? payload.substr(2) : std::string("client closed");
+                            } else {
+                                error_code ignored;  // both closes exchanged: done
+                                socket_.close(ignored);
+                                co_return;
+                            }
+                            break;
+                        }
+                        case continuation:
+                        case text:
+                        case binary: break;  // client messages are not needed for subscribing: ignored
+                        default: close_with(1002, "unknown opcode"); break;
+                    }
+                    continue;
+                }
+            }
+        }
+        (void)need;
+        auto [ec, n] = co_await socket_.async_read_some(read_buffer_.prepare(std::max<std::size_t>(4096, need)),
+                                                        use_nothrow);
+        if (ec) {
+            if (close_code_ == 0) {
+                close_code_ = 1006;
+                close_reason_ = ec == asio::error::eof ? "connection closed without a close frame" : ec.message();
+            }
+            co_return;
+        }
+        read_buffer_.commit(n);
+    }
+}
+
+asio::awaitable<void> WebSocketSession::ping_loop() {
+    for (;;) {
+        ping_timer_.expires_after(context_.config.ws_ping_interval);
+        auto [ec] = co_await ping_timer_.async_wait(use_nothrow);
+        if (ec || closed_ || close_sent_) co_return;
+        if (!alive_) {
+            close_code_ = 1006;
+            close_reason_ = "no pong within ws-ping-interval";
+            log::write(LogLevel::info, "websocket peer unresponsive; closing",
+                       {{"client", client_address_}, {"rid", request_id_}});
+            error_code ignored;
+            socket_.close(ignored);
+            co_return;
+        }
+        alive_ = false;
+        queue_control(ping, "");
+    }
+}
+
+void WebSocketSession::queue_control(std::uint8_t opcode, std::string_view payload) {
+    if (closed_ || (close_sent_ && opcode != close_op)) return;
+    std::string frame;
+    frame += static_cast<char>(0x80 | opcode);
+    frame += static_cast<char>(payload.size());  // control payloads are at most 125 bytes
+    frame.append(payload);
+    control_.push_back(std::move(frame));
+    if (!writing_) write_pending();
+}
+
+void WebSocketSession::close_with(std::uint16_t code, std::string_view reason) {
+    if (close_sent_ || closed_) return;
+    close_sent_ = true;
+    if (close_code_ == 0) {
+        close_code_ = code;
+        close_reason_ = std::string(reason);
+    }
+    data_.clear();
+    data_bytes_ = 0;
+    std::string payload;
+    payload += static_cast<char>(code >> 8);
+    payload += static_cast<char>(code & 0xff);
+    payload.append(reason.substr(0, 123));
+    queue_control(close_op, payload);
+}
+
+void WebSocketSession::go_away() { close_with(1001, "crudcast is shutting down"); }
+
+void WebSocketSession::deliver(const bus::Frame& frame, std::uint64_t seq) {
+    if (close_sent_ || closed_) return;
+    const auto& cfg = context_.config;
+    if (data_.size() + 1 > cfg.ws_max_queue_messages || data_bytes_ + frame->size() > cfg.ws_max_queue_bytes) {
+        context_.counters.slow_closes.fetch_add(1, std::memory_order_relaxed);
+        log::write(LogLevel::warn, "websocket subscriber too slow; closing it with 1013",
+                   {{"client", client_address_}, {"topics", join(topics_)}, {"queued", data_.size()},
+                    {"queued_bytes", data_bytes_}, {"last_seq", last_seq_}, {"rid", request_id_}});
+        close_with(1013, "subscriber too slow: outbound queue full (ws-max-queue-messages/bytes)");
+        return;
+    }
+    data_.push_back(frame);
+    data_bytes_ += frame->size();
+    last_seq_ = seq;
+    if (!dirty_) {
+        dirty_ = true;
+        context_.dirty.push_back(shared_from_this());
+        if (!context_.flush_posted) {
+            context_.flush_posted = true;
+            asio::post(context_.executor, [ctx = &context_] { ctx->flush(); });
+        }
+    }
+}
+
+void WebSocketSession::write_pending() {
+    if (writing_ || closed_ || (control_.empty() && data_.empty())) return;
+    writing_ = true;
+    gather_.clear();
+    scratch_.clear();
+    inflight_control_.clear();
+    inflight_data_.clear();
+    // Control frames first (between whole frames, never inside one), then data in seq order.
+    // Small frames are copied into one scratch buffer; big ones are referenced where they are.
+    struct Piece {
+        bool in_scratch;
+        std::size_t offset;
+        std::size_t size;
+        const char* data;
+    };
+    thread_local std::vector<Piece> pieces;
+    pieces.clear();
+    std::size_t total = 0;
+    auto add = [&](const std::string& bytes) {
+        if (bytes.size() < coalesce_below) {
+            if (!pieces.empty() && pieces.back().in_scratch) {
+                pieces.back().size += bytes.size();
+            } else {
+                pieces.push_back({true, scratch_.size(), bytes.size(), nullptr});
+            }
+            scratch_.append(bytes);
+        } else {
+            pieces.push_back({false, 0, bytes.size(), bytes.data()});
+        }
+        total += bytes.size();
+    };
+    while (!control_.empty()) {
+        inflight_control_.push_back(std::move(control_.front()));
+        control_.pop_front();
+        add(inflight_control_.back());
+    }
+    while (!data_.empty() && total < max_write_bytes) {
+        inflight_data_.push_back(std::move(data_.front()));
+        data_.pop_front();
+        data_bytes_ -= inflight_data_.back()->size();
+        add(*inflight_data_.back());
+    }
+    for (const auto& piece : pieces) {
+        gather_.push_back(piece.in_scratch ? asio::buffer(scratch_.data() + piece.offset, piece.size)
+                                           : asio::buffer(piece.data, piece.size));
+    }
+    asio::async_write(socket_, gather_, [self = shared_from_this()](error_code ec, std::size_t) { self->on_written(ec); });
+}
+
+void WebSocketSession::on_written(error_code ec) {
+    writing_ = false;
+    if (ec) {
+        error_code ignored;
+        socket_.close(ignored);  // the read loop ends and logs the disconnect
+        return;
+    }
+    frames_sent_ += inflight_data_.size();
+    context_.counters.frames_sent.fetch_add(inflight_data_.size(), std::memory_order_relaxed);
+    const bool close_written = std::any_of(inflight_control_.begin(), inflight_control_.end(), [](const std::string& f) {
+        return (static_cast<std::uint8_t>(f[0]) & 0x0f) == close_op;
+    });
+    inflight_data_.clear();
+    inflight_control_.clear();
+    if (close_written) {
+        if (close_received_) {
+            shutdown_socket();
+        } else {
+            // Wait a little for the peer's close frame, then end regardless.
+            close_timer_.expires_after(close_grace);
+            close_timer_.async_wait([self = shared_from_this()](error_code e) {
+                if (!e) self->shutdown_socket();
+            });
+        }
+        return;
+    }
+    write_pending();
+}
+
+void WebSocketSession::shutdown_socket() {
+    error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+}
+
+}  // namespace crudcast::gateway

@@ -1,0 +1,40 @@
+// exchange_observer.hpp: how the gateway watches proxied exchanges without the proxy knowing what
+// it does with them (events). The proxy captures at most what the observer asks for, calls it
+// just before the response's last bytes leave (read-your-writes), and appends the fields the
+// observer returns to the access line.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/beast/http/message.hpp>
+
+namespace crudcast::proxy {
+
+namespace http = boost::beast::http;
+
+struct ObservedRequest {
+    std::string_view method;
+    std::string_view target;  // as the client sent it
+    std::string_view request_id;
+};
+
+// Extra key=value fields for the access line, e.g. {"event","author/POST"}, {"seq","17"}.
+using NoteFields = std::vector<std::pair<std::string, std::string>>;
+
+class ExchangeObserver {
+public:
+    virtual ~ExchangeObserver() = default;
+    // At response-head time: how many body bytes to capture (0 = none, the note is then final).
+    virtual std::size_t on_response_head(const ObservedRequest& request, const http::response_header<>& head,
+                                         NoteFields& note) = 0;
+    // Just before the last bytes of the response are written to the client. `body` holds the
+    // captured bytes; `overflow` is true when the body was larger than the capture limit.
+    virtual void on_response_complete(const ObservedRequest& request, const http::response_header<>& head,
+                                      std::string_view body, bool overflow, NoteFields& note) = 0;
+};
+
+}  // namespace crudcast::proxy
