@@ -60,7 +60,7 @@ case ${1:-} in
 esac
 
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer, got '$ROUNDS'"
-for tool in "$WRK_BIN" "$NGINX_BIN" curl python3; do
+for tool in "$WRK_BIN" "$NGINX_BIN" curl python3 setsid; do
     command -v "$tool" >/dev/null || die "'$tool' not found"
 done
 if [[ -z $STANDIN ]]; then
@@ -73,12 +73,17 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/crudcast-bench.XXXXXX")
 chmod 0711 "$work" # nginx workers drop root privileges and must reach their temp dirs
 pids=()
 
-# Stop every process started here (TERM, then KILL after 5 s), remove the work directory.
+wrk_pid=
+
+# Stop every process started here, newest first (wrk, then the fronts, then the backend): TERM,
+# then KILL after 5 s. Then remove the work directory.
 # shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
-    local pid i
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
+    local pid i order=()
+    if [[ -n $wrk_pid ]]; then order+=("$wrk_pid"); fi
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do order+=("${pids[i]}"); done
+    for pid in "${order[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || continue
         for ((i = 0; i < 50; i++)); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
@@ -102,13 +107,16 @@ print(*(s.getsockname()[1] for s in socks))
 ') || true
 [[ -n ${port_crudcast:-} ]] || die "could not pick free ports"
 
+# Servers run in their own session (setsid): a Ctrl-C on the terminal reaches only this script,
+# whose EXIT trap then stops wrk, the fronts and the backend in that order.
+#
 # start_nginx NAME TEMPLATE PORT [BACKEND_PORT]: render the template into $work and run nginx.
 start_nginx() {
     local name=$1 template=$2 port=$3 backend_port=${4:-}
     mkdir -p "$work/$name-tmp"
     sed -e "s|@WORK@|$work|g" -e "s|@NAME@|$name|g" -e "s|@PORT@|$port|g" \
         -e "s|@BACKEND_PORT@|$backend_port|g" "$here/$template" >"$work/$name.conf"
-    "$NGINX_BIN" -p "$work/" -c "$work/$name.conf" -e "$work/$name-error.log" </dev/null &
+    setsid "$NGINX_BIN" -p "$work/" -c "$work/$name.conf" -e "$work/$name-error.log" </dev/null &
     pids+=("$!")
 }
 
@@ -150,7 +158,7 @@ if [[ -n $STANDIN ]]; then
     start_nginx crudcast-standin nginx-proxy.conf.in "$port_crudcast" "$port_backend"
     wait_ready crudcast "$port_crudcast" "$work/crudcast-standin-error.log"
 else
-    "${crudcast_cmd[@]}" </dev/null >/dev/null 2>&1 &
+    setsid "${crudcast_cmd[@]}" </dev/null >/dev/null 2>&1 &
     pids+=("$!")
     note "crudcast: ${crudcast_cmd[*]}  (output discarded)"
     wait_ready crudcast "$port_crudcast"
@@ -163,18 +171,23 @@ declare -A url=(
     [crudcast]="http://127.0.0.1:$port_crudcast"
 )
 
-# run_wrk FRONT METHOD DURATION: one wrk run; prints "req/s p50_us p99_us errors".
+# run_wrk FRONT METHOD DURATION: one wrk run; sets w_rps, w_p50, w_p99 (microseconds) and w_errors.
+# wrk runs in the background and is waited for, so a signal to this script stops it at once.
 run_wrk() {
-    local front=$1 method=$2 duration=$3 out
+    local front=$1 method=$2 duration=$3 out=$work/wrk.out
     local args=(-t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency)
     local target=${url[$front]}$GET_PATH
     if [[ $method == POST ]]; then
         args+=(-s "$here/post.lua")
         target=${url[$front]}$POST_PATH
     fi
-    out=$("$WRK_BIN" "${args[@]}" "$target" 2>&1) || die "wrk failed against $front: $out"
-    printf '%s\n' "$out" >>"$work/wrk-$front-$method.txt"
-    awk '
+    "$WRK_BIN" "${args[@]}" "$target" </dev/null >"$out" 2>&1 &
+    wrk_pid=$!
+    wait "$wrk_pid" || die "wrk failed against $front: $(cat "$out")"
+    wrk_pid=
+    cat "$out" >>"$work/wrk-$front-$method.txt"
+    w_rps=
+    read -r w_rps w_p50 w_p99 w_errors < <(awk '
         function us(v) {
             if (v ~ /us$/) return v + 0
             if (v ~ /ms$/) return v * 1000
@@ -187,17 +200,16 @@ run_wrk() {
         $1 == "Requests/sec:" { rps = $2 }
         /Non-2xx or 3xx responses:/ { errors += $NF }
         /Socket errors:/ { for (i = 3; i <= NF; i++) { gsub(",", "", $i); if ($i ~ /^[0-9]+$/) errors += $i } }
-        END {
-            if (rps == "" || p50 == "" || p99 == "") exit 1
-            printf "%.0f %.0f %.0f %d\n", rps, p50, p99, errors
-        }' <<<"$out" || die "cannot parse wrk's output against $front: $out"
+        END { if (rps != "" && p50 != "" && p99 != "") printf "%.0f %.0f %.0f %d\n", rps, p50, p99, errors }
+        ' "$out") || true
+    [[ -n $w_rps ]] || die "cannot parse wrk's output against $front: $(cat "$out")"
 }
 
 note "crudcast proxy benchmark: $(nproc) CPUs; wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency;" \
     "$ROUNDS rounds; GET $GET_PATH, POST $POST_PATH"
 if [[ $WARMUP != 0 && $WARMUP != 0s ]]; then
     for front in "${fronts[@]}"; do
-        for method in GET POST; do run_wrk "$front" "$method" "$WARMUP" >/dev/null; done
+        for method in GET POST; do run_wrk "$front" "$method" "$WARMUP"; done
     done
     rm -f "$work"/wrk-*.txt
 fi
@@ -208,17 +220,16 @@ for ((round = 0; round < ROUNDS; round++)); do
     for method in GET POST; do
         for ((i = 0; i < ${#fronts[@]}; i++)); do
             front=${fronts[(i + round) % ${#fronts[@]}]}
-            result=$(run_wrk "$front" "$method" "$DURATION")
-            read -r r a b errors <<<"$result"
-            rps[$front,$method]+="$r "
-            p50[$front,$method]+="$a "
-            p99[$front,$method]+="$b "
-            if ((errors > 0)); then
-                note "WARNING: $front $method: $errors errors or non-2xx responses in this round"
-                failures=$((failures + errors))
-            fi
+            run_wrk "$front" "$method" "$DURATION"
+            rps[$front,$method]+="$w_rps "
+            p50[$front,$method]+="$w_p50 "
+            p99[$front,$method]+="$w_p99 "
             note "$(printf 'round %d/%d %-4s %-8s %8s req/s  p50 %6s us  p99 %6s us' \
-                "$((round + 1))" "$ROUNDS" "$method" "$front" "$r" "$a" "$b")"
+                "$((round + 1))" "$ROUNDS" "$method" "$front" "$w_rps" "$w_p50" "$w_p99")"
+            if ((w_errors > 0)); then
+                note "WARNING: $front $method: $w_errors socket errors or non-2xx responses in this round"
+                failures=$((failures + w_errors))
+            fi
         done
     done
 done
