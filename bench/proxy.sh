@@ -272,7 +272,14 @@ for method in GET POST; do
             name="p99"
         fi
         [[ $verdict == PASS ]] || missed=1
-        printf '  %-4s %-6s ratio %5s  %s\n' "$method" "$name" "$ratio" "$verdict"
+        # The same ratio round by round (crudcast and nginx measured close together): its spread
+        # shows how much the machine's noise moved the result.
+        declare -n values=$metric
+        per_round=$(awk -v c="${values[crudcast,$method]}" -v n="${values[nginx,$method]}" 'BEGIN {
+            k = split(c, cv, " "); split(n, nv, " ")
+            for (i = 1; i <= k; i++) printf "%s%.2f", (i > 1 ? " " : ""), (nv[i] > 0 ? cv[i] / nv[i] : 0) }')
+        unset -n values
+        printf '  %-4s %-6s ratio %5s  %s   (per round: %s)\n' "$method" "$name" "$ratio" "$verdict" "$per_round"
     done
 done
 echo "target: req/s ratio >= $RPS_TARGET, p99 ratio <= $P99_TARGET"
