@@ -97,13 +97,24 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Three distinct free loopback ports (held open together while they are picked).
+# Three distinct free loopback ports below the kernel's ephemeral range, so no client socket
+# (wrk's, the proxies' upstream connections, anyone else's) can take one before a server binds it.
 read -r port_backend port_nginx port_crudcast < <(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+candidates = random.sample(range(10000, max(low, 10100)), k=min(200, max(low, 10100) - 10000))
+held = []
+for port in candidates:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        continue
+    held.append(s)
+    if len(held) == 3:
+        break
+print(*(s.getsockname()[1] for s in held))
 ') || true
 [[ -n ${port_crudcast:-} ]] || die "could not pick free ports"
 
