@@ -1,0 +1,53 @@
+// event.cpp: an Event's one JSON form (field order fixed by EVENTS.md) and its WebSocket frame.
+#include "bus/event.hpp"
+
+#include <string>
+
+#include "bus/json_text.hpp"
+
+namespace crudcast::bus {
+
+std::string serialize(const Event& event) {
+    std::string out;
+    // Fixed keys and punctuation are ~70 bytes; one reservation covers nearly every event.
+    out.reserve(96 + event.model.size() + event.method.size() + event.id_json.size() + event.payload_json.size());
+    out += "{\"ts\":";
+    out += std::to_string(event.ts);
+    out += ",\"model\":";
+    append_json_string(out, event.model);
+    out += ",\"method\":";
+    append_json_string(out, event.method);
+    out += ",\"id\":";
+    out += event.id_json;
+    out += ",\"many\":";
+    out += event.many ? "true" : "false";
+    out += ",\"payload\":";
+    out += event.payload_json;
+    out += ",\"seq\":";
+    out += std::to_string(event.seq);
+    out += '}';
+    return out;
+}
+
+std::string websocket_text_frame(std::string_view payload) {
+    std::string frame;
+    frame.reserve(payload.size() + 10);
+    frame += static_cast<char>(0x81);  // FIN + opcode 1 (text); servers never mask (RFC 6455 §5.1)
+    const std::uint64_t size = payload.size();
+    int length_bytes = 0;
+    if (size < 126) {
+        frame += static_cast<char>(size);
+    } else if (size <= 0xffff) {
+        frame += static_cast<char>(126);
+        length_bytes = 2;
+    } else {
+        frame += static_cast<char>(127);
+        length_bytes = 8;
+    }
+    for (int shift = (length_bytes - 1) * 8; shift >= 0; shift -= 8)
+        frame += static_cast<char>((size >> shift) & 0xff);
+    frame.append(payload);
+    return frame;
+}
+
+}  // namespace crudcast::bus
