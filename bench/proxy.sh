@@ -99,7 +99,8 @@ trap 'exit 143' TERM
 
 # Three distinct free loopback ports below the kernel's ephemeral range, so no client socket
 # (wrk's, the proxies' upstream connections, anyone else's) can take one before a server binds it.
-read -r port_backend port_nginx port_crudcast < <(python3 -c '
+# $(...) waits for python to exit: its sockets must be closed before nginx binds the ports.
+ports=$(python3 -c '
 import random, socket
 low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
 candidates = random.sample(range(10000, max(low, 10100)), k=min(200, max(low, 10100) - 10000))
@@ -114,8 +115,12 @@ for port in candidates:
     held.append(s)
     if len(held) == 3:
         break
-print(*(s.getsockname()[1] for s in held))
+ports = [s.getsockname()[1] for s in held]
+for s in held:
+    s.close()
+print(*ports)
 ') || true
+read -r port_backend port_nginx port_crudcast <<<"$ports"
 [[ -n ${port_crudcast:-} ]] || die "could not pick free ports"
 
 # Servers run in their own session (setsid): a Ctrl-C on the terminal reaches only this script,
