@@ -255,8 +255,8 @@ upstream_health_path:
 max_body_bytes: 0
 threads: 2
 routes:
-  - match: /api/items
-models: {item: {id: id}}
+  - path: /api/items
+models: {octopi: octopus}
 )");
     const auto config = parse({"--config", file}, {}).config;
     EXPECT_EQ(config.upstream.base_path, "/base");
@@ -267,6 +267,8 @@ models: {item: {id: id}}
     EXPECT_EQ(config.max_body_bytes, 0u);
     EXPECT_EQ(config.threads, 2u);
     EXPECT_EQ(config.sources.at("max-body-bytes"), Source::file);
+    EXPECT_EQ(config.routes.size(), 1u);
+    EXPECT_EQ(config.models.size(), 1u);
 }
 
 TEST_F(ConfigFiles, EmptyFileSetsNothing) {
@@ -461,5 +463,126 @@ TEST(Environment, ReadsOnlyCrudcastVariables) {
     EXPECT_EQ(env.at("CRUDCAST_TEST_ONLY_VARIABLE"), "a=b");
     for (const auto& [name, value] : env) EXPECT_TRUE(name.starts_with("CRUDCAST_")) << name;
 }
+
+// --- routes: and models: (file only) ---------------------------------------------------------
+
+TEST_F(ConfigFiles, RoutesAndModelsAreRead) {
+    const auto file = write(R"(upstream: http://app
+routes:
+  - path: /auth/login
+    publish: false
+  - path: /api/v2/people/{pid}
+    model: person
+    id: "{pid}"
+    payload_pointer: /value
+    methods: [post, Put]
+  - path: /api/widgets/**
+    id: sku
+    methods: "PATCH, delete"
+    payload_pointer: ""
+    publish: yes
+models:
+  Octopi: octopus
+  staff: staff-member
+)");
+    const auto config = parse({"--config", file}, {}).config;
+    ASSERT_EQ(config.routes.size(), 3u);
+    EXPECT_EQ(config.routes[0].path, "/auth/login");
+    EXPECT_FALSE(config.routes[0].publish);
+    EXPECT_FALSE(config.routes[0].model.has_value());
+    EXPECT_FALSE(config.routes[0].methods.has_value());
+    EXPECT_EQ(config.routes[1].model, "person");
+    EXPECT_EQ(config.routes[1].id, "{pid}");
+    EXPECT_EQ(config.routes[1].payload_pointer, "/value");
+    EXPECT_EQ(config.routes[1].methods, (std::vector<std::string>{"POST", "PUT"}));
+    EXPECT_TRUE(config.routes[1].publish);
+    EXPECT_EQ(config.routes[2].id, "sku");
+    EXPECT_EQ(config.routes[2].payload_pointer, "");
+    EXPECT_EQ(config.routes[2].methods, (std::vector<std::string>{"PATCH", "DELETE"}));
+    EXPECT_TRUE(config.routes[2].publish);
+    EXPECT_EQ(config.models, (std::vector<std::pair<std::string, std::string>>{{"octopi", "octopus"},
+                                                                                {"staff", "staff-member"}}));
+    EXPECT_EQ(config.sources.at("routes"), Source::file);
+    EXPECT_EQ(config.sources.at("models"), Source::file);
+    const auto text = describe(config);
+    EXPECT_NE(text.find("routes = 3 rules  (file)\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("models = 2 overrides  (file)\n"), std::string::npos) << text;
+}
+
+TEST_F(ConfigFiles, EmptyRoutesAndModelsAreNone) {
+    const auto config = parse({upstream_flag, "--config", write("routes:\nmodels:\n")}, {}).config;
+    EXPECT_TRUE(config.routes.empty());
+    EXPECT_TRUE(config.models.empty());
+    EXPECT_NE(describe(config).find("routes = 0 rules  (file)\n"), std::string::npos);
+}
+
+TEST(Describe, NoRouteLinesWithoutAFile) {
+    const auto config = parse({upstream_flag}, {}).config;
+    EXPECT_FALSE(config.sources.contains("routes"));
+    EXPECT_EQ(describe(config).find("routes ="), std::string::npos);
+    EXPECT_EQ(describe(config).find("models ="), std::string::npos);
+}
+
+std::string routes_yaml(const std::string& rules) { return "routes:\n" + rules; }
+
+INSTANTIATE_TEST_SUITE_P(
+    Routes, Errors,
+    ::testing::Values(
+        ErrorCase{"UnknownRuleKey", {up}, {}, routes_yaml("  - path: /a\n  - path: /api/v2/people/{id}\n    modle: person\n"),
+                  "routes", "rule 2 (/api/v2/people/{id}): unknown key \"modle\""},
+        ErrorCase{"RuleErrorNamesTheFile", {up}, {}, routes_yaml("  - path: /a\n    modle: x\n"), "routes",
+                  "; set by routes in /"},
+        ErrorCase{"MissingPath", {up}, {}, routes_yaml("  - model: person\n"), "routes", "rule 1: has no path"},
+        ErrorCase{"EmptyPath", {up}, {}, routes_yaml("  - path:\n"), "routes", "must start with '/'"},
+        ErrorCase{"RelativePath", {up}, {}, routes_yaml("  - path: api/x\n"), "routes",
+                  "rule 1 (api/x): path \"api/x\" must start with '/'"},
+        ErrorCase{"PathWithQuery", {up}, {}, routes_yaml("  - path: /a?b=1\n"), "routes", "no spaces, query or fragment"},
+        ErrorCase{"PathListValue", {up}, {}, routes_yaml("  - path: [/a]\n"), "routes", "path must be a single value"},
+        ErrorCase{"RestNotLast", {up}, {}, routes_yaml("  - path: /a/**/b\n"), "routes", "'**' may only be the last"},
+        ErrorCase{"BadParameter", {up}, {}, routes_yaml("  - path: /a/{1x}\n"), "routes", "must be a literal, {name}"},
+        ErrorCase{"PartialParameter", {up}, {}, routes_yaml("  - path: /a/b{x}\n"), "routes", "must be a literal, {name}"},
+        ErrorCase{"DuplicateParameter", {up}, {}, routes_yaml("  - path: /a/{x}/{x}\n"), "routes", "appears twice"},
+        ErrorCase{"ModelAll", {up}, {}, routes_yaml("  - path: /a\n    model: all\n"), "routes",
+                  "rule 1 (/a): \"all\" is reserved"},
+        ErrorCase{"ModelUpperCase", {up}, {}, routes_yaml("  - path: /a\n    model: Person\n"), "routes",
+                  "\"Person\" is not a lower-case model name"},
+        ErrorCase{"ModelWithComma", {up}, {}, routes_yaml("  - path: /a\n    model: a,b\n"), "routes",
+                  "not a lower-case model name"},
+        ErrorCase{"ModelEmpty", {up}, {}, routes_yaml("  - path: /a\n    model:\n"), "routes", "\"\" is not a lower-case"},
+        ErrorCase{"IdNotAParameter", {up}, {}, routes_yaml("  - path: /a/{x}\n    id: \"{y}\"\n"), "routes",
+                  "id \"{y}\" is not a {parameter} of the path"},
+        ErrorCase{"IdUnclosed", {up}, {}, routes_yaml("  - path: /a/{x}\n    id: \"{x\"\n"), "routes",
+                  "is not a {parameter}"},
+        ErrorCase{"IdEmpty", {up}, {}, routes_yaml("  - path: /a\n    id: \"\"\n"), "routes", "id is empty"},
+        ErrorCase{"PointerRelative", {up}, {}, routes_yaml("  - path: /a\n    payload_pointer: value\n"), "routes",
+                  "rule 1 (/a): \"value\" is not a JSON Pointer"},
+        ErrorCase{"PointerBadEscape", {up}, {}, routes_yaml("  - path: /a\n    payload_pointer: /a~2\n"), "routes",
+                  "~0 and ~1"},
+        ErrorCase{"MethodNotToken", {up}, {}, routes_yaml("  - path: /a\n    methods: [POST, \"GE T\"]\n"), "routes",
+                  "\"GE T\" is not an HTTP method name"},
+        ErrorCase{"MethodsEmptyList", {up}, {}, routes_yaml("  - path: /a\n    methods: []\n"), "routes",
+                  "methods is empty"},
+        ErrorCase{"MethodsEmptyEntry", {up}, {}, routes_yaml("  - path: /a\n    methods: \"POST,,PUT\"\n"), "routes",
+                  "empty entry"},
+        ErrorCase{"MethodsMap", {up}, {}, routes_yaml("  - path: /a\n    methods: {a: b}\n"), "routes",
+                  "methods must be a single value, not a mapping"},
+        ErrorCase{"PublishNotBool", {up}, {}, routes_yaml("  - path: /a\n    publish: maybe\n"), "routes",
+                  "\"maybe\" is not a boolean"},
+        ErrorCase{"DuplicateRuleKey", {up}, {}, routes_yaml("  - path: /a\n    model: x\n    model: y\n"), "routes",
+                  "key \"model\" appears twice"},
+        ErrorCase{"RuleNotAMap", {up}, {}, routes_yaml("  - /a\n"), "routes", "rule 1: must be a mapping with a path"},
+        ErrorCase{"RoutesNotAList", {up}, {}, "routes: {path: /a}\n", "routes", "must be a list of rules"},
+        ErrorCase{"ThirdRuleIsNamed", {up}, {}, routes_yaml("  - path: /a\n  - path: /b\n  - path: /c\n    x: 1\n"),
+                  "routes", "rule 3 (/c): unknown key \"x\""},
+        ErrorCase{"ModelsNotAMap", {up}, {}, "models: [people]\n", "models", "must be a mapping of plural: singular"},
+        ErrorCase{"ModelsSingularUpper", {up}, {}, "models: {people: Person}\n", "models",
+                  "\"people\": \"Person\" is not a lower-case model name"},
+        ErrorCase{"ModelsSingularAll", {up}, {}, "models: {everything: all}\n", "models", "\"all\" is reserved"},
+        ErrorCase{"ModelsSingularList", {up}, {}, "models: {people: [person]}\n", "models",
+                  "the singular must be a single value"},
+        ErrorCase{"ModelsDuplicate", {up}, {}, "models: {People: person, people: human}\n", "models",
+                  "\"people\": appears twice"},
+        ErrorCase{"ModelsKeyNotWord", {up}, {}, "models: {[a]: b}\n", "models", "a key is not a plural word"}),
+    [](const auto& info) { return info.param.name; });
 
 }  // namespace
