@@ -98,6 +98,7 @@ void configure(LogLevel level, LogFormat format) {
 LogLevel level() { return g_level.load(std::memory_order_relaxed); }
 
 void write(LogLevel lvl, std::string_view message, std::span<const Field> fields) {
+    if (!enabled(lvl)) return;
     thread_local std::string line;
     line.clear();
     if (g_format.load(std::memory_order_relaxed) == LogFormat::json) {
