@@ -345,7 +345,7 @@ std::vector<SettingSpec> make_settings() {
          .apply = apply_log_format, .show = [](const C& c) { return string(to_string(c.log_format)); }},
 
         {.name = "path-prefixes", .group = "events", .value_hint = "LIST",
-         .description = "Comma-separated path prefixes whose writes become events",
+         .description = "Leading path segments skipped when inferring the model (comma-separated)",
          .apply = apply_path_prefixes, .show = [](const C& c) { return show_string(join(c.path_prefixes)); },
          .is_list = true},
         {.name = "id-field", .group = "events", .value_hint = "NAME",

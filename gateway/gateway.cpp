@@ -86,6 +86,7 @@ struct Gateway::Impl {
             if (ec) co_return;
             const auto now = std::chrono::steady_clock::now();
             for (auto* session : w.proxy->sessions) session->check_deadline(now);
+            w.proxy->pool.close_expired(now);
             if (draining.load() && w.proxy->sessions.empty() && w.ws->sessions.empty()) {
                 worker_drained(w);
                 co_return;
@@ -124,7 +125,8 @@ void Gateway::start() {
     for (auto& w : im.workers) contexts.push_back(&w->context);
     // The acceptor lives on worker 0: accepting is cheap next to serving.
     im.listener = std::make_unique<Listener>(
-        im.workers[0]->context, contexts, im.config, im.counters.open_client_connections,
+        im.workers[0]->context, contexts, im.config,
+        [&im] { return im.counters.open_client_connections.load() + im.ws_counters.open.load(); },
         [&im](std::size_t i, tcp::socket socket) {
             Worker& w = *im.workers[i];
             asio::post(w.context, [&w, s = std::move(socket)]() mutable {
@@ -134,7 +136,11 @@ void Gateway::start() {
     im.listener->bind(im.config.listen);  // throws on "address in use"
     const auto host = im.config.listen.host.find(':') != std::string::npos ? "[" + im.config.listen.host + "]"
                                                                             : im.config.listen.host;
-    for (auto& w : im.workers) w->proxy->own_authority = host + ":" + std::to_string(im.listener->port());
+    const auto port = std::to_string(im.listener->port());
+    for (auto& w : im.workers) {
+        w->proxy->own_authorities = {host + ":" + port, "localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port,
+                                     im.config.upstream.host_header};
+    }
     im.listener->start();
     for (auto& w : im.workers) asio::co_spawn(w->context, im.sweep(*w), asio::detached);
     im.busy_workers = n;

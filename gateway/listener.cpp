@@ -12,11 +12,11 @@ namespace crudcast::gateway {
 using config::LogLevel;
 
 Listener::Listener(asio::io_context& accept_context, std::vector<asio::io_context*> workers,
-                   const config::Config& config, std::atomic<std::int64_t>& open_connections, HandOff hand_off)
+                   const config::Config& config, std::function<std::int64_t()> open_connections, HandOff hand_off)
     : accept_context_(accept_context),
       workers_(std::move(workers)),
       config_(config),
-      open_connections_(open_connections),
+      open_connections_(std::move(open_connections)),
       hand_off_(std::move(hand_off)),
       acceptor_(accept_context) {}
 
@@ -51,7 +51,7 @@ asio::awaitable<void> Listener::accept_loop() {
             log::write(LogLevel::warn, "accept failed", {{"error", ec.message()}});
             continue;
         }
-        if (static_cast<std::size_t>(open_connections_.load(std::memory_order_relaxed)) >= config_.max_connections) {
+        if (static_cast<std::size_t>(open_connections_()) >= config_.max_connections) {
             // Over the limit: a tiny 503 written without waiting, then close. No session is created.
             static const std::string busy = [] {
                 const std::string body =

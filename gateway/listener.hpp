@@ -17,7 +17,7 @@ public:
     using HandOff = std::function<void(std::size_t worker, tcp::socket socket)>;
 
     Listener(asio::io_context& accept_context, std::vector<asio::io_context*> workers,
-             const config::Config& config, std::atomic<std::int64_t>& open_connections, HandOff hand_off);
+             const config::Config& config, std::function<std::int64_t()> open_connections, HandOff hand_off);
 
     // Binds and listens; throws std::system_error (e.g. address in use).
     void bind(const config::Endpoint& endpoint);
@@ -31,7 +31,7 @@ private:
     asio::io_context& accept_context_;
     std::vector<asio::io_context*> workers_;
     const config::Config& config_;
-    std::atomic<std::int64_t>& open_connections_;
+    std::function<std::int64_t()> open_connections_;  // proxy sessions + WebSocket subscribers
     HandOff hand_off_;
     tcp::acceptor acceptor_;
     std::uint16_t port_ = 0;

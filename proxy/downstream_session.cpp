@@ -35,7 +35,8 @@ bool has_unread_body(const Parser& parser) {
 }
 
 bool is_client_gone(const error_code& ec) {
-    return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+    return ec == http::error::end_of_stream || ec == http::error::partial_message || ec == asio::error::eof ||
+           ec == asio::error::connection_reset ||
            ec == asio::error::broken_pipe || ec == asio::error::operation_aborted;
 }
 
@@ -179,7 +180,7 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
         log::write(LogLevel::debug, "replacing unacceptable X-Request-ID", {{"rid", ex.request_id}});
 
     const auto& cfg = context_.config;
-    auto decision = decide_target(ex.target, cfg.upstream.base_path, {context_.own_authority, cfg.upstream.host_header});
+    auto decision = decide_target(ex.target, cfg.upstream.base_path, context_.own_authorities);
     if (decision.kind == TargetDecision::reject) {
         co_return co_await reply_error(ex, http::status::bad_request, "bad_request", decision.reason, false);
     }
@@ -197,7 +198,7 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
         co_return co_await reply_error(ex, http::status::upgrade_required, "upgrade_required",
                                        "this is crudcast's event stream: connect with a WebSocket client, e.g. ws://HOST" +
                                            cfg.ws_path + "?topic=author",
-                                       !has_unread_body(parser), "websocket");
+                                       !has_unread_body(parser) && req.keep_alive(), "websocket");
     }
     req.target(decision.target);
     if (is_upgrade_request(req)) co_return co_await tunnel(parser, ex);
@@ -251,8 +252,14 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
                                                false);
             }
             if (is_timeout(sent.read_error)) {
-                co_return co_await reply_error(ex, http::status::request_timeout, "request_timeout",
-                                               "request body stalled past idle-timeout", false);
+                // The stalled client's socket is already closed by the deadline: nothing can be
+                // written to it. Logged as 408 so the access line says what happened.
+                ex.status = 408;
+                ex.error = "request body stalled past idle-timeout";
+                log::write(LogLevel::info, "client request body stalled past idle-timeout; connection closed",
+                           {{"rid", ex.request_id}, {"client", client_address_}, {"body_bytes", sent.body_bytes}});
+                log_access(ex);
+                co_return false;
             }
             if (!is_client_gone(sent.read_error)) {
                 co_return co_await reply_error(ex, http::status::bad_request, "bad_request",
@@ -316,12 +323,13 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
                 continue;
             }
             context_.counters.bad_gateway.fetch_add(1, std::memory_order_relaxed);
-            co_return co_await reply_error(
-                ex, http::status::bad_gateway, "bad_gateway",
-                (rec == http::error::end_of_stream || rec == asio::error::eof || rec == asio::error::connection_reset
-                     ? "upstream closed the connection without a response"
-                     : "invalid response from the upstream: " + rec.message()),
-                client_keep_alive);
+            // Built before the co_await: g++ 12 destroys a std::string temporary made by a
+            // conditional expression inside a co_await's arguments twice (double free).
+            std::string detail = "upstream closed the connection without a response";
+            if (rec != http::error::end_of_stream && rec != asio::error::eof && rec != asio::error::connection_reset)
+                detail = "invalid response from the upstream: " + rec.message();
+            co_return co_await reply_error(ex, http::status::bad_gateway, "bad_gateway", std::move(detail),
+                                           client_keep_alive);
         }
         ex.upstream_ms = ms_between(sent_at, Clock::now());
 
@@ -333,6 +341,7 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
         if (context_.observer) capture.limit = context_.observer->on_response_head(observed, res.base(), ex.note);
         strip_hop_by_hop(res);
         if (res.count("X-Request-ID") == 0) res.set("X-Request-ID", ex.request_id);
+        res.version(11);  // an intermediary sends its own HTTP version (RFC 9110 §6.2)
         const bool eof_delimited = rp->need_eof() && !is_head && ex.status != 204 && ex.status != 304;
         if (client_http10) {
             res.chunked(false);  // HTTP/1.0 has no chunked coding: the body ends at close

@@ -101,7 +101,7 @@ std::string generate_request_id() {
 }
 
 TargetDecision decide_target(std::string_view target, std::string_view base_path,
-                             std::initializer_list<std::string_view> own_authorities) {
+                             const std::vector<std::string>& own_authorities) {
     TargetDecision d;
     if (target.empty()) {
         d.kind = TargetDecision::reject;
@@ -129,7 +129,7 @@ TargetDecision decide_target(std::string_view target, std::string_view base_path
     const auto slash = rest.find_first_of("/?");
     const auto authority = rest.substr(0, slash);
     const bool own = std::any_of(own_authorities.begin(), own_authorities.end(),
-                                 [&](std::string_view a) { return !a.empty() && iequals(a, authority); });
+                                 [&](const std::string& a) { return !a.empty() && iequals(a, authority); });
     if (!own) {
         d.kind = TargetDecision::reject;
         d.reason = "absolute-form target names another host; crudcast is not a forward proxy";

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/beast/http/fields.hpp>
 
@@ -48,7 +49,7 @@ struct TargetDecision {
 // `own_authorities` (crudcast's own address or the upstream's), reduced to origin-form;
 // any other host is refused, so crudcast is never an open proxy. authority-form (CONNECT) is refused.
 TargetDecision decide_target(std::string_view target, std::string_view base_path,
-                             std::initializer_list<std::string_view> own_authorities);
+                             const std::vector<std::string>& own_authorities);
 
 // True when the request asks for a protocol upgrade (Connection: upgrade + Upgrade header).
 bool is_upgrade_request(const http::fields& fields);

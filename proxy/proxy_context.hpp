@@ -9,6 +9,7 @@
 #include <list>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
@@ -43,8 +44,9 @@ struct ProxyContext {
     std::atomic<bool>& draining;
     // Sessions living on this thread, so a drain can close the idle ones. Touched only by this thread.
     std::list<DownstreamSession*> sessions;
-    // crudcast's own address as clients name it ("127.0.0.1:8080"), for absolute-form targets.
-    std::string own_authority;
+    // crudcast's own address as clients may name it ("127.0.0.1:8080", "localhost:8080") and the
+    // upstream's: the only authorities accepted in absolute-form targets.
+    std::vector<std::string> own_authorities;
     // Watches every forwarded exchange (events); may be null.
     ExchangeObserver* observer = nullptr;
     // Takes over a WebSocket upgrade at the ws path (the socket, the request, bytes read past its

@@ -106,4 +106,14 @@ void UpstreamPool::release(std::unique_ptr<UpstreamConnection> connection) {
 
 void UpstreamPool::close_idle() { idle_.clear(); }
 
+void UpstreamPool::close_expired(std::chrono::steady_clock::time_point now) {
+    // The front is the coldest: release() appends, acquire() takes from the back.
+    while (!idle_.empty() && now - idle_.front().since > config_.upstream_keepalive_timeout) {
+        if (log::enabled(LogLevel::debug))
+            log::write(LogLevel::debug, "pool: closing idle upstream connection",
+                       {{"conn", idle_.front().connection->id}, {"why", "idle past upstream-keepalive-timeout"}});
+        idle_.pop_front();
+    }
+}
+
 }  // namespace crudcast::proxy

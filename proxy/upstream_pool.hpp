@@ -45,6 +45,8 @@ public:
     std::size_t idle_count() const { return idle_.size(); }
     // Closes every idle connection (shutdown).
     void close_idle();
+    // Closes idle connections unused for upstream-keepalive-timeout (called by the sweep).
+    void close_expired(std::chrono::steady_clock::time_point now);
 
 private:
     struct Idle {
