@@ -1,0 +1,263 @@
+// testkit.hpp: helpers for crudcast's socket-level tests: a test Config, a raw loopback socket, a
+// scriptable upstream that records requests byte for byte, an HTTP client (raw bytes out, Beast's
+// parser in, keep-alive capable), a child process (crudcast, the demo backend), and a checksum.
+// Everything blocks with explicit timeouts; nothing here sleeps to synchronise.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "config/config.hpp"
+#include "gateway/gateway.hpp"
+
+namespace crudcast::testkit {
+
+using namespace std::chrono_literals;
+using Duration = std::chrono::milliseconds;
+inline constexpr Duration default_timeout = 10s;
+inline constexpr Duration forever = Duration::max();
+
+// listen 127.0.0.1:0, upstream http://127.0.0.1:<port>, 2 threads, no admin listener, short
+// timeouts. Log level from env CRUDCAST_TEST_LOG (error|warn|info|debug|trace, default warn).
+config::Config test_config(std::uint16_t upstream_port);
+
+// An in-process crudcast, started (bound, threads running); its destructor drains and joins.
+std::unique_ptr<gateway::Gateway> start_gateway(config::Config config);
+
+// A loopback port nothing listens on right now (bound to 127.0.0.1:0, then closed).
+std::uint16_t free_port();
+
+// FNV-1a 64 over a byte stream: order-sensitive, independent of how the stream is cut.
+class Checksum {
+public:
+    void update(std::string_view bytes);
+    std::uint64_t value() const { return hash_; }
+    static std::uint64_t of(std::string_view bytes);
+
+private:
+    std::uint64_t hash_ = 0xcbf29ce484222325ull;
+};
+
+// A deterministic byte stream of any length: byte i depends on i (no repeating period).
+void fill_pattern(std::uint64_t offset, char* out, std::size_t n);
+
+// Header fields in wire order, names exactly as sent; lookups are case-insensitive.
+struct HeaderList {
+    std::vector<std::pair<std::string, std::string>> items;
+    std::string get(std::string_view name) const;  // first value, "" when absent
+    std::vector<std::string> all(std::string_view name) const;
+    std::size_t count(std::string_view name) const;
+    bool has(std::string_view name) const { return count(name) > 0; }
+};
+
+// A connected TCP socket with a read buffer; reads wait at most `timeout` (forever = no limit).
+class Socket {
+public:
+    enum class Status { data, eof, timeout, error };
+
+    Socket() = default;
+    explicit Socket(int fd) : fd_(fd) {}
+    Socket(Socket&& other) noexcept;
+    Socket& operator=(Socket&& other) noexcept;
+    ~Socket();
+
+    static Socket connect(std::uint16_t port);  // 127.0.0.1; throws std::system_error
+    int fd() const { return fd_; }
+    bool send_all(std::string_view bytes);  // false on any error (e.g. the peer reset)
+    // Receives more bytes into the buffer (data), or reports eof / timeout / error.
+    Status fill(Duration timeout);
+    std::string_view buffered() const { return {buffer_.data() + start_, buffer_.size() - start_}; }
+    void consume(std::size_t n);
+    // Reads until `delimiter` is buffered; returns the bytes up to and including it.
+    std::optional<std::string> read_until(std::string_view delimiter, Duration timeout);
+    std::optional<std::string> read_exactly(std::size_t n, Duration timeout);  // nullopt on eof/timeout
+    void shutdown_write();
+    void close();
+
+private:
+    int fd_ = -1;
+    std::string buffer_;
+    std::size_t start_ = 0;
+};
+
+// One request as the upstream received it.
+struct RecordedRequest {
+    std::size_t connection = 0;  // 1-based index of the upstream connection it arrived on
+    std::string head;            // request line + header lines + CRLF CRLF, byte for byte
+    std::string request_line;    // without CRLF
+    std::string method, target, version;
+    HeaderList headers;
+    std::vector<std::string> header_lines;  // "Name: value" exactly as received
+    bool chunked = false;
+    std::string raw_body;  // body bytes as received (chunk framing included), unless bodies are not kept
+    std::string body;      // decoded body, unless bodies are not kept
+    std::uint64_t body_size = 0;      // decoded body bytes (always counted)
+    std::uint64_t body_checksum = 0;  // Checksum of the decoded body (always computed)
+};
+
+// What the upstream does with one request.
+struct UpstreamReply {
+    enum class Kind { respond, never_answer, close } kind = Kind::respond;
+    std::string bytes;  // written as is
+    // After `bytes`, the connection is handed over (an echo loop after 101, a streamed body);
+    // the connection is closed when it returns.
+    std::function<void(Socket&)> then;
+    bool close_after = false;
+
+    static UpstreamReply ok(std::string body = "{\"ok\":true}");
+    static UpstreamReply never() { return {Kind::never_answer, {}, {}, false}; }
+    static UpstreamReply close() { return {Kind::close, {}, {}, true}; }
+};
+
+// "HTTP/1.1 <status> <reason>\r\n" + headers + Content-Length (when `content_length`) + body.
+std::string http_response(int status, std::string_view reason, const HeaderList& headers, std::string_view body,
+                          bool content_length = true);
+
+// A scriptable HTTP/1.1 upstream on 127.0.0.1: one thread per connection, keep-alive, requests
+// recorded before the handler runs (so a test can wait for a request the handler is holding).
+class RawUpstream {
+public:
+    using Handler = std::function<UpstreamReply(const RecordedRequest&)>;
+
+    explicit RawUpstream(Handler handler = {}, std::uint16_t port = 0);  // throws if it cannot bind
+    ~RawUpstream();
+    RawUpstream(const RawUpstream&) = delete;
+    RawUpstream& operator=(const RawUpstream&) = delete;
+
+    std::uint16_t port() const { return port_; }
+    void set_handler(Handler handler);
+    void keep_bodies(bool keep) { keep_bodies_ = keep; }  // false for huge bodies
+
+    std::size_t connections() const { return connections_.load(); }
+    std::size_t request_count() const;
+    std::vector<RecordedRequest> requests() const;  // complete requests, in arrival order
+    RecordedRequest request(std::size_t i) const;   // throws when there is no such request
+    // Blocks until at least n complete requests arrived; false on timeout.
+    bool wait_for_requests(std::size_t n, Duration timeout = default_timeout) const;
+
+private:
+    void accept_loop();
+    void serve(Socket socket, std::size_t index);
+    std::optional<RecordedRequest> read_request(Socket& socket, std::size_t index);
+
+    int listen_fd_ = -1;
+    std::uint16_t port_ = 0;
+    std::atomic<bool> keep_bodies_{true};
+    std::atomic<bool> stopping_{false};
+    std::atomic<std::size_t> connections_{0};
+    mutable std::mutex mutex_;
+    mutable std::condition_variable changed_;
+    Handler handler_;
+    std::vector<RecordedRequest> requests_;
+    std::vector<int> live_fds_;
+    std::vector<std::thread> threads_;
+    std::thread acceptor_;
+};
+
+// A one-shot latch for holding an upstream handler until the test releases it.
+class Gate {
+public:
+    void open();
+    bool wait(Duration timeout = default_timeout);  // true once opened, false on timeout
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool open_ = false;
+};
+
+// One HTTP response as the client parsed it (Beast's parser).
+struct Response {
+    unsigned status = 0;
+    unsigned version = 0;
+    std::string reason;
+    HeaderList headers;
+    std::string head;  // status line + header lines + CRLF CRLF, byte for byte
+    std::string body;  // decoded; empty when a body_sink took it
+    std::uint64_t body_size = 0;
+    bool chunked = false;     // the body arrived with chunked coding
+    bool keep_alive = false;  // what the response says about the connection
+};
+
+struct ReadOptions {
+    bool head_request = false;  // the request was HEAD: no body follows
+    Duration timeout = default_timeout;  // for each read, not the whole response
+    std::function<void(std::string_view)> body_sink;  // streams the body instead of keeping it
+};
+
+// An HTTP client over one connection: send raw bytes, read parsed responses, again and again.
+class Client {
+public:
+    explicit Client(std::uint16_t port) : socket_(Socket::connect(port)) {}
+    void send(std::string_view bytes);  // throws when the write fails
+    Response read_response(const ReadOptions& options = {});  // throws std::runtime_error on timeout/error
+    Response roundtrip(std::string_view request, const ReadOptions& options = {});
+    // True when the peer closes the connection (EOF or reset) within `timeout`; bytes received
+    // before that are discarded. False when the connection is still open at the timeout.
+    bool closed_by_peer(Duration timeout = default_timeout);
+    Socket& socket() { return socket_; }
+
+private:
+    Socket socket_;
+};
+
+// exchange(port, request[, options]): connects, sends `request`, reads one response. A function
+// object, not a function: argument-dependent lookup would otherwise pick std::exchange for
+// exchange(port_variable, std::string).
+struct Exchange {
+    Response operator()(std::uint16_t port, std::string_view request, const ReadOptions& options = {}) const;
+};
+inline constexpr Exchange exchange{};
+// "GET <target> HTTP/1.1\r\nHost: test\r\n" + extra header lines + "\r\n".
+std::string get_request(std::string_view target, std::string_view extra_headers = "");
+
+// A child process with stdout and stderr captured line by line. It inherits the environment
+// minus CRUDCAST_* variables (settings come from args and extra_env only).
+class ChildProcess {
+public:
+    ChildProcess(const std::string& path, const std::vector<std::string>& args,
+                 const std::map<std::string, std::string>& extra_env = {});
+    ~ChildProcess();  // SIGKILL if still running; prints its stderr when the test failed
+    ChildProcess(const ChildProcess&) = delete;
+    ChildProcess& operator=(const ChildProcess&) = delete;
+
+    pid_t pid() const { return pid_; }
+    void signal(int signo);
+    // The exit code (128 + signal when killed by one); nullopt when still running at the timeout.
+    std::optional<int> wait(Duration timeout = default_timeout);
+    // The first line (of stdout / stderr) containing `needle`, waiting for it up to `timeout`.
+    std::optional<std::string> wait_for_stdout(std::string_view needle, Duration timeout = default_timeout);
+    std::optional<std::string> wait_for_stderr(std::string_view needle, Duration timeout = default_timeout);
+    std::string stderr_text() const;
+
+    struct Memory {
+        std::uint64_t hwm_kib = 0;  // VmHWM: peak resident set
+        std::uint64_t rss_kib = 0;  // VmRSS
+    };
+    Memory memory() const;  // from /proc/<pid>/status
+
+private:
+    struct Stream;
+    std::optional<std::string> wait_for(Stream& stream, std::string_view needle, Duration timeout);
+
+    pid_t pid_ = -1;
+    std::optional<int> exit_code_;
+    std::unique_ptr<Stream> out_;
+    std::unique_ptr<Stream> err_;
+};
+
+}  // namespace crudcast::testkit
