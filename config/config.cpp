@@ -274,7 +274,10 @@ RouteRule parse_rule(const YAML::Node& node, std::size_t number, string& label) 
         } else if (key == "methods") {
             string joined;
             if (value.IsSequence()) {
-                for (const auto& item : value) joined += (joined.empty() ? "" : ",") + scalar(item, "each method");
+                for (const auto& item : value) {
+                    if (!joined.empty()) joined += ',';
+                    joined += scalar(item, "each method");
+                }
                 if (value.size() == 0) throw std::invalid_argument("methods is empty (publish: false excludes a path)");
             } else {
                 joined = scalar(value, key);
