@@ -29,7 +29,10 @@ void EventPublisher::skip(const proxy::ObservedRequest& request, unsigned status
                           const std::string& detail, proxy::NoteFields& note) {
     counters_.skipped.fetch_add(1, std::memory_order_relaxed);
     std::string shown = reason == "status" ? "status-" + std::to_string(status) : reason;
-    if (reason == "too-large") {
+    if (reason == "reserved") {
+        log::write(LogLevel::warn, "no event: the inferred model is the reserved topic 'all'; name it with a route rule",
+                   {{"rid", request.request_id}, {"target", request.target}});
+    } else if (reason == "too-large") {
         log::write(LogLevel::warn, "no event: response body larger than max-event-bytes",
                    {{"rid", request.request_id}, {"max_event_bytes", static_cast<std::uint64_t>(config_.max_event_bytes)}});
     } else if (log::enabled(LogLevel::debug)) {
