@@ -12,12 +12,14 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 RUNTIME="libyaml-cpp0.7 ca-certificates"
 BUILD="build-essential cmake ninja-build ccache pkg-config git curl
   libboost1.81-dev rapidjson-dev libcpp-httplib-dev libyaml-cpp-dev libgtest-dev libgmock-dev"
+# Run-time library of the demo backend (crudcast-demo-backend links libcpp-httplib.so.0.11).
+DEMO="libcpp-httplib0.11"
 # Test and benchmark peers: real clients and servers nobody here wrote.
 TEST="python3 python3-websockets nginx-light wrk procps"
 
 case "${1:-all}" in
   runtime) PKGS="$RUNTIME" ;;
-  all) PKGS="$RUNTIME $BUILD $TEST" ;;
+  all) PKGS="$RUNTIME $BUILD $DEMO $TEST" ;;
   *) echo "usage: $0 [all|runtime]" >&2; exit 2 ;;
 esac
 

@@ -7,47 +7,31 @@
 // Usage: crudcast-demo-backend [--listen HOST:PORT]   (default 127.0.0.1:3000; port 0 = any)
 // Prints one "demo-backend listening on http://HOST:PORT ..." line to stdout, exits 0 on
 // SIGINT/SIGTERM. One thread per connection (HTTP/1.1 keep-alive), one mutex for the data.
-//
-// Built on Boost.Beast (sync) + RapidJSON: the Debian cpp-httplib is not header-only (it needs
-// -lcpp-httplib), and this target links only Threads.
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+// Built on cpp-httplib (the requirements' library for demo and test backends; Debian ships it as
+// a shared library, linked through pkg-config) and RapidJSON.
+#include <httplib.h>
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cerrno>
 #include <charconv>
-#include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
-#include <map>
-#include <mutex>
-#include <string>
-#include <string_view>
-#include <thread>
-#include <vector>
-
-// The project build compiles Asio/Beast in "separate compilation" mode; this program is a single
-// translation unit, so it carries those sources itself (a no-op in a plain header-only build).
-#ifdef BOOST_ASIO_SEPARATE_COMPILATION
-#include <boost/asio/impl/src.hpp>
-#endif
-#ifdef BOOST_BEAST_SEPARATE_COMPILATION
-#include <boost/beast/src.hpp>
-#endif
+#include <cstring>
+#include <string_view>  // <chrono>, <functional>, <map>, <mutex>, <string>, <thread>, <vector>: httplib.h
 
 namespace {
 
-namespace asio = boost::asio;
-namespace http = boost::beast::http;
-using tcp = asio::ip::tcp;
-using Request = http::request<http::string_body>;
-using Response = http::response<http::string_body>;
+using httplib::Request;
+using httplib::Response;
 
 struct Collection {
     std::int64_t next_id = 1;
@@ -58,6 +42,13 @@ struct Store {
     std::mutex mu;
     std::map<std::string, Collection, std::less<>> collections;
     Store() { collections["authors"]; collections["books"]; }
+};
+
+// httplib's default queue is a fixed pool that idle keep-alive connections (crudcast's upstream
+// pool) would starve: give every connection its own thread instead.
+struct ThreadPerConnection : httplib::TaskQueue {
+    void enqueue(std::function<void()> fn) override { std::thread(std::move(fn)).detach(); }
+    void shutdown() override {}  // connection threads are detached; main() _Exit()s after stop()
 };
 
 std::string to_json(const rapidjson::Value& v) {
@@ -76,30 +67,23 @@ std::string list_json(const Collection& c, Pred keep) {
     return out + "]";
 }
 
-Response reply(const Request& req, http::status status, std::string body) {
-    Response res{status, req.version()};
-    res.set(http::field::server, "crudcast-demo-backend");
-    if (!body.empty()) res.set(http::field::content_type, "application/json");
-    res.body() = std::move(body);
-    res.keep_alive(req.keep_alive());
-    res.prepare_payload();
-    if (status == http::status::no_content) res.erase(http::field::content_length);
-    return res;
+void reply(Response& res, int status, const std::string& body) {
+    res.status = status;
+    if (!body.empty()) res.set_content(body, "application/json");
 }
 
-Response error(const Request& req, http::status status, std::string_view msg, std::string_view detail = {}) {
+void error(Response& res, int status, std::string_view msg, std::string_view detail = {}) {
     rapidjson::Document doc(rapidjson::kObjectType);
     auto& a = doc.GetAllocator();
     doc.AddMember("error", rapidjson::Value(msg.data(), static_cast<rapidjson::SizeType>(msg.size()), a), a);
     if (!detail.empty())
         doc.AddMember("detail", rapidjson::Value(detail.data(), static_cast<rapidjson::SizeType>(detail.size()), a), a);
-    return reply(req, status, to_json(doc));
+    reply(res, status, to_json(doc));
 }
 
-Response not_allowed(const Request& req, const char* allow) {
-    auto res = error(req, http::status::method_not_allowed, "method not allowed");
-    res.set(http::field::allow, allow);
-    return res;
+void not_allowed(Response& res, const char* allow) {
+    error(res, 405, "method not allowed");
+    res.set_header("Allow", allow);
 }
 
 // A stored object: the body's fields with "id" forced to `id` (and listed first).
@@ -112,8 +96,8 @@ rapidjson::Document make_item(std::int64_t id, const rapidjson::Value& body) {
     return item;
 }
 
-Response handle(const Request& req, Store& store) {
-    std::string_view target = req.target();
+void handle(const Request& req, Response& res, Store& store) {
+    std::string_view target = req.target;  // raw (undecoded) request target, like the path router sees it
     target = target.substr(0, target.find('?'));
     std::vector<std::string_view> seg;
     for (std::size_t pos = 0; pos < target.size();) {
@@ -124,99 +108,72 @@ Response handle(const Request& req, Store& store) {
     }
     std::lock_guard lock(store.mu);
     auto coll_it = seg.size() >= 2 && seg[0] == "api" ? store.collections.find(seg[1]) : store.collections.end();
-    if (coll_it == store.collections.end() || seg.size() > 4) return error(req, http::status::not_found, "not found");
+    if (coll_it == store.collections.end() || seg.size() > 4) return error(res, 404, "not found");
     Collection& coll = coll_it->second;
     const std::string name(seg[1]);
-    const auto method = req.method();
+    const std::string& method = req.method;
 
     rapidjson::Document body;
-    const bool wants_body = seg.size() == 2 ? method == http::verb::post
-                                            : seg.size() == 3 && (method == http::verb::put || method == http::verb::patch);
+    const bool wants_body = seg.size() == 2 ? method == "POST" : seg.size() == 3 && (method == "PUT" || method == "PATCH");
     if (wants_body) {
-        body.Parse(req.body().data(), req.body().size());
+        body.Parse(req.body.data(), req.body.size());
         if (body.HasParseError())
-            return error(req, http::status::bad_request, "invalid JSON body",
+            return error(res, 400, "invalid JSON body",
                          std::string(GetParseError_En(body.GetParseError())) + " (at offset " +
                              std::to_string(body.GetErrorOffset()) + ")");
-        if (!body.IsObject()) return error(req, http::status::bad_request, "invalid JSON body", "expected a JSON object");
+        if (!body.IsObject()) return error(res, 400, "invalid JSON body", "expected a JSON object");
     }
 
     if (seg.size() == 2) {  // the collection itself
-        if (method == http::verb::get) return reply(req, http::status::ok, list_json(coll, [](const auto&) { return true; }));
-        if (method == http::verb::post) {
+        if (method == "GET") return reply(res, 200, list_json(coll, [](const auto&) { return true; }));
+        if (method == "POST") {
             const std::int64_t id = coll.next_id++;
             auto& item = coll.items[id] = make_item(id, body);
-            auto res = reply(req, http::status::created, to_json(item));
-            res.set(http::field::location, "/api/" + name + "/" + std::to_string(id));
-            return res;
+            reply(res, 201, to_json(item));
+            return res.set_header("Location", "/api/" + name + "/" + std::to_string(id));
         }
-        return not_allowed(req, "GET, POST");
+        return not_allowed(res, "GET, POST");
     }
 
     std::int64_t id = 0;
     const auto [end, ec] = std::from_chars(seg[2].data(), seg[2].data() + seg[2].size(), id);
     if (ec != std::errc{} || end != seg[2].data() + seg[2].size())
-        return error(req, http::status::not_found, "not found", name + " id must be an integer");
+        return error(res, 404, "not found", name + " id must be an integer");
     auto item_it = coll.items.find(id);
     if (item_it == coll.items.end())
-        return error(req, http::status::not_found, "not found", name + " " + std::to_string(id) + " does not exist");
+        return error(res, 404, "not found", name + " " + std::to_string(id) + " does not exist");
 
     if (seg.size() == 4) {  // /api/authors/{id}/books
-        if (name != "authors" || seg[3] != "books") return error(req, http::status::not_found, "not found");
-        if (method != http::verb::get) return not_allowed(req, "GET");
-        return reply(req, http::status::ok, list_json(store.collections.find("books")->second, [id](const auto& book) {
+        if (name != "authors" || seg[3] != "books") return error(res, 404, "not found");
+        if (method != "GET") return not_allowed(res, "GET");
+        return reply(res, 200, list_json(store.collections.find("books")->second, [id](const auto& book) {
                          auto author = book.FindMember("author_id");
                          return author != book.MemberEnd() && author->value.IsInt64() && author->value.GetInt64() == id;
                      }));
     }
 
     rapidjson::Document& item = item_it->second;
-    switch (method) {
-        case http::verb::get:
-            return reply(req, http::status::ok, to_json(item));
-        case http::verb::put:
-            item = make_item(id, body);
-            return reply(req, http::status::ok, to_json(item));
-        case http::verb::patch:
-            for (auto& m : body.GetObject()) {
-                if (m.name == "id") continue;
-                auto& a = item.GetAllocator();
-                if (auto old = item.FindMember(m.name); old != item.MemberEnd())
-                    old->value.CopyFrom(m.value, a);
-                else
-                    item.AddMember(rapidjson::Value(m.name, a), rapidjson::Value(m.value, a), a);
-            }
-            return reply(req, http::status::ok, to_json(item));
-        case http::verb::delete_:
-            coll.items.erase(item_it);
-            return reply(req, http::status::no_content, {});
-        default:
-            return not_allowed(req, "GET, PUT, PATCH, DELETE");
+    if (method == "GET") return reply(res, 200, to_json(item));
+    if (method == "PUT") {
+        item = make_item(id, body);
+        return reply(res, 200, to_json(item));
     }
-}
-
-void serve(tcp::socket sock, Store& store) {
-    boost::beast::error_code ec;
-    boost::beast::flat_buffer buffer;
-    for (;;) {
-        http::request_parser<http::string_body> parser;
-        parser.body_limit(1 << 20);
-        http::read(sock, buffer, parser, ec);
-        if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset) break;
-        if (ec) {  // malformed or oversized request: answer once, then close
-            Request dummy;
-            const bool too_big = ec == http::error::body_limit;
-            auto res = error(dummy, too_big ? http::status::payload_too_large : http::status::bad_request,
-                             "bad request", ec.message());
-            res.keep_alive(false);
-            http::write(sock, res, ec);
-            break;
+    if (method == "PATCH") {
+        for (auto& m : body.GetObject()) {
+            if (m.name == "id") continue;
+            auto& a = item.GetAllocator();
+            if (auto old = item.FindMember(m.name); old != item.MemberEnd())
+                old->value.CopyFrom(m.value, a);
+            else
+                item.AddMember(rapidjson::Value(m.name, a), rapidjson::Value(m.value, a), a);
         }
-        auto res = handle(parser.get(), store);
-        http::write(sock, res, ec);
-        if (ec || !res.keep_alive()) break;
+        return reply(res, 200, to_json(item));
     }
-    sock.shutdown(tcp::socket::shutdown_send, ec);
+    if (method == "DELETE") {
+        coll.items.erase(item_it);
+        return reply(res, 204, {});
+    }
+    return not_allowed(res, "GET, PUT, PATCH, DELETE");
 }
 
 }  // namespace
@@ -237,55 +194,82 @@ int main(int argc, char** argv) {
     const auto colon = listen.rfind(':');
     std::string host = listen.substr(0, colon == std::string::npos ? 0 : colon);
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    unsigned port = 0;
+    int port = 0;
     const std::string_view port_text = colon == std::string::npos ? "" : std::string_view(listen).substr(colon + 1);
     const auto [port_end, port_err] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
     if (host.empty() || port_text.empty() || port_err != std::errc{} ||
-        port_end != port_text.data() + port_text.size() || port > 65535) {
+        port_end != port_text.data() + port_text.size() || port < 0 || port > 65535) {
         std::fprintf(stderr, "demo-backend: --listen expects HOST:PORT, got '%s'\n", listen.c_str());
         return 2;
     }
 
-    sigset_t stop_signals;  // blocked in every thread; the main thread sigwait()s for them
+    // Blocked before any thread starts, so every thread inherits the mask; one thread sigwait()s.
+    sigset_t stop_signals;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-    asio::io_context io;
-    tcp::acceptor acceptor(io);
-    try {
-        const tcp::endpoint ep =
-            *tcp::resolver(io).resolve(host, std::to_string(port), tcp::resolver::numeric_service).begin();
-        acceptor.open(ep.protocol());
-        acceptor.set_option(tcp::acceptor::reuse_address(true));
-        acceptor.bind(ep);
-        acceptor.listen(asio::socket_base::max_listen_connections);
-    } catch (const boost::system::system_error& e) {
-        std::fprintf(stderr, "demo-backend: cannot listen on %s: %s\n", listen.c_str(), e.code().message().c_str());
+    static Store store;            // static: outlive detached connection threads at exit
+    static httplib::Server server;
+    static std::atomic<int> listen_fd{-1};
+    server.new_task_queue = [] { return new ThreadPerConnection; };
+    // Only SO_REUSEADDR: httplib's default adds SO_REUSEPORT, which lets a second server share a taken port.
+    server.set_socket_options([](int fd) {
+        const int yes = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+        listen_fd = fd;
+    });
+    server.set_tcp_nodelay(true).set_payload_max_length(1 << 20).set_read_timeout(300).set_write_timeout(300);
+    server.set_default_headers({{"Server", "crudcast-demo-backend"}});
+    server.set_keep_alive_max_count(1'000'000).set_keep_alive_timeout(75);  // > crudcast pool idle (30 s)
+    const httplib::Server::Handler api = [](const Request& req, Response& res) { handle(req, res, store); };
+    server.Get(".*", api).Post(".*", api).Put(".*", api).Patch(".*", api).Delete(".*", api).Options(".*", api);
+    // A request without Content-Length or Transfer-Encoding has no body (RFC 9112 6.3), but httplib
+    // would read a POST/PUT/PATCH body until the peer closes: answer those before it tries.
+    using Outcome = httplib::Server::HandlerResponse;
+    server.set_pre_routing_handler([](const Request& req, Response& res) {
+        const_cast<Request&>(req).ranges.clear();  // no Range support: always the whole JSON document
+        if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) return Outcome::Unhandled;
+        handle(req, res, store);
+        return Outcome::Handled;
+    });
+    // httplib's own errors (unparsable request, body too large) get JSON bodies too, and end the connection.
+    server.set_error_handler(httplib::Server::HandlerWithResponse([](const Request&, Response& res) {
+        if (!res.body.empty()) return Outcome::Unhandled;  // one of ours, JSON already
+        res.set_header("Connection", "close");  // the stream may be out of step: have the peer close
+        error(res, res.status, res.status == 404 ? "not found" : "bad request",
+              res.status == 413 ? "body limit exceeded" : "");
+        return Outcome::Handled;
+    }));
+
+    errno = 0;
+    const int bound = port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : -1);
+    if (bound < 0 || listen_fd < 0) {
+        std::fprintf(stderr, "demo-backend: cannot listen on %s: %s\n", listen.c_str(),
+                     errno != 0 ? std::strerror(errno) : "cannot bind");
         return 1;
     }
-    const auto local = acceptor.local_endpoint();
-    const std::string addr = local.address().to_string(), shown = local.address().is_v6() ? "[" + addr + "]" : addr;
-    std::printf("demo-backend listening on http://%s:%u (authors, books under /api)\n", shown.c_str(), local.port());
+    ::listen(listen_fd, SOMAXCONN);  // httplib listens with a backlog of 5
+
+    sockaddr_storage local{};  // print the address actually bound, as resolved
+    socklen_t len = sizeof local;
+    getsockname(listen_fd, reinterpret_cast<sockaddr*>(&local), &len);
+    const bool v6 = local.ss_family == AF_INET6;
+    char addr[NI_MAXHOST] = "?";
+    getnameinfo(reinterpret_cast<sockaddr*>(&local), len, addr, sizeof addr, nullptr, 0, NI_NUMERICHOST);
+    std::printf("demo-backend listening on http://%s%s%s:%d (authors, books under /api)\n", v6 ? "[" : "", addr,
+                v6 ? "]" : "", bound);
     std::fflush(stdout);
 
-    static Store store;  // static: outlives detached connection threads at exit
-    std::thread([&acceptor] {
-        for (;;) {
-            boost::beast::error_code ec;
-            tcp::socket sock = acceptor.accept(ec);
-            if (ec) {  // e.g. out of file descriptors: back off instead of spinning
-                std::this_thread::sleep_for(std::chrono::milliseconds(10));
-                continue;
-            }
-            sock.set_option(tcp::no_delay(true), ec);
-            std::thread(serve, std::move(sock), std::ref(store)).detach();
-        }
+    std::thread([stop_signals] {
+        int sig = 0;
+        sigwait(&stop_signals, &sig);
+        while (!server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        server.stop();
     }).detach();
 
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
+    const bool ok = server.listen_after_bind();  // returns once stop() closed the listening socket
     std::fflush(nullptr);
-    std::_Exit(0);  // connection threads are detached and blocking: skip static destructors
+    std::_Exit(ok ? 0 : 1);  // connection threads are detached and may block: skip static destructors
 }
