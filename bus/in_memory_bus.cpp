@@ -18,11 +18,12 @@ std::vector<std::string> normalize_topics(const std::vector<std::string>& topics
     return out;
 }
 
-InMemoryBus::InMemoryBus(std::size_t shards, PostFn post_to_shard)
-    : shards_(shards), post_(std::move(post_to_shard)) {}
+InMemoryBus::InMemoryBus(std::size_t shards, PostFn post_to_shard) : post_(std::move(post_to_shard)) {
+    for (std::size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
+}
 
 void InMemoryBus::subscribe(std::size_t shard, Subscriber* subscriber, const std::vector<std::string>& topics) {
-    auto& s = shards_[shard];
+    auto& s = *shards_[shard];
     for (const auto& t : topics) {
         if (t == "all") {
             s.all.push_back(subscriber);
@@ -35,7 +36,7 @@ void InMemoryBus::subscribe(std::size_t shard, Subscriber* subscriber, const std
 }
 
 void InMemoryBus::unsubscribe(std::size_t shard, Subscriber* subscriber, const std::vector<std::string>& topics) {
-    auto& s = shards_[shard];
+    auto& s = *shards_[shard];
     auto remove = [subscriber](std::vector<Subscriber*>& v) { std::erase(v, subscriber); };
     for (const auto& t : topics) {
         if (t == "all") {
@@ -67,19 +68,35 @@ PublishResult InMemoryBus::publish(Event event) {
     if (auto it = counts_.find("all"); it != counts_.end()) result.subscribers += it->second;
     if (result.subscribers == 0) return result;
     for (std::size_t i = 0; i < shards_.size(); ++i) {
-        post_(i, [this, i, model = event.model, frame, seq = event.seq] { deliver_on_shard(i, model, frame, seq); });
+        auto& shard = *shards_[i];
+        bool post = false;
+        {
+            std::lock_guard inbox_lock(shard.inbox_mutex);
+            shard.inbox.push_back({event.model, frame, event.seq});
+            post = !shard.drain_posted;
+            shard.drain_posted = true;
+        }
+        if (post) post_(i, [this, i] { drain(i); });
     }
     return result;
 }
 
-void InMemoryBus::deliver_on_shard(std::size_t shard, const std::string& model, const Frame& frame,
-                                   std::uint64_t seq) {
-    auto& s = shards_[shard];
-    // A subscriber is in "all" or in its model lists, never both (normalize_topics): exactly once.
-    if (auto it = s.by_topic.find(model); it != s.by_topic.end()) {
-        for (auto* sub : it->second) sub->deliver(frame, seq);
+void InMemoryBus::drain(std::size_t shard) {
+    auto& s = *shards_[shard];
+    thread_local std::vector<Pending> batch;
+    {
+        std::lock_guard inbox_lock(s.inbox_mutex);
+        batch.swap(s.inbox);
+        s.drain_posted = false;
     }
-    for (auto* sub : s.all) sub->deliver(frame, seq);
+    for (const auto& p : batch) {
+        // A subscriber is in "all" or in its model lists, never both (normalize_topics): exactly once.
+        if (auto it = s.by_topic.find(p.model); it != s.by_topic.end()) {
+            for (auto* sub : it->second) sub->deliver(p.frame, p.seq);
+        }
+        for (auto* sub : s.all) sub->deliver(p.frame, p.seq);
+    }
+    batch.clear();
 }
 
 std::vector<std::pair<std::string, std::size_t>> InMemoryBus::subscriber_counts() const {

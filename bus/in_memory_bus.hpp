@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -31,13 +32,25 @@ public:
     std::vector<std::pair<std::string, std::size_t>> subscriber_counts() const;
 
 private:
+    struct Pending {
+        std::string model;
+        Frame frame;
+        std::uint64_t seq;
+    };
     struct Shard {
+        // Owned by the shard's thread.
         std::unordered_map<std::string, std::vector<Subscriber*>> by_topic;
         std::vector<Subscriber*> all;
+        // The inbox is filled in seq order under the publish lock and emptied by the shard's
+        // thread. (Posting each event as its own handler is not enough: Asio runs handlers a
+        // thread posted to itself after those other threads posted meanwhile, which reorders.)
+        std::mutex inbox_mutex;
+        std::vector<Pending> inbox;
+        bool drain_posted = false;
     };
-    void deliver_on_shard(std::size_t shard, const std::string& model, const Frame& frame, std::uint64_t seq);
+    void drain(std::size_t shard);
 
-    std::vector<Shard> shards_;  // each touched only by its own thread
+    std::vector<std::unique_ptr<Shard>> shards_;
     PostFn post_;
     mutable std::mutex mutex_;   // orders publications; guards counts_
     std::unordered_map<std::string, std::size_t> counts_;
