@@ -1,0 +1,321 @@
+// events_test.cpp: events over real sockets: an in-process crudcast in front of a scriptable
+// upstream, Beast WebSocket clients subscribing at the ws path, writes made through the proxy.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "testkit.hpp"
+
+namespace crudcast {
+namespace {
+
+using namespace testkit;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = boost::asio::ip::tcp;
+
+// A blocking WebSocket subscriber; every read gives up after `timeout` (SO_RCVTIMEO), so a
+// missing event fails the test instead of hanging it.
+class Subscriber {
+public:
+    Subscriber(std::uint16_t port, const std::string& target, int rcvbuf = 0) : ws_(io_) {
+        auto& sock = ws_.next_layer();
+        sock.open(tcp::v4());
+        if (rcvbuf > 0) sock.set_option(boost::asio::socket_base::receive_buffer_size(rcvbuf));
+        sock.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+        set_timeout(default_timeout);
+        ws_.handshake("127.0.0.1", target);
+    }
+    void set_timeout(Duration timeout) {
+        timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+        ::setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
+    // The next event as a JSON document; fails the test on timeout or close.
+    rapidjson::Document next() {
+        beast::flat_buffer buffer;
+        ws_.read(buffer);
+        rapidjson::Document doc;
+        doc.Parse(beast::buffers_to_string(buffer.data()).c_str());
+        EXPECT_FALSE(doc.HasParseError());
+        return doc;
+    }
+    std::string next_raw() {
+        beast::flat_buffer buffer;
+        ws_.read(buffer);
+        return beast::buffers_to_string(buffer.data());
+    }
+    // True when nothing arrives within `quiet` (used only to show an event did NOT come after a
+    // later marker event proves the stream moved on).
+    websocket::stream<tcp::socket>& ws() { return ws_; }
+
+private:
+    boost::asio::io_context io_;
+    websocket::stream<tcp::socket> ws_;
+};
+
+std::string json_response(int status, std::string_view body, std::string_view type = "application/json") {
+    HeaderList h;
+    h.items.emplace_back("Content-Type", std::string(type));
+    return http_response(status, status == 204 ? "No Content" : "OK", h, body);
+}
+
+// An upstream that answers like a REST API: POST -> 201 with an id, PUT/PATCH echo, DELETE 204,
+// and special paths for the negative cases.
+UpstreamReply rest_api(const RecordedRequest& r) {
+    UpstreamReply reply;
+    if (r.target.starts_with("/missing")) {
+        reply.bytes = json_response(404, R"({"error":"not found"})");
+    } else if (r.target.starts_with("/broken")) {
+        reply.bytes = json_response(500, R"({"error":"boom"})");
+    } else if (r.target.starts_with("/text")) {
+        reply.bytes = json_response(200, "plain words", "text/plain");
+    } else if (r.target.starts_with("/api/big")) {
+        reply.bytes = json_response(200, "{\"blob\":\"" + std::string(4096, 'x') + "\"}");
+    } else if (r.target.starts_with("/flarch")) {
+        reply.bytes = json_response(200, R"({"value":{"id":7,"name":"Ada"},"status_code":200,"errors":null})");
+    } else if (r.method == "DELETE") {
+        reply.bytes = json_response(204, "");
+    } else if (r.method == "POST") {
+        reply.bytes = json_response(201, r.body.empty() ? "{\"id\":1}" : r.body);
+    } else {
+        reply.bytes = json_response(200, r.body.empty() ? R"([{"id":1},{"id":2}])" : r.body);
+    }
+    return reply;
+}
+
+std::string write_request(std::string_view method, std::string_view target, std::string_view body) {
+    return std::string(method) + " " + std::string(target) +
+           " HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\n\r\n" + std::string(body);
+}
+
+class Events : public ::testing::Test {
+protected:
+    void start(std::function<void(config::Config&)> tweak = {}) {
+        upstream_ = std::make_unique<RawUpstream>(rest_api);
+        auto cfg = test_config(upstream_->port());
+        if (tweak) tweak(cfg);
+        gateway_ = start_gateway(cfg);
+        port_ = gateway_->port();
+    }
+    Response send(std::string_view method, std::string_view target, std::string_view body = "") {
+        return exchange(port_, write_request(method, target, body));
+    }
+
+    std::unique_ptr<RawUpstream> upstream_;
+    std::unique_ptr<gateway::Gateway> gateway_;
+    std::uint16_t port_ = 0;
+};
+
+TEST_F(Events, EachWriteMethodMakesOneEventWithTheContractFields) {
+    start();
+    Subscriber sub(port_, "/ws?topic=author");
+    EXPECT_EQ(send("POST", "/api/authors", R"({"id":42,"name":"Ada"})").status, 201u);
+    EXPECT_EQ(send("PUT", "/api/authors/42", R"({"id":42,"name":"Ada L."})").status, 200u);
+    EXPECT_EQ(send("PATCH", "/api/v1/authors/42", R"({"born":1815})").status, 200u);
+    EXPECT_EQ(send("DELETE", "/api/authors/42").status, 204u);
+
+    const auto raw = sub.next_raw();
+    EXPECT_EQ(raw.find("{\"ts\":"), 0u) << raw;
+    const auto order = {raw.find("\"ts\""), raw.find("\"model\""), raw.find("\"method\""), raw.find("\"id\""),
+                        raw.find("\"many\""), raw.find("\"payload\""), raw.find("\"seq\"")};
+    EXPECT_TRUE(std::is_sorted(order.begin(), order.end())) << raw;
+    rapidjson::Document post;
+    post.Parse(raw.c_str());
+    EXPECT_STREQ(post["model"].GetString(), "author");
+    EXPECT_STREQ(post["method"].GetString(), "POST");
+    EXPECT_EQ(post["id"].GetInt(), 42);  // from the payload: POST /authors has no id in the URL
+    EXPECT_FALSE(post["many"].GetBool());
+    EXPECT_STREQ(post["payload"]["name"].GetString(), "Ada");
+    EXPECT_GT(post["ts"].GetInt64(), 1'600'000'000'000);
+
+    auto put = sub.next();
+    EXPECT_STREQ(put["method"].GetString(), "PUT");
+    EXPECT_EQ(put["id"].GetInt(), 42);
+    auto patch = sub.next();
+    EXPECT_STREQ(patch["method"].GetString(), "PATCH");
+    EXPECT_EQ(patch["id"].GetInt(), 42);
+    auto del = sub.next();
+    EXPECT_STREQ(del["method"].GetString(), "DELETE");
+    EXPECT_TRUE(del["payload"].IsNull());
+    EXPECT_EQ(del["id"].GetInt(), 42);
+    EXPECT_EQ(put["seq"].GetUint64(), post["seq"].GetUint64() + 1);
+    EXPECT_EQ(del["seq"].GetUint64(), post["seq"].GetUint64() + 3);
+}
+
+TEST_F(Events, GetPublishesOnlyWhenConfigured) {
+    start([](config::Config& c) { c.publish_methods = {"GET", "POST"}; });
+    Subscriber sub(port_, "/ws");
+    send("GET", "/api/books");
+    auto e = sub.next();
+    EXPECT_STREQ(e["method"].GetString(), "GET");
+    EXPECT_STREQ(e["model"].GetString(), "book");
+    EXPECT_TRUE(e["many"].GetBool());
+    EXPECT_TRUE(e["id"].IsNull());
+}
+
+TEST_F(Events, NoEventForFailuresNonJsonOversizeOrReads) {
+    start([](config::Config& c) { c.max_event_bytes = 1024; });
+    Subscriber sub(port_, "/ws");
+    EXPECT_EQ(send("POST", "/missing/authors").status, 404u);
+    EXPECT_EQ(send("POST", "/broken/authors").status, 500u);
+    EXPECT_EQ(send("POST", "/text/authors").status, 200u);
+    auto big = send("POST", "/api/big");
+    EXPECT_EQ(big.status, 200u);
+    EXPECT_GT(big.body.size(), 4096u);  // forwarded untouched all the same
+    EXPECT_EQ(send("GET", "/api/authors").status, 200u);
+    // A marker event: had any of the above made an event, it would arrive first.
+    send("POST", "/api/markers", R"({"id":1})");
+    auto e = sub.next();
+    EXPECT_STREQ(e["model"].GetString(), "marker");
+}
+
+TEST_F(Events, TopicsFilterAndAllIsExactlyOnce) {
+    start();
+    Subscriber authors(port_, "/ws?topic=author");
+    Subscriber both(port_, "/ws?topic=Author,BOOK");
+    Subscriber repeated(port_, "/ws?topic=book&topic=author");
+    Subscriber all_and_author(port_, "/ws?topic=author&topic=all");
+    Subscriber all(port_, "/ws");
+    send("POST", "/api/books", R"({"id":1})");
+    send("POST", "/api/authors", R"({"id":2})");
+    send("POST", "/api/publishers", R"({"id":3})");
+    send("POST", "/api/authors", R"({"id":4})");
+
+    EXPECT_EQ(authors.next()["id"].GetInt(), 2);
+    EXPECT_EQ(authors.next()["id"].GetInt(), 4);
+    for (auto* s : {&both, &repeated}) {
+        EXPECT_EQ(s->next()["id"].GetInt(), 1);
+        EXPECT_EQ(s->next()["id"].GetInt(), 2);
+        EXPECT_EQ(s->next()["id"].GetInt(), 4);
+    }
+    for (auto* s : {&all_and_author, &all}) {
+        for (int id : {1, 2, 3, 4}) EXPECT_EQ(s->next()["id"].GetInt(), id);  // once each, in order
+    }
+    // A final marker proves nothing else (no duplicate) was queued before it.
+    send("POST", "/api/authors", R"({"id":99})");
+    EXPECT_EQ(authors.next()["id"].GetInt(), 99);
+    EXPECT_EQ(all_and_author.next()["id"].GetInt(), 99);
+    EXPECT_EQ(all.next()["id"].GetInt(), 99);
+}
+
+TEST_F(Events, FlarchitectEnvelopeWithValuePointer) {
+    start([](config::Config& c) { c.payload_pointer = "/value"; });
+    Subscriber sub(port_, "/ws?topic=flarch");
+    send("POST", "/flarch");
+    auto e = sub.next();
+    EXPECT_STREQ(e["payload"]["name"].GetString(), "Ada");
+    EXPECT_EQ(e["id"].GetInt(), 7);
+    EXPECT_FALSE(e["payload"].HasMember("status_code"));
+}
+
+TEST_F(Events, ConcurrentWritersEverySubscriberSeesTheSameGapFreeOrder) {
+    start([](config::Config& c) { c.threads = 2; });
+    std::vector<std::unique_ptr<Subscriber>> subs;
+    for (int i = 0; i < 4; ++i) subs.push_back(std::make_unique<Subscriber>(port_, "/ws"));  // both threads
+    constexpr int writers = 8, per_writer = 50;
+    std::vector<std::thread> threads;
+    for (int w = 0; w < writers; ++w) {
+        threads.emplace_back([this, w] {
+            Client client(port_);
+            for (int i = 0; i < per_writer; ++i) {
+                const auto body = "{\"id\":" + std::to_string(w * 1000 + i) + "}";
+                auto r = client.roundtrip(write_request("POST", "/api/items", body));
+                ASSERT_EQ(r.status, 201u);
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    std::vector<std::vector<std::pair<std::uint64_t, int>>> seen(subs.size());
+    for (std::size_t s = 0; s < subs.size(); ++s) {
+        for (int i = 0; i < writers * per_writer; ++i) {
+            auto e = subs[s]->next();
+            seen[s].emplace_back(e["seq"].GetUint64(), e["id"].GetInt());
+        }
+        for (std::size_t i = 1; i < seen[s].size(); ++i) ASSERT_EQ(seen[s][i].first, seen[s][i - 1].first + 1);
+    }
+    for (std::size_t s = 1; s < subs.size(); ++s) EXPECT_EQ(seen[s], seen[0]);
+    // Each writer's own events keep their order too.
+    std::map<int, int> last;
+    for (auto [seq, id] : seen[0]) {
+        const int w = id / 1000;
+        if (last.count(w)) {
+            EXPECT_GT(id, last[w]);
+        }
+        last[w] = id;
+    }
+}
+
+TEST_F(Events, ASubscriberThatNeverReadsIsClosedWith1013WhileOthersGetEverything) {
+    start([](config::Config& c) {
+        c.ws_max_queue_messages = 8;
+        c.ws_max_queue_bytes = 1024 * 1024;
+    });
+    Subscriber slow(port_, "/ws", 4096);  // tiny receive buffer, never read until the end
+    Subscriber fast(port_, "/ws");
+    const std::string payload = "{\"id\":1,\"blob\":\"" + std::string(60 * 1024, 'y') + "\"}";
+    constexpr int events = 200;
+    std::atomic<int> fast_got{0};
+    std::thread reader([&] {
+        for (int i = 0; i < events; ++i) {
+            if (std::string_view(fast.next()["model"].GetString()) == "blob") ++fast_got;
+        }
+    });
+    for (int i = 0; i < events; ++i) send("PUT", "/api/blobs/1", payload);
+    reader.join();
+    EXPECT_EQ(fast_got.load(), events);
+    // Now drain the slow one: some events, then a close frame with 1013.
+    int received = 0;
+    beast::error_code ec;
+    for (;;) {
+        beast::flat_buffer buffer;
+        slow.ws().read(buffer, ec);
+        if (ec) break;
+        ++received;
+    }
+    EXPECT_EQ(ec, websocket::error::closed) << ec.message();
+    EXPECT_EQ(slow.ws().reason().code, 1013);
+    EXPECT_LT(received, events);
+}
+
+TEST_F(Events, AThousandSubscribersAllReceiveTheEvent) {
+    start();
+    std::vector<std::unique_ptr<Subscriber>> subs;
+    for (int i = 0; i < 1000; ++i) subs.push_back(std::make_unique<Subscriber>(port_, i % 2 ? "/ws" : "/ws?topic=author"));
+    send("POST", "/api/authors", R"({"id":5})");
+    for (auto& s : subs) ASSERT_EQ(s->next()["id"].GetInt(), 5);
+}
+
+TEST_F(Events, PlainRequestToTheWsPathGets426WithAHint) {
+    start();
+    auto r = exchange(port_, get_request("/ws?topic=author"));
+    EXPECT_EQ(r.status, 426u);
+    EXPECT_EQ(r.headers.get("Upgrade"), "websocket");
+    EXPECT_NE(r.body.find("WebSocket"), std::string::npos);
+    EXPECT_EQ(upstream_->request_count(), 0u);
+}
+
+TEST_F(Events, ClientMessagesAndPingsAreHarmless) {
+    start();
+    Subscriber sub(port_, "/ws");
+    sub.ws().text(true);
+    sub.ws().write(boost::asio::buffer(std::string("hello")));
+    sub.ws().ping({});
+    send("POST", "/api/authors", R"({"id":8})");
+    EXPECT_EQ(sub.next()["id"].GetInt(), 8);  // the pong was consumed by Beast's read
+    sub.ws().close(websocket::close_code::normal);
+}
+
+}  // namespace
+}  // namespace crudcast
