@@ -370,6 +370,7 @@ void WebSocketSession::on_written(error_code ec) {
     });
     inflight_data_.clear();
     inflight_control_.clear();
+    if (closed_) return;  // the session has ended meanwhile: no timers that would keep it alive
     if (close_written) {
         if (close_received_) {
             shutdown_socket();
