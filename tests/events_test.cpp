@@ -317,5 +317,26 @@ TEST_F(Events, ClientMessagesAndPingsAreHarmless) {
     sub.ws().close(websocket::close_code::normal);
 }
 
+TEST_F(Events, APeerThatNeverAnswersPingsIsClosed) {
+    start([](config::Config& c) { c.ws_ping_interval = std::chrono::milliseconds(200); });
+    // A raw client: it completes the handshake, then never answers a ping.
+    Socket raw = Socket::connect(port_);
+    ASSERT_TRUE(raw.send_all("GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+    auto head = raw.read_until("\r\n\r\n", default_timeout);
+    ASSERT_TRUE(head.has_value());
+    EXPECT_EQ(head->rfind("HTTP/1.1 101", 0), 0u) << *head;
+    EXPECT_NE(head->find("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), std::string::npos) << *head;
+    bool saw_ping = false;
+    Socket::Status status;
+    while ((status = raw.fill(default_timeout)) == Socket::Status::data) {
+        const auto bytes = raw.buffered();
+        if (bytes.find("\x89\x00") != std::string_view::npos) saw_ping = true;
+        raw.consume(bytes.size());
+    }
+    EXPECT_TRUE(saw_ping);
+    EXPECT_NE(status, Socket::Status::timeout) << "crudcast kept a peer that never answered its pings";
+}
+
 }  // namespace
 }  // namespace crudcast
