@@ -85,10 +85,11 @@ TEST_P(Passthrough, MethodTargetHeadersBodyAndResponseCrossUnchanged) {
     const bool head = method == "HEAD";
     const bool with_body = method != "GET" && method != "HEAD";
     const std::string response_body = "{\"id\":7,\"name\":\"caf\xc3\xa9\"}\n";
-    const std::string upstream_head = "HTTP/1.1 203 Odd But Fine\r\nContent-Type: application/json; charset=utf-8\r\n"
-                                      "set-cookie: a=1; Path=/\r\nX-Odd-CASE: v1\r\nSet-Cookie: b=2\r\n"
-                                      "Cache-Control: no-store\r\nContent-Length: " +
-                                      std::to_string(response_body.size()) + "\r\n\r\n";
+    const std::string upstream_head =
+        "HTTP/1.1 203 Odd But Fine\r\nContent-Type: application/json; charset=utf-8\r\n"
+        "set-cookie: a=1; Path=/\r\nX-Odd-CASE: v1\r\nSet-Cookie: b=2\r\n"
+        "Cache-Control: no-store\r\nContent-Length: " +
+        std::to_string(response_body.size()) + "\r\n\r\n";
     upstream.set_handler([&](const RecordedRequest&) {
         return UpstreamReply{UpstreamReply::Kind::respond, upstream_head + (head ? "" : response_body), {}, false};
     });
@@ -100,11 +101,15 @@ TEST_P(Passthrough, MethodTargetHeadersBodyAndResponseCrossUnchanged) {
     for (std::size_t i = 0; i < targets.size(); ++i) {
         SCOPED_TRACE(method + " " + targets[i]);
         const std::string body = with_body ? std::string("line1\r\nline2\0\xff\x01 end", 19) + targets[i] : "";
-        std::string request = method + " " + targets[i] + " HTTP/1.1\r\nHost: backend.example:8080\r\n"
-                                                          "user-agent: crudcast-test/1.0\r\nX-Multi: one\r\n"
-                                                          "ACCEPT: application/json\r\nX-Multi: two\r\n"
-                                                          "x-lower-case: MiXeD Value, with \"quotes\"\r\n";
-        if (with_body) request += "Content-Type: application/octet-stream\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+        std::string request = method + " " + targets[i] +
+                              " HTTP/1.1\r\nHost: backend.example:8080\r\n"
+                              "user-agent: crudcast-test/1.0\r\nX-Multi: one\r\n"
+                              "ACCEPT: application/json\r\nX-Multi: two\r\n"
+                              "x-lower-case: MiXeD Value, with \"quotes\"\r\n";
+        if (with_body) {
+            request += "Content-Type: application/octet-stream\r\n";
+            request += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+        }
         request += "\r\n" + body;
 
         ReadOptions options;
@@ -147,7 +152,8 @@ TEST_F(ProxyTest, HopByHopHeadersAreNotForwardedInEitherDirection) {
                              "HTTP/1.1 200 OK\r\nConnection: X-Internal\r\nKeep-Alive: timeout=30\r\n"
                              "Proxy-Connection: keep-alive\r\nUpgrade: h2c\r\nTrailer: X-Sum\r\nTE: trailers\r\n"
                              "X-Internal: internal\r\nX-Public: public\r\nContent-Length: 2\r\n\r\nok",
-                             {}, false};
+                             {},
+                             false};
     });
     start();
     for (const std::string connection : {"keep-alive, X-Secret", "close, X-Secret"}) {
@@ -158,7 +164,8 @@ TEST_F(ProxyTest, HopByHopHeadersAreNotForwardedInEitherDirection) {
                                           "Upgrade: h2c\r\nProxy-Connection: keep-alive\r\nX-Secret: s3cret\r\n"
                                           "X-Kept: yes\r\nContent-Length: 4\r\n\r\nabcd");
         const auto seen = upstream.request(upstream.request_count() - 1);
-        for (const char* name : {"Connection", "Keep-Alive", "TE", "Trailer", "Upgrade", "Proxy-Connection", "X-Secret"})
+        for (const char* name :
+             {"Connection", "Keep-Alive", "TE", "Trailer", "Upgrade", "Proxy-Connection", "X-Secret"})
             EXPECT_FALSE(seen.headers.has(name)) << name << " reached the upstream";
         EXPECT_EQ(seen.headers.get("X-Kept"), "yes");
         EXPECT_EQ(seen.body, "abcd");
@@ -169,7 +176,8 @@ TEST_F(ProxyTest, HopByHopHeadersAreNotForwardedInEitherDirection) {
         for (const char* name : {"Keep-Alive", "TE", "Trailer", "Upgrade", "Proxy-Connection", "X-Internal"})
             EXPECT_FALSE(res.headers.has(name)) << name << " reached the client";
         // Only crudcast's own connection management may appear.
-        for (const auto& value : res.headers.all("Connection")) EXPECT_TRUE(value == "close" || value == "keep-alive") << value;
+        for (const auto& value : res.headers.all("Connection"))
+            EXPECT_TRUE(value == "close" || value == "keep-alive") << value;
         if (connection.starts_with("close")) {
             EXPECT_TRUE(client.closed_by_peer());
         }
@@ -226,7 +234,7 @@ TEST_F(ProxyTest, GivenRequestIdIsForwardedAndReturned) {
 TEST_F(ProxyTest, MissingOrUnacceptableRequestIdIsGeneratedAndReturned) {
     start();
     for (const std::string& header : {std::string(""), std::string("X-Request-ID: has space\r\n"),
-                                     "X-Request-ID: " + std::string(129, 'a') + "\r\n"}) {
+                                      "X-Request-ID: " + std::string(129, 'a') + "\r\n"}) {
         SCOPED_TRACE(header);
         const auto res = exchange(port(), get_request("/id", header));
         const auto seen = upstream.request(upstream.request_count() - 1);
@@ -280,7 +288,8 @@ TEST_F(ProxyTest, ChunkedUpstreamResponseReachesHttp10ClientEofDelimited) {
         return UpstreamReply{UpstreamReply::Kind::respond,
                              "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
                              "5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n",
-                             {}, false};
+                             {},
+                             false};
     });
     start();
     Client client(port());
@@ -295,8 +304,8 @@ TEST_F(ProxyTest, ChunkedUpstreamResponseReachesHttp10ClientEofDelimited) {
 
 TEST_F(ProxyTest, EofDelimitedUpstreamResponseIsChunkedForHttp11Client) {
     upstream.set_handler([](const RecordedRequest&) {
-        return UpstreamReply{UpstreamReply::Kind::respond, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close",
-                             {}, true};
+        return UpstreamReply{
+            UpstreamReply::Kind::respond, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close", {}, true};
     });
     start();
     Client client(port());
@@ -358,7 +367,8 @@ TEST_F(ProxyTest, AbsoluteFormNamingAnotherHostIsRefused) {
 TEST_F(ProxyTest, AbsoluteFormNamingCrudcastIsReducedToOriginForm) {
     start();
     const auto authority = "127.0.0.1:" + std::to_string(port());
-    const auto res = exchange(port(), "GET http://" + authority + "/x/y?z=1 HTTP/1.1\r\nHost: " + authority + "\r\n\r\n");
+    const auto res =
+        exchange(port(), "GET http://" + authority + "/x/y?z=1 HTTP/1.1\r\nHost: " + authority + "\r\n\r\n");
     EXPECT_EQ(res.status, 200u);
     EXPECT_EQ(upstream.request(0).target, "/x/y?z=1");
 }
@@ -386,7 +396,8 @@ TEST_F(ProxyTest, UpgradeIsTunnelledBothWays) {
     });
     start();
     Client client(port());
-    const auto res = client.roundtrip("GET /socket HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n");
+    const auto res =
+        client.roundtrip("GET /socket HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n");
     ASSERT_EQ(res.status, 101u);
     EXPECT_EQ(res.headers.get("Upgrade"), "echo");
     const auto seen = upstream.request(0);

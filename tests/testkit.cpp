@@ -19,15 +19,13 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 #include <stdexcept>
 #include <system_error>
 
-#include <boost/beast/core/string.hpp>
+#include <gtest/gtest.h>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <gtest/gtest.h>
 
 #include "gateway/log.hpp"
 
@@ -64,13 +62,6 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-std::uint64_t splitmix64(std::uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 }  // namespace
 
 config::Config test_config(std::uint16_t upstream_port) {
@@ -88,94 +79,20 @@ config::Config test_config(std::uint16_t upstream_port) {
     c.idle_timeout = 5s;
     c.drain_timeout = 5s;
     const char* env = std::getenv("CRUDCAST_TEST_LOG");
-    const std::string level = env ? env : "warn";
-    c.log_level = level == "error"   ? config::LogLevel::error
-                  : level == "info"  ? config::LogLevel::info
-                  : level == "debug" ? config::LogLevel::debug
-                  : level == "trace" ? config::LogLevel::trace
-                                     : config::LogLevel::warn;
+    c.log_level = config::LogLevel::warn;
+    for (auto level :
+         {config::LogLevel::error, config::LogLevel::info, config::LogLevel::debug, config::LogLevel::trace})
+        if (env && std::string_view(env) == config::to_string(level)) c.log_level = level;
     log::configure(c.log_level, config::LogFormat::text);
     return c;
 }
 
-std::unique_ptr<gateway::Gateway> start_gateway(config::Config config) {
-    auto gw = std::make_unique<gateway::Gateway>(std::move(config));
-    gw->start();
-    return gw;
-}
-
-std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw_errno("socket");
-    auto addr = loopback(0);
-    socklen_t len = sizeof addr;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-        ::close(fd);
-        throw_errno("bind 127.0.0.1:0");
-    }
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
-
-void Checksum::update(std::string_view bytes) {
-    std::uint64_t h = hash_;
-    for (unsigned char c : bytes) {
-        h ^= c;
-        h *= 0x100000001b3ull;
-    }
-    hash_ = h;
-}
-
-std::uint64_t Checksum::of(std::string_view bytes) {
-    Checksum c;
-    c.update(bytes);
-    return c.value();
-}
-
-void fill_pattern(std::uint64_t offset, char* out, std::size_t n) {
-    std::size_t done = 0;
-    while (done < n) {
-        const std::uint64_t word = splitmix64(offset >> 3);
-        const unsigned skip = offset & 7;
-        const std::size_t take = std::min<std::size_t>(8 - skip, n - done);
-        for (std::size_t k = 0; k < take; ++k) out[done + k] = static_cast<char>(word >> ((skip + k) * 8));
-        done += take;
-        offset += take;
-    }
-}
-
-std::string HeaderList::get(std::string_view name) const {
-    for (const auto& [n, v] : items)
-        if (iequals(n, name)) return v;
-    return {};
-}
-
-std::vector<std::string> HeaderList::all(std::string_view name) const {
-    std::vector<std::string> out;
-    for (const auto& [n, v] : items)
-        if (iequals(n, name)) out.push_back(v);
-    return out;
-}
-
-std::size_t HeaderList::count(std::string_view name) const {
-    return std::count_if(items.begin(), items.end(), [&](const auto& f) { return iequals(f.first, name); });
-}
+std::uint16_t free_port() { return RawUpstream().port(); }  // listened on, never connected to: free again
 
 // ---- Socket ----
 
 Socket::Socket(Socket&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)), buffer_(std::move(other.buffer_)), start_(std::exchange(other.start_, 0)) {}
-
-Socket& Socket::operator=(Socket&& other) noexcept {
-    if (this != &other) {
-        close();
-        fd_ = std::exchange(other.fd_, -1);
-        buffer_ = std::move(other.buffer_);
-        start_ = std::exchange(other.start_, 0);
-    }
-    return *this;
-}
 
 Socket::~Socket() { close(); }
 
@@ -184,11 +101,8 @@ Socket Socket::connect(std::uint16_t port) {
     if (fd < 0) throw_errno("socket");
     Socket s(fd);
     const auto addr = loopback(port);
-    int rc;
-    do {
-        rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-    } while (rc != 0 && errno == EINTR);
-    if (rc != 0) throw_errno("connect 127.0.0.1:" + std::to_string(port));
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
+        throw_errno("connect 127.0.0.1:" + std::to_string(port));
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return s;
@@ -208,17 +122,12 @@ bool Socket::send_all(std::string_view bytes) {
 
 Socket::Status Socket::fill(Duration timeout) {
     pollfd p{fd_, POLLIN, 0};
-    for (;;) {
-        const int rc = ::poll(&p, 1, poll_timeout(timeout));
-        if (rc < 0 && errno == EINTR) continue;
-        if (rc < 0) return Status::error;
-        if (rc == 0) return Status::timeout;
-        break;
-    }
-    if (start_ == buffer_.size()) {
-        buffer_.clear();
-        start_ = 0;
-    } else if (start_ > (1u << 20)) {
+    int rc;
+    do {
+        rc = ::poll(&p, 1, poll_timeout(timeout));
+    } while (rc < 0 && errno == EINTR);
+    if (rc <= 0) return rc == 0 ? Status::timeout : Status::error;
+    if (start_ > (1u << 20)) {
         buffer_.erase(0, start_);
         start_ = 0;
     }
@@ -234,36 +143,12 @@ Socket::Status Socket::fill(Duration timeout) {
     return n == 0 ? Status::eof : Status::data;
 }
 
-void Socket::consume(std::size_t n) {
-    start_ += std::min(n, buffer_.size() - start_);
-    if (start_ == buffer_.size()) {
-        buffer_.clear();
-        start_ = 0;
-    }
-}
-
 std::optional<std::string> Socket::read_until(std::string_view delimiter, Duration timeout) {
-    std::size_t searched = 0;
-    for (;;) {
-        const auto in = buffered();
-        const auto pos = in.find(delimiter, searched);
-        if (pos != std::string_view::npos) {
-            std::string out(in.substr(0, pos + delimiter.size()));
-            consume(out.size());
-            return out;
-        }
-        searched = in.size() >= delimiter.size() ? in.size() - delimiter.size() + 1 : 0;
+    std::size_t pos;
+    while ((pos = buffered().find(delimiter)) == std::string_view::npos) {
         if (fill(timeout) != Status::data) return std::nullopt;
     }
-}
-
-std::optional<std::string> Socket::read_exactly(std::size_t n, Duration timeout) {
-    while (buffered().size() < n) {
-        if (fill(timeout) != Status::data) return std::nullopt;
-    }
-    std::string out(buffered().substr(0, n));
-    consume(n);
-    return out;
+    return read_exactly(pos + delimiter.size(), timeout);
 }
 
 void Socket::shutdown_write() {
@@ -276,20 +161,6 @@ void Socket::close() {
 }
 
 // ---- RawUpstream ----
-
-UpstreamReply UpstreamReply::ok(std::string body) {
-    return {Kind::respond, http_response(200, "OK", {{{"Content-Type", "application/json"}}}, body), {}, false};
-}
-
-std::string http_response(int status, std::string_view reason, const HeaderList& headers, std::string_view body,
-                          bool content_length) {
-    std::string out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) + "\r\n";
-    for (const auto& [name, value] : headers.items) out += name + ": " + value + "\r\n";
-    if (content_length) out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-    out += "\r\n";
-    out += body;
-    return out;
-}
 
 RawUpstream::RawUpstream(Handler handler, std::uint16_t port) : handler_(std::move(handler)) {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -321,34 +192,6 @@ RawUpstream::~RawUpstream() {
     for (auto& t : threads_) t.join();
 }
 
-void RawUpstream::set_handler(Handler handler) {
-    std::lock_guard lock(mutex_);
-    handler_ = std::move(handler);
-}
-
-std::size_t RawUpstream::request_count() const {
-    std::lock_guard lock(mutex_);
-    return requests_.size();
-}
-
-std::vector<RecordedRequest> RawUpstream::requests() const {
-    std::lock_guard lock(mutex_);
-    return requests_;
-}
-
-RecordedRequest RawUpstream::request(std::size_t i) const {
-    std::lock_guard lock(mutex_);
-    if (i >= requests_.size())
-        throw std::out_of_range("RawUpstream: no request #" + std::to_string(i) + " (got " +
-                                std::to_string(requests_.size()) + ")");
-    return requests_[i];
-}
-
-bool RawUpstream::wait_for_requests(std::size_t n, Duration timeout) const {
-    std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, timeout, [&] { return requests_.size() >= n; });
-}
-
 void RawUpstream::accept_loop() {
     while (!stopping_) {
         const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
@@ -362,6 +205,8 @@ void RawUpstream::accept_loop() {
             ::close(fd);
             return;
         }
+        const int one = 1;  // the upstream streams in big writes: Nagle + delayed ACK would stall them
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         live_fds_.push_back(fd);
         threads_.emplace_back([this, fd, index] { serve(Socket(fd), index); });
     }
@@ -431,8 +276,8 @@ std::optional<RecordedRequest> RawUpstream::read_request(Socket& socket, std::si
     auto take = [&](std::uint64_t n, bool is_data) {
         while (n > 0) {
             if (socket.buffered().empty() && socket.fill(forever) != Socket::Status::data) return false;
-            const auto in = socket.buffered().substr(0, static_cast<std::size_t>(std::min<std::uint64_t>(
-                                                            n, socket.buffered().size())));
+            const auto in = socket.buffered().substr(
+                0, static_cast<std::size_t>(std::min<std::uint64_t>(n, socket.buffered().size())));
             if (is_data) {
                 sum.update(in);
                 r.body_size += in.size();
@@ -469,19 +314,6 @@ std::optional<RecordedRequest> RawUpstream::read_request(Socket& socket, std::si
     return r;
 }
 
-void Gate::open() {
-    {
-        std::lock_guard lock(mutex_);
-        open_ = true;
-    }
-    cv_.notify_all();
-}
-
-bool Gate::wait(Duration timeout) {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, timeout, [&] { return open_; });
-}
-
 // ---- Client ----
 
 void Client::send(std::string_view bytes) {
@@ -504,7 +336,8 @@ Response Client::read_response(const ReadOptions& options) {
             r.status = msg.result_int();
             r.version = msg.version();
             r.reason = std::string(msg.reason());
-            for (const auto& f : msg) r.headers.items.emplace_back(std::string(f.name_string()), std::string(f.value()));
+            for (const auto& f : msg)
+                r.headers.items.emplace_back(std::string(f.name_string()), std::string(f.value()));
             r.chunked = parser.chunked();
             r.keep_alive = parser.keep_alive();
         }
@@ -523,54 +356,33 @@ Response Client::read_response(const ReadOptions& options) {
             const std::size_t got = chunk.size() - parser.get().body().size;
             if (got > 0) {
                 r.body_size += got;
-                if (options.body_sink) options.body_sink({chunk.data(), got});
-                else r.body.append(chunk.data(), got);
+                if (options.body_sink) {
+                    options.body_sink({chunk.data(), got});
+                } else {
+                    r.body.append(chunk.data(), got);
+                }
             }
             if (parser.is_header_done() && r.head.empty()) r.head = std::string(head);
             socket_.consume(used);
             if (ec == http::error::need_buffer || (!ec && used > 0)) continue;
-            if (ec && ec != http::error::need_more) throw std::runtime_error("unparsable HTTP response: " + ec.message());
+            if (ec && ec != http::error::need_more)
+                throw std::runtime_error("unparsable HTTP response: " + ec.message());
         }
         switch (socket_.fill(options.timeout)) {
-            case Socket::Status::data: break;
+            case Socket::Status::data:
+                break;
             case Socket::Status::eof: {
                 boost::beast::error_code ec;
                 parser.put_eof(ec);
                 if (ec) throw std::runtime_error("connection closed before a complete response: " + ec.message());
                 break;
             }
-            case Socket::Status::timeout: throw std::runtime_error("timed out waiting for a response");
+            case Socket::Status::timeout:
+                throw std::runtime_error("timed out waiting for a response");
             case Socket::Status::error:
                 throw std::runtime_error(std::string("error reading a response: ") + std::strerror(errno));
         }
     }
-}
-
-Response Client::roundtrip(std::string_view request, const ReadOptions& options) {
-    send(request);
-    return read_response(options);
-}
-
-bool Client::closed_by_peer(Duration timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-        socket_.consume(socket_.buffered().size());
-        const auto left = std::chrono::duration_cast<Duration>(deadline - std::chrono::steady_clock::now());
-        switch (socket_.fill(std::max(left, Duration{0}))) {
-            case Socket::Status::data: continue;
-            case Socket::Status::timeout: return false;
-            default: return true;
-        }
-    }
-}
-
-Response Exchange::operator()(std::uint16_t port, std::string_view request, const ReadOptions& options) const {
-    Client client(port);
-    return client.roundtrip(request, options);
-}
-
-std::string get_request(std::string_view target, std::string_view extra_headers) {
-    return "GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n" + std::string(extra_headers) + "\r\n";
 }
 
 // ---- ChildProcess ----
@@ -583,23 +395,18 @@ struct ChildProcess::Stream {
     bool closed = false;
     std::thread reader;
 
-    void run() {
+    void run() {  // one line at a time into `lines`, until EOF
         std::string partial;
         char buf[4096];
-        for (;;) {
-            const auto n = ::read(fd, buf, sizeof buf);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) break;
-            partial.append(buf, static_cast<std::size_t>(n));
-            std::size_t eol;
-            while ((eol = partial.find('\n')) != std::string::npos) {
-                {
-                    std::lock_guard lock(mutex);
-                    lines.push_back(partial.substr(0, eol));
-                }
+        ssize_t n;
+        while ((n = ::read(fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+            partial.append(buf, static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+            std::lock_guard lock(mutex);
+            for (auto eol = partial.find('\n'); eol != std::string::npos; eol = partial.find('\n')) {
+                lines.push_back(partial.substr(0, eol));
                 partial.erase(0, eol + 1);
-                cv.notify_all();
             }
+            cv.notify_all();
         }
         std::lock_guard lock(mutex);
         if (!partial.empty()) lines.push_back(partial);
@@ -628,14 +435,13 @@ ChildProcess::ChildProcess(const std::string& path, const std::vector<std::strin
         env[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
     }
     for (const auto& [k, v] : extra_env) env[k] = v;
-    std::vector<std::string> env_strings;
+    std::vector<std::string> env_strings, arg_strings{path};
     for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+    arg_strings.insert(arg_strings.end(), args.begin(), args.end());
     std::vector<char*> envp, argv;
     for (auto& s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    std::vector<std::string> arg_strings{path};
-    arg_strings.insert(arg_strings.end(), args.begin(), args.end());
     for (auto& s : arg_strings) argv.push_back(s.data());
+    envp.push_back(nullptr);
     argv.push_back(nullptr);
 
     const int rc = ::posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), envp.data());
@@ -701,14 +507,6 @@ std::optional<std::string> ChildProcess::wait_for(Stream& s, std::string_view ne
     return found;
 }
 
-std::optional<std::string> ChildProcess::wait_for_stdout(std::string_view needle, Duration timeout) {
-    return wait_for(*out_, needle, timeout);
-}
-
-std::optional<std::string> ChildProcess::wait_for_stderr(std::string_view needle, Duration timeout) {
-    return wait_for(*err_, needle, timeout);
-}
-
 std::string ChildProcess::stderr_text() const {
     std::lock_guard lock(err_->mutex);
     std::string out;
@@ -719,14 +517,9 @@ std::string ChildProcess::stderr_text() const {
 ChildProcess::Memory ChildProcess::memory() const {
     Memory m;
     std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
-    std::string line;
-    while (std::getline(status, line)) {
-        std::istringstream fields(line);
-        std::string key;
-        std::uint64_t kib = 0;
-        fields >> key >> kib;
-        if (key == "VmHWM:") m.hwm_kib = kib;
-        if (key == "VmRSS:") m.rss_kib = kib;
+    for (std::string line; std::getline(status, line);) {
+        if (line.starts_with("VmHWM:")) m.hwm_kib = std::stoull(line.substr(6));
+        if (line.starts_with("VmRSS:")) m.rss_kib = std::stoull(line.substr(6));
     }
     return m;
 }

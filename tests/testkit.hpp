@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -20,6 +21,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include <boost/beast/core/string.hpp>
 
 #include "config/config.hpp"
 #include "gateway/gateway.hpp"
@@ -36,7 +39,11 @@ inline constexpr Duration forever = Duration::max();
 config::Config test_config(std::uint16_t upstream_port);
 
 // An in-process crudcast, started (bound, threads running); its destructor drains and joins.
-std::unique_ptr<gateway::Gateway> start_gateway(config::Config config);
+inline std::unique_ptr<gateway::Gateway> start_gateway(config::Config config) {
+    auto gw = std::make_unique<gateway::Gateway>(std::move(config));
+    gw->start();
+    return gw;
+}
 
 // A loopback port nothing listens on right now (bound to 127.0.0.1:0, then closed).
 std::uint16_t free_port();
@@ -44,23 +51,52 @@ std::uint16_t free_port();
 // FNV-1a 64 over a byte stream: order-sensitive, independent of how the stream is cut.
 class Checksum {
 public:
-    void update(std::string_view bytes);
+    void update(std::string_view bytes) {
+        std::uint64_t h = hash_;
+        for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ull;
+        hash_ = h;
+    }
     std::uint64_t value() const { return hash_; }
-    static std::uint64_t of(std::string_view bytes);
+    static std::uint64_t of(std::string_view bytes) {
+        Checksum c;
+        c.update(bytes);
+        return c.value();
+    }
 
 private:
     std::uint64_t hash_ = 0xcbf29ce484222325ull;
 };
 
-// A deterministic byte stream of any length: byte i depends on i (no repeating period).
-void fill_pattern(std::uint64_t offset, char* out, std::size_t n);
+// A deterministic byte stream of any length: byte i is byte i%8 of splitmix64(i/8).
+inline void fill_pattern(std::uint64_t offset, char* out, std::size_t n) {
+    for (std::size_t done = 0; done < n;) {
+        std::uint64_t x = (offset >> 3) + 0x9e3779b97f4a7c15ull;
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+        x ^= x >> 31;
+        const unsigned skip = offset & 7;
+        const std::size_t take = std::min<std::size_t>(8 - skip, n - done);
+        for (std::size_t k = 0; k < take; ++k) out[done + k] = static_cast<char>(x >> ((skip + k) * 8));
+        done += take;
+        offset += take;
+    }
+}
 
 // Header fields in wire order, names exactly as sent; lookups are case-insensitive.
 struct HeaderList {
     std::vector<std::pair<std::string, std::string>> items;
-    std::string get(std::string_view name) const;  // first value, "" when absent
-    std::vector<std::string> all(std::string_view name) const;
-    std::size_t count(std::string_view name) const;
+
+    std::vector<std::string> all(std::string_view name) const {
+        std::vector<std::string> out;
+        for (const auto& [n, v] : items)
+            if (boost::beast::iequals(n, name)) out.push_back(v);
+        return out;
+    }
+    std::string get(std::string_view name) const {  // first value, "" when absent
+        auto values = all(name);
+        return values.empty() ? std::string() : values.front();
+    }
+    std::size_t count(std::string_view name) const { return all(name).size(); }
     bool has(std::string_view name) const { return count(name) > 0; }
 };
 
@@ -72,7 +108,7 @@ public:
     Socket() = default;
     explicit Socket(int fd) : fd_(fd) {}
     Socket(Socket&& other) noexcept;
-    Socket& operator=(Socket&& other) noexcept;
+    Socket& operator=(Socket&&) = delete;
     ~Socket();
 
     static Socket connect(std::uint16_t port);  // 127.0.0.1; throws std::system_error
@@ -81,10 +117,19 @@ public:
     // Receives more bytes into the buffer (data), or reports eof / timeout / error.
     Status fill(Duration timeout);
     std::string_view buffered() const { return {buffer_.data() + start_, buffer_.size() - start_}; }
-    void consume(std::size_t n);
+    void consume(std::size_t n) {
+        start_ += std::min(n, buffer_.size() - start_);
+        if (start_ == buffer_.size()) buffer_.clear(), start_ = 0;
+    }
     // Reads until `delimiter` is buffered; returns the bytes up to and including it.
     std::optional<std::string> read_until(std::string_view delimiter, Duration timeout);
-    std::optional<std::string> read_exactly(std::size_t n, Duration timeout);  // nullopt on eof/timeout
+    std::optional<std::string> read_exactly(std::size_t n, Duration timeout) {  // nullopt on eof/timeout
+        while (buffered().size() < n)
+            if (fill(timeout) != Status::data) return std::nullopt;
+        std::string out(buffered().substr(0, n));
+        consume(n);
+        return out;
+    }
     void shutdown_write();
     void close();
 
@@ -103,8 +148,8 @@ struct RecordedRequest {
     HeaderList headers;
     std::vector<std::string> header_lines;  // "Name: value" exactly as received
     bool chunked = false;
-    std::string raw_body;  // body bytes as received (chunk framing included), unless bodies are not kept
-    std::string body;      // decoded body, unless bodies are not kept
+    std::string raw_body;             // body bytes as received (chunk framing included), unless bodies are not kept
+    std::string body;                 // decoded body, unless bodies are not kept
     std::uint64_t body_size = 0;      // decoded body bytes (always counted)
     std::uint64_t body_checksum = 0;  // Checksum of the decoded body (always computed)
 };
@@ -124,8 +169,17 @@ struct UpstreamReply {
 };
 
 // "HTTP/1.1 <status> <reason>\r\n" + headers + Content-Length (when `content_length`) + body.
-std::string http_response(int status, std::string_view reason, const HeaderList& headers, std::string_view body,
-                          bool content_length = true);
+inline std::string http_response(int status, std::string_view reason, const HeaderList& headers, std::string_view body,
+                                 bool content_length = true) {
+    std::string out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) + "\r\n";
+    for (const auto& [name, value] : headers.items) out += name + ": " + value + "\r\n";
+    if (content_length) out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    return out.append("\r\n").append(body);
+}
+
+inline UpstreamReply UpstreamReply::ok(std::string body) {
+    return {Kind::respond, http_response(200, "OK", {{{"Content-Type", "application/json"}}}, body), {}, false};
+}
 
 // A scriptable HTTP/1.1 upstream on 127.0.0.1: one thread per connection, keep-alive, requests
 // recorded before the handler runs (so a test can wait for a request the handler is holding).
@@ -139,15 +193,30 @@ public:
     RawUpstream& operator=(const RawUpstream&) = delete;
 
     std::uint16_t port() const { return port_; }
-    void set_handler(Handler handler);
+    void set_handler(Handler handler) {
+        std::lock_guard lock(mutex_);
+        handler_ = std::move(handler);
+    }
     void keep_bodies(bool keep) { keep_bodies_ = keep; }  // false for huge bodies
 
     std::size_t connections() const { return connections_.load(); }
-    std::size_t request_count() const;
-    std::vector<RecordedRequest> requests() const;  // complete requests, in arrival order
-    RecordedRequest request(std::size_t i) const;   // throws when there is no such request
+    std::size_t request_count() const {
+        std::lock_guard lock(mutex_);
+        return requests_.size();
+    }
+    std::vector<RecordedRequest> requests() const {  // complete requests, in arrival order
+        std::lock_guard lock(mutex_);
+        return requests_;
+    }
+    RecordedRequest request(std::size_t i) const {  // throws std::out_of_range when there is none
+        std::lock_guard lock(mutex_);
+        return requests_.at(i);
+    }
     // Blocks until at least n complete requests arrived; false on timeout.
-    bool wait_for_requests(std::size_t n, Duration timeout = default_timeout) const;
+    bool wait_for_requests(std::size_t n, Duration timeout = default_timeout) const {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, timeout, [&] { return requests_.size() >= n; });
+    }
 
 private:
     void accept_loop();
@@ -171,8 +240,15 @@ private:
 // A one-shot latch for holding an upstream handler until the test releases it.
 class Gate {
 public:
-    void open();
-    bool wait(Duration timeout = default_timeout);  // true once opened, false on timeout
+    void open() {
+        std::lock_guard lock(mutex_);
+        open_ = true;
+        cv_.notify_all();
+    }
+    bool wait(Duration timeout = default_timeout) {  // true once opened, false on timeout
+        std::unique_lock lock(mutex_);
+        return cv_.wait_for(lock, timeout, [&] { return open_; });
+    }
 
 private:
     std::mutex mutex_;
@@ -194,8 +270,8 @@ struct Response {
 };
 
 struct ReadOptions {
-    bool head_request = false;  // the request was HEAD: no body follows
-    Duration timeout = default_timeout;  // for each read, not the whole response
+    bool head_request = false;                        // the request was HEAD: no body follows
+    Duration timeout = default_timeout;               // for each read, not the whole response
     std::function<void(std::string_view)> body_sink;  // streams the body instead of keeping it
 };
 
@@ -203,12 +279,23 @@ struct ReadOptions {
 class Client {
 public:
     explicit Client(std::uint16_t port) : socket_(Socket::connect(port)) {}
-    void send(std::string_view bytes);  // throws when the write fails
+    void send(std::string_view bytes);                        // throws when the write fails
     Response read_response(const ReadOptions& options = {});  // throws std::runtime_error on timeout/error
-    Response roundtrip(std::string_view request, const ReadOptions& options = {});
+    Response roundtrip(std::string_view request, const ReadOptions& options = {}) {
+        send(request);
+        return read_response(options);
+    }
     // True when the peer closes the connection (EOF or reset) within `timeout`; bytes received
     // before that are discarded. False when the connection is still open at the timeout.
-    bool closed_by_peer(Duration timeout = default_timeout);
+    bool closed_by_peer(Duration timeout = default_timeout) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            socket_.consume(socket_.buffered().size());
+            const auto left = std::chrono::duration_cast<Duration>(deadline - std::chrono::steady_clock::now());
+            const auto status = socket_.fill(std::max(left, Duration{0}));
+            if (status != Socket::Status::data) return status != Socket::Status::timeout;
+        }
+    }
     Socket& socket() { return socket_; }
 
 private:
@@ -219,11 +306,15 @@ private:
 // object, not a function: argument-dependent lookup would otherwise pick std::exchange for
 // exchange(port_variable, std::string).
 struct Exchange {
-    Response operator()(std::uint16_t port, std::string_view request, const ReadOptions& options = {}) const;
+    Response operator()(std::uint16_t port, std::string_view request, const ReadOptions& options = {}) const {
+        return Client(port).roundtrip(request, options);
+    }
 };
 inline constexpr Exchange exchange{};
 // "GET <target> HTTP/1.1\r\nHost: test\r\n" + extra header lines + "\r\n".
-std::string get_request(std::string_view target, std::string_view extra_headers = "");
+inline std::string get_request(std::string_view target, std::string_view extra_headers = "") {
+    return "GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n" + std::string(extra_headers) + "\r\n";
+}
 
 // A child process with stdout and stderr captured line by line. It inherits the environment
 // minus CRUDCAST_* variables (settings come from args and extra_env only).
@@ -240,8 +331,12 @@ public:
     // The exit code (128 + signal when killed by one); nullopt when still running at the timeout.
     std::optional<int> wait(Duration timeout = default_timeout);
     // The first line (of stdout / stderr) containing `needle`, waiting for it up to `timeout`.
-    std::optional<std::string> wait_for_stdout(std::string_view needle, Duration timeout = default_timeout);
-    std::optional<std::string> wait_for_stderr(std::string_view needle, Duration timeout = default_timeout);
+    std::optional<std::string> wait_for_stdout(std::string_view needle, Duration timeout = default_timeout) {
+        return wait_for(*out_, needle, timeout);
+    }
+    std::optional<std::string> wait_for_stderr(std::string_view needle, Duration timeout = default_timeout) {
+        return wait_for(*err_, needle, timeout);
+    }
     std::string stderr_text() const;
 
     struct Memory {
