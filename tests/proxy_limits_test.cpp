@@ -22,7 +22,8 @@ bool refused_within(std::uint16_t port, Duration timeout) {
         try {
             Socket::connect(port);
         } catch (const std::system_error& e) {
-            if (e.code() == std::errc::connection_refused) return true;
+            // Reset: the SYN raced the listener's close (nothing accepted it either).
+            if (e.code() == std::errc::connection_refused || e.code() == std::errc::connection_reset) return true;
             throw;
         }
         std::this_thread::sleep_for(1ms);  // a polling interval, not a synchronisation
