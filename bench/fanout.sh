@@ -1,0 +1,361 @@
+#!/usr/bin/env bash
+# bench/fanout.sh: WebSocket fan-out, crudcast against a plain Node + ws broadcaster, in one run.
+#
+# Two fronts, measured by the same client (crudcast-fanout-client, bench/fanout_client.cpp):
+#   crudcast  crudcast --threads 2 in front of an nginx upstream (1 worker) that answers
+#             POST /api/authors with 201 {"id":1,"name":"Ada"} from memory; every 2xx POST
+#             becomes one event frame for every subscriber at /ws
+#   node      bench/node-broadcaster: one Node process with the `ws` package that answers the POST
+#             itself and broadcasts the same event JSON with client.send() ("what a user would
+#             write instead")
+# Scenarios, each run against both fronts (in an order that rotates every round):
+#   sustained  FANOUT_SUBS subscribers, FANOUT_RATE events/s for FANOUT_DURATION s, POSTs released
+#              by a timer (open loop: FANOUT_HTTP_CONNS connections, more opened up to
+#              FANOUT_HTTP_CONNS_MAX while POSTs are due and all are busy)
+#              targets for crudcast: 0 frames lost, p99 latency < FANOUT_P99_TARGET ms
+#   max        FANOUT_MAX_SUBS subscribers, POSTs back to back on FANOUT_MAX_HTTP_CONNS connections,
+#              for FANOUT_MAX_DURATION s; target: crudcast frames/s >= FANOUT_RATIO_TARGET x node's
+# The table shows the median over FANOUT_ROUNDS rounds (lost: the worst round).
+#
+# Environment (defaults in brackets):
+#   CRUDCAST_BIN [<repo>/build/crudcast]  CLIENT_BIN [<repo>/build/bench/crudcast-fanout-client]
+#   NGINX_BIN [/usr/sbin/nginx]  NODE_BIN [node]  NPM_BIN [npm]
+#   FANOUT_ROUNDS [1]  FANOUT_SUBS [1000]  FANOUT_RATE [1000]  FANOUT_DURATION [10]
+#   FANOUT_HTTP_CONNS [8]  FANOUT_HTTP_CONNS_MAX [256]
+#   FANOUT_MAX_SUBS [100]  FANOUT_MAX_DURATION [10]  FANOUT_MAX_HTTP_CONNS [32]
+#   FANOUT_CLIENT_THREADS [1]  (subscriber threads of the client; it adds one HTTP thread)
+#   FANOUT_CRUDCAST_THREADS [2]  FANOUT_WS_MAX_QUEUE_MESSAGES [100000]  FANOUT_WS_MAX_QUEUE_BYTES [64m]
+#   FANOUT_DRAIN_IDLE [3]  FANOUT_DRAIN_MAX [30]  (seconds the client waits for late frames)
+#   FANOUT_P99_TARGET [30]  FANOUT_RATIO_TARGET [3]
+#   FANOUT_SCENARIOS ["sustained max"]  FANOUT_FRONTS ["crudcast node"]
+# Exit status: 0 all targets met, 2 a target missed, 1 the benchmark could not run.
+# Builds nothing: build crudcast and crudcast-fanout-client first. Runs `npm ci` in
+# bench/node-broadcaster when its node_modules is missing. Everything listens on 127.0.0.1;
+# configs and logs live in a mktemp directory removed on exit, with every process started here.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+
+CRUDCAST_BIN=${CRUDCAST_BIN:-$root/build/crudcast}
+CLIENT_BIN=${CLIENT_BIN:-$root/build/bench/crudcast-fanout-client}
+NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
+NODE_BIN=${NODE_BIN:-node}
+NPM_BIN=${NPM_BIN:-npm}
+ROUNDS=${FANOUT_ROUNDS:-1}
+SUBS=${FANOUT_SUBS:-1000}
+RATE=${FANOUT_RATE:-1000}
+DURATION=${FANOUT_DURATION:-10}
+MAX_SUBS=${FANOUT_MAX_SUBS:-100}
+MAX_DURATION=${FANOUT_MAX_DURATION:-10}
+HTTP_CONNS=${FANOUT_HTTP_CONNS:-8}
+HTTP_CONNS_MAX=${FANOUT_HTTP_CONNS_MAX:-256}
+MAX_HTTP_CONNS=${FANOUT_MAX_HTTP_CONNS:-32}
+CLIENT_THREADS=${FANOUT_CLIENT_THREADS:-1}
+CRUDCAST_THREADS=${FANOUT_CRUDCAST_THREADS:-2}
+WS_MAX_QUEUE_MESSAGES=${FANOUT_WS_MAX_QUEUE_MESSAGES:-100000}
+WS_MAX_QUEUE_BYTES=${FANOUT_WS_MAX_QUEUE_BYTES:-64m}
+DRAIN_IDLE=${FANOUT_DRAIN_IDLE:-3}
+DRAIN_MAX=${FANOUT_DRAIN_MAX:-30}
+P99_TARGET=${FANOUT_P99_TARGET:-30}
+RATIO_TARGET=${FANOUT_RATIO_TARGET:-3}
+read -r -a SCENARIOS <<<"${FANOUT_SCENARIOS:-sustained max}"
+read -r -a FRONTS <<<"${FANOUT_FRONTS:-crudcast node}"
+
+die() {
+    echo "fanout.sh: $*" >&2
+    exit 1
+}
+note() { echo "$*" >&2; }
+
+case ${1:-} in
+-h | --help)
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+    exit 0
+    ;;
+"") ;;
+*) die "no arguments expected (configure with environment variables, see --help)" ;;
+esac
+
+for var in ROUNDS SUBS RATE DURATION MAX_SUBS MAX_DURATION HTTP_CONNS HTTP_CONNS_MAX MAX_HTTP_CONNS \
+    CLIENT_THREADS CRUDCAST_THREADS \
+    WS_MAX_QUEUE_MESSAGES DRAIN_IDLE DRAIN_MAX; do
+    [[ ${!var} =~ ^[0-9]+$ ]] || die "FANOUT_$var must be a whole number, got '${!var}'"
+done
+((ROUNDS >= 1 && SUBS >= 1 && MAX_SUBS >= 1 && DURATION >= 1 && MAX_DURATION >= 1 && RATE >= 1)) ||
+    die "rounds, subscriber counts, durations and the rate must be at least 1"
+((HTTP_CONNS >= 1 && MAX_HTTP_CONNS >= 1)) || die "HTTP connection counts must be at least 1"
+for s in "${SCENARIOS[@]}"; do [[ $s == sustained || $s == max ]] || die "unknown scenario '$s'"; done
+for f in "${FRONTS[@]}"; do [[ $f == crudcast || $f == node ]] || die "unknown front '$f'"; done
+for tool in "$NGINX_BIN" "$NODE_BIN" curl python3 setsid awk; do
+    command -v "$tool" >/dev/null || die "'$tool' not found"
+done
+[[ -x $CRUDCAST_BIN ]] || die "no crudcast binary at $CRUDCAST_BIN (build it, or set CRUDCAST_BIN)"
+[[ -x $CLIENT_BIN ]] ||
+    die "no client at $CLIENT_BIN (ninja -C build crudcast-fanout-client, or set CLIENT_BIN)"
+
+# Each subscriber is one descriptor in the client and one in the front.
+need_fds=$(((SUBS > MAX_SUBS ? SUBS : MAX_SUBS) + HTTP_CONNS_MAX + MAX_HTTP_CONNS + 256))
+hard=$(ulimit -Hn)
+if [[ $hard == unlimited ]] || ((hard >= 1048576)); then
+    ulimit -n 1048576 2>/dev/null || ulimit -n "$need_fds"
+else
+    ulimit -n "$hard"
+fi
+(($(ulimit -n) >= need_fds)) || die "open-file limit $(ulimit -n) (hard $hard) is below the $need_fds needed"
+
+node_dir=$here/node-broadcaster
+if [[ ! -d $node_dir/node_modules/ws ]]; then
+    command -v "$NPM_BIN" >/dev/null || die "'$NPM_BIN' not found (needed once, to install bench/node-broadcaster)"
+    note "installing bench/node-broadcaster's dependencies (npm ci)"
+    (cd "$node_dir" && "$NPM_BIN" ci --no-audit --no-fund >&2) || die "npm ci failed in $node_dir"
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/crudcast-fanout.XXXXXX")
+chmod 0711 "$work" # nginx workers drop root privileges and must reach their temp dirs
+pids=()
+client_pid=
+
+# Stop every process started here, newest first (the client, then the fronts, then the upstream):
+# TERM, then KILL after 5 s. Then remove the work directory.
+# shellcheck disable=SC2317 # called from the EXIT trap
+cleanup() {
+    local pid i order=()
+    if [[ -n $client_pid ]]; then order+=("$client_pid"); fi
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do order+=("${pids[i]}"); done
+    for pid in "${order[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || continue
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Three distinct free loopback ports below the kernel's ephemeral range, so no client socket can
+# take one before a server binds it. $(...) waits for python to exit: its sockets are closed by then.
+ports=$(python3 -c '
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+candidates = random.sample(range(10000, max(low, 10100)), k=min(200, max(low, 10100) - 10000))
+held = []
+for port in candidates:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        continue
+    held.append(s)
+    if len(held) == 3:
+        break
+ports = [s.getsockname()[1] for s in held]
+for s in held:
+    s.close()
+print(*ports)
+') || true
+read -r port_backend port_crudcast port_node <<<"$ports"
+[[ -n ${port_node:-} ]] || die "could not pick free ports"
+
+# The upstream: one nginx worker answering every request from memory with 201 and a small JSON
+# body (the style of bench/nginx-backend.conf.in), so crudcast, not its upstream, is measured.
+mkdir -p "$work/backend-tmp"
+cat >"$work/backend.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/backend.pid;
+lock_file $work/backend.lock;
+error_log $work/backend-error.log warn;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+    client_body_temp_path $work/backend-tmp/body;
+    proxy_temp_path $work/backend-tmp/proxy;
+    fastcgi_temp_path $work/backend-tmp/fastcgi;
+    uwsgi_temp_path $work/backend-tmp/uwsgi;
+    scgi_temp_path $work/backend-tmp/scgi;
+    keepalive_requests 1000000000;
+    keepalive_timeout 300s;
+    server {
+        listen 127.0.0.1:$port_backend backlog=4096;
+        location / {
+            default_type application/json;
+            return 201 '{"id":1,"name":"Ada"}';
+        }
+    }
+}
+EOF
+
+# start_failed NAME WHY [LOG]: show the tail of LOG (it is deleted on exit) and give up.
+start_failed() {
+    [[ -n ${3:-} && -s ${3:-} ]] && tail -n 20 "$3" >&2
+    die "$1 $2"
+}
+
+# wait_ready NAME PORT LOG: until a POST through NAME (the process started last) answers 2xx.
+wait_ready() {
+    local name=$1 port=$2 log=$3 pid=${pids[-1]} i
+    for ((i = 0; i < 150; i++)); do
+        if curl -fsS -o /dev/null --max-time 1 -H 'Content-Type: application/json' --data '{"name":"Ada"}' \
+            "http://127.0.0.1:$port/api/authors" 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || start_failed "$name" "exited during startup" "$log"
+        sleep 0.1
+    done
+    start_failed "$name" "is not answering POST /api/authors on 127.0.0.1:$port after 15 s" "$log"
+}
+
+# Servers run in their own session (setsid): a Ctrl-C on the terminal reaches only this script,
+# whose EXIT trap then stops them.
+setsid "$NGINX_BIN" -p "$work/" -c "$work/backend.conf" -e "$work/backend-error.log" </dev/null &
+pids+=("$!")
+wait_ready upstream "$port_backend" "$work/backend-error.log"
+
+crudcast_cmd=("$CRUDCAST_BIN" --listen "127.0.0.1:$port_crudcast" --upstream "http://127.0.0.1:$port_backend"
+    --admin-listen off --log-level warn --threads "$CRUDCAST_THREADS"
+    --ws-max-queue-messages "$WS_MAX_QUEUE_MESSAGES" --ws-max-queue-bytes "$WS_MAX_QUEUE_BYTES")
+setsid "${crudcast_cmd[@]}" </dev/null >"$work/crudcast.log" 2>&1 &
+pids+=("$!")
+crudcast_pid=$!
+wait_ready crudcast "$port_crudcast" "$work/crudcast.log"
+
+setsid "$NODE_BIN" "$node_dir/server.js" --listen "127.0.0.1:$port_node" </dev/null >"$work/node.log" 2>&1 &
+pids+=("$!")
+node_pid=$!
+wait_ready node "$port_node" "$work/node.log"
+
+declare -A port=([crudcast]=$port_crudcast [node]=$port_node)
+declare -A server_pid=([crudcast]=$crudcast_pid [node]=$node_pid)
+
+note "fanout benchmark: $(nproc) CPUs shared by the client, the fronts and the upstream; $ROUNDS round(s)"
+note "crudcast: ${crudcast_cmd[*]}"
+note "  (queue limits raised from the defaults 4096 messages / 16m per subscriber so that a burst is"
+note "   delivered late rather than the subscriber closed with 1013: this run measures throughput)"
+note "node:     $NODE_BIN bench/node-broadcaster/server.js (ws $(cd "$node_dir" && "$NODE_BIN" -p 'require("ws/package.json").version'), node $("$NODE_BIN" --version))"
+note "upstream: nginx, 1 worker, POST /api/authors -> 201 {\"id\":1,\"name\":\"Ada\"} (crudcast only)"
+
+# run_client FRONT SCENARIO: one client run; its RESULT fields land in the array `r`.
+declare -A r=()
+run_client() {
+    local front=$1 scenario=$2 out=$work/client.out subs rate duration conns conns_max
+    if [[ $scenario == sustained ]]; then
+        subs=$SUBS rate=$RATE duration=$DURATION conns=$HTTP_CONNS conns_max=$HTTP_CONNS_MAX
+    else
+        subs=$MAX_SUBS rate=0 duration=$MAX_DURATION conns=$MAX_HTTP_CONNS conns_max=$MAX_HTTP_CONNS
+    fi
+    "$CLIENT_BIN" --port "${port[$front]}" --label "$front" --subs "$subs" --rate "$rate" --duration "$duration" \
+        --http-conns "$conns" --http-conns-max "$conns_max" --threads "$CLIENT_THREADS" --drain-idle "$DRAIN_IDLE" --drain-max "$DRAIN_MAX" \
+        --server-pid "${server_pid[$front]}" </dev/null >"$out" 2>&1 &
+    client_pid=$!
+    local status=0
+    wait "$client_pid" || status=$?
+    client_pid=
+    sed 's/^/  /' "$out" >&2
+    ((status == 0)) || die "the client failed against $front ($scenario), status $status"
+    kill -0 "${server_pid[$front]}" 2>/dev/null || start_failed "$front" "died during the $scenario run" "$work/$front.log"
+    r=()
+    local line field
+    line=$(grep '^RESULT ' "$out" | tail -n 1) || die "no RESULT line from the client against $front"
+    for field in ${line#RESULT }; do r[${field%%=*}]=${field#*=}; done
+}
+
+declare -A vals=()
+for ((round = 0; round < ROUNDS; round++)); do
+    for scenario in "${SCENARIOS[@]}"; do
+        for ((i = 0; i < ${#FRONTS[@]}; i++)); do
+            front=${FRONTS[(i + round) % ${#FRONTS[@]}]}
+            note ""
+            note "== round $((round + 1))/$ROUNDS: $front, $scenario"
+            run_client "$front" "$scenario"
+            for key in events_per_s frames_per_s lost gaps out_of_order p50_ms p99_ms client_cpu server_cpu \
+                machine_cpu closed max_in_flight; do
+                vals[$front,$scenario,$key]+="${r[$key]%\%} "
+            done
+            sleep 2 # let the front finish whatever it still had to send to the departed subscribers
+        done
+    done
+done
+
+median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+maximum() { tr ' ' '\n' | sed '/^$/d' | sort -g | tail -n 1; }
+med() { median <<<"${vals[$1,$2,$3]:-}"; }
+
+echo
+echo "crudcast fan-out benchmark: median of $ROUNDS round(s) (lost: worst round); $(nproc) CPUs shared by client, fronts and upstream"
+echo "client: crudcast-fanout-client, $CLIENT_THREADS subscriber thread(s) + 1 HTTP thread; keep-alive POST connections:" \
+    "sustained $HTTP_CONNS..$HTTP_CONNS_MAX (open loop), max $MAX_HTTP_CONNS"
+echo "crudcast: --threads $CRUDCAST_THREADS --ws-max-queue-messages $WS_MAX_QUEUE_MESSAGES --ws-max-queue-bytes $WS_MAX_QUEUE_BYTES"
+printf '%-9s %-9s %5s %5s %9s %10s %8s %8s %7s %7s %7s %7s %8s\n' front scenario subs rate "events/s" "frames/s" lost \
+    "reorder" "p50 ms" "p99 ms" "cli CPU" "srv CPU" "machine"
+for scenario in "${SCENARIOS[@]}"; do
+    for front in "${FRONTS[@]}"; do
+        if [[ $scenario == sustained ]]; then subs=$SUBS target=$RATE; else subs=$MAX_SUBS target=max; fi
+        printf '%-9s %-9s %5s %5s %9.0f %10.0f %8s %8s %7.1f %7.1f %6.0f%% %6.0f%% %7.0f%%\n' "$front" "$scenario" "$subs" \
+            "$target" "$(med "$front" "$scenario" events_per_s)" "$(med "$front" "$scenario" frames_per_s)" \
+            "$(maximum <<<"${vals[$front,$scenario,lost]}")" "$(maximum <<<"${vals[$front,$scenario,out_of_order]}")" \
+            "$(med "$front" "$scenario" p50_ms)" "$(med "$front" "$scenario" p99_ms)" \
+            "$(med "$front" "$scenario" client_cpu)" "$(med "$front" "$scenario" server_cpu)" \
+            "$(med "$front" "$scenario" machine_cpu)"
+    done
+done
+echo "(lost, reorder: worst round. reorder = frames that arrived after a later seq. CPU: 100% = one core;"
+echo " srv = the front's process alone (not crudcast's nginx upstream); machine = all processes, of $(($(nproc) * 100))%.)"
+
+ratio() {
+    awk -v c="$(med crudcast "$1" frames_per_s)" -v n="$(med node "$1" frames_per_s)" \
+        'BEGIN { printf "%.2f", (n > 0 ? c / n : 0) }'
+}
+have() { [[ " ${SCENARIOS[*]} " == *" $2 "* && " ${FRONTS[*]} " == *" $1 "* ]]; }
+missed=0
+verdict() { # verdict PASS|FAIL TEXT
+    printf '  %-4s  %s\n' "$1" "$2"
+    [[ $1 == PASS ]] || missed=1
+}
+echo
+if have crudcast sustained && have node sustained; then
+    echo "frames/s ratio crudcast/node, sustained: $(ratio sustained)"
+fi
+if have crudcast max && have node max; then
+    echo "frames/s ratio crudcast/node, max:       $(ratio max)"
+fi
+echo "targets (exit status 2 when one is missed):"
+if have crudcast sustained; then
+    lost=$(maximum <<<"${vals[crudcast,sustained,lost]}")
+    ((lost == 0)) && v=PASS || v=FAIL
+    verdict "$v" "crudcast sustained ($SUBS subs x $RATE events/s): frames lost = $lost (target 0, every round)"
+    p99=$(med crudcast sustained p99_ms)
+    v=$(awk -v p="$p99" -v t="$P99_TARGET" 'BEGIN { print (p < t ? "PASS" : "FAIL") }')
+    verdict "$v" "crudcast sustained: p99 latency $p99 ms (target < $P99_TARGET ms)"
+    achieved=$(med crudcast sustained events_per_s)
+    if awk -v a="$achieved" -v t="$RATE" 'BEGIN { exit !(a < 0.98 * t) }'; then
+        echo "  NOTE  crudcast sustained reached only $achieved of $RATE events/s: the sustained verdicts are weak"
+    fi
+fi
+if have crudcast max && have node max; then
+    rt=$(ratio max)
+    v=$(awk -v r="$rt" -v t="$RATIO_TARGET" 'BEGIN { print (r >= t ? "PASS" : "FAIL") }')
+    verdict "$v" "max ($MAX_SUBS subs): crudcast/node delivered frames/s = $rt (target >= $RATIO_TARGET)"
+fi
+echo "checks (not targets, do not change the exit status):"
+for scenario in "${SCENARIOS[@]}"; do
+    for front in "${FRONTS[@]}"; do
+        reordered=$(maximum <<<"${vals[$front,$scenario,out_of_order]}")
+        gaps=$(maximum <<<"${vals[$front,$scenario,gaps]}")
+        if ((reordered == 0 && gaps == 0)); then
+            printf '  ok    %s %s: seq gap-free and in order on every subscriber\n' "$front" "$scenario"
+        else
+            printf '  WARN  %s %s: seq not gap-free: up to %s gaps and %s frames arriving after a later seq per round\n' \
+                "$front" "$scenario" "$gaps" "$reordered"
+        fi
+    done
+done
+exit $((missed ? 2 : 0))
