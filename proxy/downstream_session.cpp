@@ -195,10 +195,12 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
                                        ex.request_id);
             co_return false;
         }
-        co_return co_await reply_error(ex, http::status::upgrade_required, "upgrade_required",
-                                       "this is crudcast's event stream: connect with a WebSocket client, e.g. ws://HOST" +
-                                           cfg.ws_path + "?topic=author",
-                                       !has_unread_body(parser) && req.keep_alive(), "websocket");
+        const auto host = req[http::field::host];
+        std::string hint = "this is crudcast's event stream: connect with a WebSocket client, e.g. ws://" +
+                           (host.empty() ? std::string("HOST:PORT") : std::string(host)) + cfg.ws_path + "?topic=author";
+        const bool keep = !has_unread_body(parser) && req.keep_alive();
+        co_return co_await reply_error(ex, http::status::upgrade_required, "upgrade_required", std::move(hint), keep,
+                                       "websocket");
     }
     req.target(decision.target);
     if (is_upgrade_request(req)) co_return co_await tunnel(parser, ex);
@@ -473,8 +475,11 @@ asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status 
     if (context_.draining.load(std::memory_order_relaxed)) keep_alive = false;
     ex.status = static_cast<unsigned>(status);
     ex.error = detail;
-    const auto level = static_cast<unsigned>(status) >= 500 ? LogLevel::warn : LogLevel::info;
-    log::write(level, "crudcast answered itself",
+    // 5xx answers get their own warn line (the upstream is in trouble); for 4xx the access line,
+    // which carries the error code, is the one info line, and this one is debug.
+    const auto level = static_cast<unsigned>(status) >= 500 ? LogLevel::warn : LogLevel::debug;
+    if (log::enabled(level))
+        log::write(level, "crudcast answered itself",
                {{"rid", ex.request_id}, {"client", client_address_}, {"status", ex.status}, {"error", error},
                 {"detail", detail}});
     auto res = error_response(status, error, detail, ex.request_id, 11, keep_alive);
@@ -510,6 +515,7 @@ void DownstreamSession::log_access(const Exchange& ex) const {
     fields.emplace_back("conn", ex.connection);
     fields.emplace_back("rid", ex.request_id);
     for (const auto& [key, value] : ex.note) fields.emplace_back(key, value);
+    if (!ex.error.empty()) fields.emplace_back("error", ex.error);
     log::write(LogLevel::info, "request", fields);
 }
 
