@@ -114,52 +114,13 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/crudcast-fanout.XXXXXX")
 chmod 0711 "$work" # nginx workers drop root privileges and must reach their temp dirs
 pids=()
-client_pid=
+load_pid=
 
-# Stop every process started here, newest first (the client, then the fronts, then the upstream):
-# TERM, then KILL after 5 s. Then remove the work directory.
-# shellcheck disable=SC2317 # called from the EXIT trap
-cleanup() {
-    local pid i order=()
-    if [[ -n $client_pid ]]; then order+=("$client_pid"); fi
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do order+=("${pids[i]}"); done
-    for pid in "${order[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || continue
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_install_cleanup
 
-# Three distinct free loopback ports below the kernel's ephemeral range, so no client socket can
-# take one before a server binds it. $(...) waits for python to exit: its sockets are closed by then.
-ports=$(python3 -c '
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-candidates = random.sample(range(10000, max(low, 10100)), k=min(200, max(low, 10100) - 10000))
-held = []
-for port in candidates:
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        s.close()
-        continue
-    held.append(s)
-    if len(held) == 3:
-        break
-ports = [s.getsockname()[1] for s in held]
-for s in held:
-    s.close()
-print(*ports)
-') || true
+ports=$(bench_free_ports 3) || true
 read -r port_backend port_crudcast port_node <<<"$ports"
 [[ -n ${port_node:-} ]] || die "could not pick free ports"
 
@@ -255,10 +216,10 @@ run_client() {
     "$CLIENT_BIN" --port "${port[$front]}" --label "$front" --subs "$subs" --rate "$rate" --duration "$duration" \
         --http-conns "$conns" --http-conns-max "$conns_max" --threads "$CLIENT_THREADS" --drain-idle "$DRAIN_IDLE" --drain-max "$DRAIN_MAX" \
         --server-pid "${server_pid[$front]}" </dev/null >"$out" 2>&1 &
-    client_pid=$!
+    load_pid=$!
     local status=0
-    wait "$client_pid" || status=$?
-    client_pid=
+    wait "$load_pid" || status=$?
+    load_pid=
     sed 's/^/  /' "$out" >&2
     ((status == 0)) || die "the client failed against $front ($scenario), status $status"
     kill -0 "${server_pid[$front]}" 2>/dev/null || start_failed "$front" "died during the $scenario run" "$work/$front.log"

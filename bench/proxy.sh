@@ -73,53 +73,13 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/crudcast-bench.XXXXXX")
 chmod 0711 "$work" # nginx workers drop root privileges and must reach their temp dirs
 pids=()
 
-wrk_pid=
+load_pid=
 
-# Stop every process started here, newest first (wrk, then the fronts, then the backend): TERM,
-# then KILL after 5 s. Then remove the work directory.
-# shellcheck disable=SC2317 # called from the EXIT trap
-cleanup() {
-    local pid i order=()
-    if [[ -n $wrk_pid ]]; then order+=("$wrk_pid"); fi
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do order+=("${pids[i]}"); done
-    for pid in "${order[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || continue
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_install_cleanup
 
-# Three distinct free loopback ports below the kernel's ephemeral range, so no client socket
-# (wrk's, the proxies' upstream connections, anyone else's) can take one before a server binds it.
-# $(...) waits for python to exit: its sockets must be closed before nginx binds the ports.
-ports=$(python3 -c '
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-candidates = random.sample(range(10000, max(low, 10100)), k=min(200, max(low, 10100) - 10000))
-held = []
-for port in candidates:
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        s.close()
-        continue
-    held.append(s)
-    if len(held) == 3:
-        break
-ports = [s.getsockname()[1] for s in held]
-for s in held:
-    s.close()
-print(*ports)
-') || true
+ports=$(bench_free_ports 3) || true
 read -r port_backend port_nginx port_crudcast <<<"$ports"
 [[ -n ${port_crudcast:-} ]] || die "could not pick free ports"
 
@@ -198,9 +158,9 @@ run_wrk() {
         target=${url[$front]}$POST_PATH
     fi
     "$WRK_BIN" "${args[@]}" "$target" </dev/null >"$out" 2>&1 &
-    wrk_pid=$!
-    wait "$wrk_pid" || die "wrk failed against $front: $(cat "$out")"
-    wrk_pid=
+    load_pid=$!
+    wait "$load_pid" || die "wrk failed against $front: $(cat "$out")"
+    load_pid=
     cat "$out" >>"$work/wrk-$front-$method.txt"
     w_rps=
     read -r w_rps w_p50 w_p99 w_errors < <(awk '
