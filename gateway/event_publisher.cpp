@@ -28,6 +28,10 @@ EventPublisher::EventPublisher(const config::Config& config, bus::Bus& bus, Even
 void EventPublisher::skip(const proxy::ObservedRequest& request, unsigned status, const std::string& reason,
                           const std::string& detail, proxy::NoteFields& note) {
     counters_.skipped.fetch_add(1, std::memory_order_relaxed);
+    {
+        std::lock_guard lock(counters_.mutex);
+        ++counters_.skipped_by[reason];
+    }
     std::string shown = reason == "status" ? "status-" + std::to_string(status) : reason;
     if (reason == "reserved") {
         log::write(LogLevel::warn, "no event: the inferred model is the reserved topic 'all'; name it with a route rule",
@@ -68,6 +72,10 @@ void EventPublisher::on_response_complete(const proxy::ObservedRequest& request,
         return;
     }
     const std::string label = result.event->model + "/" + result.event->method;
+    {
+        std::lock_guard lock(counters_.mutex);
+        ++counters_.published_by[result.event->model + "\t" + result.event->method];
+    }
     std::string id = result.event->id_json;
     if (id.size() >= 2 && id.front() == '"') id = id.substr(1, id.size() - 2);  // readable in the log
     if (log::enabled(LogLevel::debug) && !result.detail.empty())

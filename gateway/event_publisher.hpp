@@ -4,6 +4,9 @@
 #pragma once
 
 #include <atomic>
+#include <map>
+#include <mutex>
+#include <string>
 
 #include "bus/bus.hpp"
 #include "gateway/event_mapper.hpp"
@@ -16,6 +19,10 @@ namespace http = boost::beast::http;
 struct EventCounters {
     std::atomic<std::uint64_t> published{0};
     std::atomic<std::uint64_t> skipped{0};
+    // By label, for /metrics: "model\tMETHOD" -> n, and reason -> n. A short lock per exchange.
+    mutable std::mutex mutex;
+    std::map<std::string, std::uint64_t> published_by;
+    std::map<std::string, std::uint64_t> skipped_by;
 };
 
 class EventPublisher : public proxy::ExchangeObserver {

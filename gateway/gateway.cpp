@@ -4,6 +4,7 @@
 #include "gateway/gateway.hpp"
 
 #include <atomic>
+#include <stdexcept>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -14,7 +15,9 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "bus/in_memory_bus.hpp"
+#include "gateway/admin_server.hpp"
 #include "gateway/event_publisher.hpp"
+#include "gateway/metrics.hpp"
 #include "gateway/listener.hpp"
 #include "gateway/log.hpp"
 #include "gateway/websocket_session.hpp"
@@ -58,6 +61,7 @@ struct Gateway::Impl {
     std::unique_ptr<EventPublisher> publisher;
     std::vector<std::unique_ptr<Worker>> workers;
     std::unique_ptr<Listener> listener;
+    std::unique_ptr<AdminServer> admin;  // on worker 0; destroyed before the workers
     std::atomic<unsigned> busy_workers{0};
     std::once_flag shutdown_once;
     std::unique_ptr<asio::steady_timer> drain_deadline;
@@ -141,6 +145,19 @@ void Gateway::start() {
         w->proxy->own_authorities = {host + ":" + port, "localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port,
                                      im.config.upstream.host_header};
     }
+    if (im.config.admin_listen) {
+        im.admin = std::make_unique<AdminServer>(
+            im.workers[0]->context, im.config,
+            [&im] { return render_metrics(im.counters, im.ws_counters, im.event_counters, *im.bus); }, im.draining);
+        try {
+            im.admin->bind(*im.config.admin_listen);
+        } catch (const boost::system::system_error& e) {
+            throw std::runtime_error("cannot listen on admin address " + im.config.admin_listen->host + ":" +
+                                     std::to_string(im.config.admin_listen->port) + " (--admin-listen): " +
+                                     e.code().message());
+        }
+        im.admin->start();
+    }
     im.listener->start();
     for (auto& w : im.workers) asio::co_spawn(w->context, im.sweep(*w), asio::detached);
     im.busy_workers = n;
@@ -161,6 +178,8 @@ void Gateway::start() {
 }
 
 std::uint16_t Gateway::port() const { return impl_->listener ? impl_->listener->port() : 0; }
+
+std::uint16_t Gateway::admin_port() const { return impl_->admin ? impl_->admin->port() : 0; }
 
 void Gateway::shutdown() {
     auto& im = *impl_;

@@ -16,11 +16,14 @@ public:
     Gateway(const Gateway&) = delete;
     Gateway& operator=(const Gateway&) = delete;
 
-    // Binds the proxy listener and starts the worker threads. Throws std::system_error when the
-    // address cannot be bound (e.g. port in use).
+    // Binds the proxy listener (and the admin listener) and starts the worker threads. Throws
+    // std::system_error / boost::system::system_error when the proxy address cannot be bound,
+    // std::runtime_error naming --admin-listen when the admin address cannot.
     void start();
     // The bound proxy port (useful with --listen 127.0.0.1:0). Valid after start().
     std::uint16_t port() const;
+    // The bound admin port (/healthz, /readyz, /metrics); 0 when --admin-listen is off.
+    std::uint16_t admin_port() const;
     // Stops accepting, lets in-flight requests finish (bounded by drain_timeout), closes idle
     // connections. Returns at once; thread-safe; idempotent.
     void shutdown();

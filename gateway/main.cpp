@@ -35,13 +35,18 @@ int run(const config::Config& cfg) {
         return cannot_listen(cfg, e.code().message());
     } catch (const std::system_error& e) {
         return cannot_listen(cfg, e.code().message());
+    } catch (const std::runtime_error& e) {
+        std::fprintf(stderr, "crudcast: %s\n", e.what());
+        return 1;
     }
     log::write(config::LogLevel::info, "crudcast started",
                {{"version", CRUDCAST_VERSION},
                 {"listen", cfg.listen.host + ":" + std::to_string(gw.port())},
                 {"upstream", cfg.upstream.text},
                 {"ws_path", cfg.ws_path},
-                {"threads", std::max(1u, cfg.threads)}});
+                {"threads", std::max(1u, cfg.threads)},
+                {"admin", cfg.admin_listen ? cfg.admin_listen->host + ":" + std::to_string(gw.admin_port())
+                                           : std::string("off")}});
 
     boost::asio::io_context signals_context(1);
     boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);

@@ -49,6 +49,7 @@ struct DownstreamSession::Exchange {
     std::string target;  // as the client sent it
     unsigned status = 0;
     std::uint64_t bytes_out = 0;  // response body bytes sent to the client
+    std::uint64_t bytes_in = 0;   // request body bytes sent to the upstream
     std::optional<double> upstream_ms;
     const char* connection = "-";  // upstream connection: new, reused, or - (none)
     std::string error;             // why crudcast answered itself, or why the exchange broke
@@ -170,6 +171,11 @@ asio::awaitable<void> DownstreamSession::run() {
 asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
     auto& req = parser.get();
     Exchange ex;
+    struct InFlight {
+        std::atomic<std::int64_t>& gauge;
+        explicit InFlight(std::atomic<std::int64_t>& g) : gauge(g) { gauge.fetch_add(1, std::memory_order_relaxed); }
+        ~InFlight() { gauge.fetch_sub(1, std::memory_order_relaxed); }
+    } in_flight{context_.counters.in_flight};
     deadline_.watch_upstream(nullptr);
     context_.counters.requests.fetch_add(1, std::memory_order_relaxed);
     ex.method = std::string(req.method_string());
@@ -245,6 +251,7 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
         auto sent = co_await relay_message(deadline_, {socket_, Side::client, cfg.idle_timeout}, buffer_, parser,
                                            {up.socket, Side::upstream, cfg.upstream_timeout}, true, nullptr, [] {});
         const auto sent_at = Clock::now();
+        ex.bytes_in = sent.body_bytes;
         if (sent.read_error) {
             ex.error = "client request body: " + sent.read_error.message();
             if (sent.read_error == http::error::body_limit) {
@@ -497,6 +504,10 @@ asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status 
 }
 
 void DownstreamSession::log_access(const Exchange& ex) const {
+    context_.counters.count_response(ex.method, ex.status);
+    context_.counters.bytes_in.fetch_add(ex.bytes_in, std::memory_order_relaxed);
+    context_.counters.bytes_out.fetch_add(ex.bytes_out, std::memory_order_relaxed);
+    if (ex.upstream_ms) context_.counters.observe_upstream(*ex.upstream_ms);
     if (!log::enabled(LogLevel::info)) return;
     const double total = ms_between(ex.start, Clock::now());
     thread_local std::vector<log::Field> fields;

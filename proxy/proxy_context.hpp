@@ -16,6 +16,7 @@
 
 #include "config/config.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/counters.hpp"
 #include "proxy/exchange_observer.hpp"
 #include "proxy/upstream_pool.hpp"
 
@@ -25,18 +26,10 @@ namespace http = beast::http;
 
 class DownstreamSession;
 
-// Counters shared by all threads (relaxed atomics: they only feed logs and metrics).
-struct ProxyCounters {
-    std::atomic<std::uint64_t> requests{0};
-    std::atomic<std::int64_t> open_client_connections{0};
-    std::atomic<std::uint64_t> bad_gateway{0};
-    std::atomic<std::uint64_t> gateway_timeout{0};
-};
-
 struct ProxyContext {
     ProxyContext(asio::any_io_executor executor, const config::Config& cfg, ProxyCounters& shared,
                  std::atomic<bool>& draining_flag)
-        : config(cfg), pool(executor, cfg), counters(shared), draining(draining_flag) {}
+        : config(cfg), pool(executor, cfg, shared), counters(shared), draining(draining_flag) {}
 
     const config::Config& config;
     UpstreamPool pool;

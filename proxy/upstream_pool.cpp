@@ -24,8 +24,8 @@ bool still_usable(UpstreamConnection& c) {
 
 }  // namespace
 
-UpstreamPool::UpstreamPool(asio::any_io_executor executor, const config::Config& config)
-    : executor_(executor), config_(config), resolver_(executor) {}
+UpstreamPool::UpstreamPool(asio::any_io_executor executor, const config::Config& config, ProxyCounters& counters)
+    : executor_(executor), config_(config), counters_(counters), resolver_(executor) {}
 
 asio::awaitable<Lease> UpstreamPool::acquire(std::string_view request_id, Deadline& deadline) {
     const auto now = std::chrono::steady_clock::now();
@@ -45,11 +45,13 @@ asio::awaitable<Lease> UpstreamPool::acquire(std::string_view request_id, Deadli
                            {{"rid", request_id}, {"conn", c.id}, {"why", "closed by upstream"}});
             continue;
         }
+        counters_.pool_hits.fetch_add(1, std::memory_order_relaxed);
         if (log::enabled(LogLevel::debug))
             log::write(LogLevel::debug, "pool: hit, reusing upstream connection",
                        {{"rid", request_id}, {"conn", c.id}, {"requests", c.requests}});
         co_return Lease{std::move(idle.connection), true, {}, false, {}};
     }
+    counters_.pool_misses.fetch_add(1, std::memory_order_relaxed);
     if (log::enabled(LogLevel::debug))
         log::write(LogLevel::debug, "pool: miss, opening upstream connection", {{"rid", request_id}});
     co_return co_await connect(request_id, deadline);
@@ -87,6 +89,8 @@ asio::awaitable<Lease> UpstreamPool::connect(std::string_view request_id, Deadli
     error_code ignored;
     connection->socket.set_option(tcp::no_delay(true), ignored);
     connection->id = next_id_++;
+    connection->open_gauge = &counters_.open_upstream_connections;
+    counters_.open_upstream_connections.fetch_add(1, std::memory_order_relaxed);
     if (log::enabled(LogLevel::debug))
         log::write(LogLevel::debug, "pool: connected to upstream",
                    {{"rid", request_id}, {"conn", connection->id},

@@ -10,6 +10,7 @@
 
 #include "config/config.hpp"
 #include "proxy/asio.hpp"
+#include "proxy/counters.hpp"
 #include "proxy/deadline.hpp"
 
 namespace crudcast::proxy {
@@ -22,6 +23,12 @@ struct UpstreamConnection {
     // Room for a full relay chunk per read: Beast reads at most the buffer's spare capacity (512
     // bytes when the buffer only ever held a response head), which made downloads 8x costlier.
     explicit UpstreamConnection(asio::any_io_executor ex) : socket(std::move(ex)) { buffer.reserve(64 * 1024); }
+    ~UpstreamConnection() {
+        if (open_gauge) open_gauge->fetch_sub(1, std::memory_order_relaxed);
+    }
+    UpstreamConnection(const UpstreamConnection&) = delete;
+    UpstreamConnection& operator=(const UpstreamConnection&) = delete;
+    std::atomic<std::int64_t>* open_gauge = nullptr;  // counts connected upstream sockets
 };
 
 struct Lease {
@@ -34,7 +41,7 @@ struct Lease {
 
 class UpstreamPool {
 public:
-    UpstreamPool(asio::any_io_executor executor, const config::Config& config);
+    UpstreamPool(asio::any_io_executor executor, const config::Config& config, ProxyCounters& counters);
 
     // An idle connection when one is alive (LIFO: the warmest), otherwise a new one.
     // `request_id` only labels debug lines; `deadline` bounds the connect (connect-timeout).
@@ -58,6 +65,7 @@ private:
 
     asio::any_io_executor executor_;
     const config::Config& config_;
+    ProxyCounters& counters_;
     tcp::resolver resolver_;
     tcp::resolver::results_type endpoints_;
     std::chrono::steady_clock::time_point endpoints_expiry_{};

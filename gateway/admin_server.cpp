@@ -1,0 +1,173 @@
+// admin_server.cpp: see admin_server.hpp. Not a hot path: Beast's tcp_stream and string bodies.
+#include "gateway/admin_server.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "gateway/log.hpp"
+
+namespace crudcast::gateway {
+
+namespace http = beast::http;
+using config::LogLevel;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto probe_period = std::chrono::seconds(1);
+constexpr auto ready_window = std::chrono::seconds(3);  // the last good probe must be this recent
+
+}  // namespace
+
+AdminServer::AdminServer(asio::io_context& context, const config::Config& config,
+                         std::function<std::string()> metrics, std::atomic<bool>& draining)
+    : context_(context),
+      config_(config),
+      metrics_(std::move(metrics)),
+      draining_(draining),
+      acceptor_(context),
+      probe_timer_(context) {}
+
+void AdminServer::bind(const config::Endpoint& endpoint) {
+    tcp::resolver resolver(context_);
+    const tcp::endpoint ep = *resolver.resolve(endpoint.host, std::to_string(endpoint.port),
+                                               tcp::resolver::passive | tcp::resolver::numeric_service)
+                                  .begin();
+    acceptor_.open(ep.protocol());
+    acceptor_.set_option(asio::socket_base::reuse_address(true));
+    acceptor_.bind(ep);
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+}
+
+void AdminServer::start() {
+    asio::co_spawn(context_, accept_loop(), asio::detached);
+    asio::co_spawn(context_, probe_loop(), asio::detached);
+}
+
+void AdminServer::close() {
+    asio::post(context_, [this] {
+        closed_ = true;
+        error_code ignored;
+        acceptor_.close(ignored);
+        probe_timer_.cancel();
+    });
+}
+
+std::pair<bool, std::string> AdminServer::readiness() const {
+    if (draining_.load()) return {false, "draining: crudcast is shutting down"};
+    std::lock_guard lock(mutex_);
+    if (ever_ok_ && Clock::now() - last_ok_ <= ready_window) return {true, "upstream answered"};
+    return {false, last_error_};
+}
+
+asio::awaitable<void> AdminServer::accept_loop() {
+    for (;;) {
+        auto [ec, socket] = co_await acceptor_.async_accept(use_nothrow);
+        if (ec || closed_) co_return;
+        asio::co_spawn(context_, serve(std::move(socket)), asio::detached);
+    }
+}
+
+asio::awaitable<void> AdminServer::serve(tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (;;) {
+        http::request<http::string_body> req;
+        stream.expires_after(std::chrono::seconds(30));
+        auto [ec, n] = co_await http::async_read(stream, buffer, req, use_nothrow);
+        (void)n;
+        if (ec) co_return;
+        http::response<http::string_body> res{http::status::ok, req.version()};
+        res.set(http::field::server, "crudcast");
+        res.set(http::field::cache_control, "no-store");
+        const auto target = std::string_view(req.target()).substr(0, req.target().find('?'));
+        if (req.method() != http::verb::get && req.method() != http::verb::head) {
+            res.result(http::status::method_not_allowed);
+            res.set(http::field::allow, "GET, HEAD");
+            res.set(http::field::content_type, "text/plain");
+            res.body() = "only GET and HEAD\n";
+        } else if (target == "/healthz") {
+            res.set(http::field::content_type, "text/plain");
+            res.body() = "ok\n";
+        } else if (target == "/readyz") {
+            auto [ready, why] = readiness();
+            res.result(ready ? http::status::ok : http::status::service_unavailable);
+            res.set(http::field::content_type, "text/plain");
+            res.body() = (ready ? "ready: " : "not ready: ") + why + "\n";
+        } else if (target == "/metrics") {
+            res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+            res.body() = metrics_();
+        } else {
+            res.result(http::status::not_found);
+            res.set(http::field::content_type, "text/plain");
+            res.body() = "not found; try /healthz, /readyz or /metrics\n";
+        }
+        res.keep_alive(req.keep_alive());
+        res.prepare_payload();
+        if (req.method() == http::verb::head) res.body().clear();
+        auto [wec, wn] = co_await http::async_write(stream, res, use_nothrow);
+        (void)wn;
+        if (wec || !req.keep_alive()) co_return;
+    }
+}
+
+asio::awaitable<void> AdminServer::probe_loop() {
+    bool was_ready = false;
+    for (;;) {
+        const auto error = co_await probe_once();
+        const bool ok = error.empty();
+        {
+            std::lock_guard lock(mutex_);
+            if (ok) {
+                last_ok_ = Clock::now();
+                ever_ok_ = true;
+            } else {
+                last_error_ = error;
+            }
+        }
+        if (ok != was_ready) {
+            log::write(ok ? LogLevel::info : LogLevel::warn, ok ? "upstream is answering: ready" : "upstream probe failed: not ready",
+                       {{"upstream", config_.upstream.host_header}, {"detail", ok ? std::string("-") : error}});
+            was_ready = ok;
+        }
+        probe_timer_.expires_after(probe_period);
+        auto [ec] = co_await probe_timer_.async_wait(use_nothrow);
+        if (ec || closed_) co_return;
+    }
+}
+
+asio::awaitable<std::string> AdminServer::probe_once() {
+    const auto& up = config_.upstream;
+    tcp::resolver resolver(context_);
+    auto [rec, results] = co_await resolver.async_resolve(up.host, std::to_string(up.port), use_nothrow);
+    if (rec) co_return "cannot resolve " + up.host + ": " + rec.message();
+    beast::tcp_stream stream(context_);
+    stream.expires_after(config_.connect_timeout);
+    auto [cec, ep] = co_await stream.async_connect(results, use_nothrow);
+    (void)ep;
+    if (cec) co_return "connect to " + up.host_header + " failed: " + cec.message();
+    if (config_.upstream_health_path.empty()) co_return std::string();
+    http::request<http::empty_body> req{http::verb::get, up.base_path + config_.upstream_health_path, 11};
+    req.set(http::field::host, up.host_header);
+    req.set(http::field::user_agent, "crudcast-readiness-probe");
+    req.keep_alive(false);
+    stream.expires_after(config_.upstream_timeout);
+    auto [wec, wn] = co_await http::async_write(stream, req, use_nothrow);
+    (void)wn;
+    if (wec) co_return "health request to " + up.host_header + " failed: " + wec.message();
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    auto [hec, hn] = co_await http::async_read(stream, buffer, res, use_nothrow);
+    (void)hn;
+    if (hec) co_return "no answer to GET " + config_.upstream_health_path + ": " + hec.message();
+    if (res.result_int() / 100 != 2)
+        co_return "GET " + config_.upstream_health_path + " answered " + std::to_string(res.result_int());
+    co_return std::string();
+}
+
+}  // namespace crudcast::gateway

@@ -1,0 +1,54 @@
+// admin_server.hpp: the admin listener (--admin-listen, default 127.0.0.1:9901), separate from
+// the proxy port so it never shadows an upstream path: GET /healthz, /readyz and /metrics.
+// Readiness comes from a probe of the upstream (a TCP connect, or GET --upstream-health-path)
+// every second.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "config/config.hpp"
+#include <boost/asio/steady_timer.hpp>
+
+#include "proxy/asio.hpp"
+
+namespace crudcast::gateway {
+
+class AdminServer {
+public:
+    AdminServer(asio::io_context& context, const config::Config& config, std::function<std::string()> metrics,
+                std::atomic<bool>& draining);
+
+    void bind(const config::Endpoint& endpoint);  // throws std::system_error / boost::system::system_error
+    std::uint16_t port() const { return port_; }
+    void start();
+    void close();  // thread-safe
+
+    // For tests and logs: the current readiness verdict and why.
+    std::pair<bool, std::string> readiness() const;
+
+private:
+    asio::awaitable<void> accept_loop();
+    asio::awaitable<void> serve(tcp::socket socket);
+    asio::awaitable<void> probe_loop();
+    asio::awaitable<std::string> probe_once();  // "" when the upstream answered
+
+    asio::io_context& context_;
+    const config::Config& config_;
+    std::function<std::string()> metrics_;
+    std::atomic<bool>& draining_;
+    tcp::acceptor acceptor_;
+    std::uint16_t port_ = 0;
+    asio::steady_timer probe_timer_;
+    bool closed_ = false;
+
+    mutable std::mutex mutex_;
+    std::chrono::steady_clock::time_point last_ok_{};
+    bool ever_ok_ = false;
+    std::string last_error_ = "upstream not probed yet";
+};
+
+}  // namespace crudcast::gateway
