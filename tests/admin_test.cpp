@@ -2,7 +2,11 @@
 // dies and returns, /metrics moving as requests and events happen.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <regex>
+#include <sstream>
 
 #include "testkit.hpp"
 
@@ -99,6 +103,30 @@ TEST_F(Admin, MetricsMoveWithRequestsAndEvents) {
         if (line.empty() || line[0] == '#') continue;
         EXPECT_TRUE(std::regex_match(line, sample)) << line;
     }
+}
+
+TEST_F(Admin, MetricsPassPromtool) {
+    if (::access("/usr/bin/promtool", X_OK) != 0) GTEST_SKIP() << "promtool (Debian prometheus) is not installed";
+    // Some traffic first, so that labelled families have samples.
+    exchange(gateway_->port(), get_request("/api/authors"));
+    exchange(gateway_->port(), "POST /api/authors HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                               "Content-Length: 2\r\n\r\n{}");
+    const auto text = exchange(admin_, get_request("/metrics")).body;
+    char path[] = "/tmp/crudcast-metrics-XXXXXX";
+    const int fd = ::mkstemp(path);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+    ::close(fd);
+    const std::string command = std::string("/usr/bin/promtool check metrics < ") + path + " 2>&1";
+    FILE* pipe = ::popen(command.c_str(), "r");
+    ASSERT_NE(pipe, nullptr);
+    std::string output;
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, pipe)) output += buf;
+    const int status = ::pclose(pipe);
+    ::unlink(path);
+    EXPECT_EQ(status, 0) << output;
+    EXPECT_EQ(output, "") << output;  // promtool prints nothing when the exposition is clean
 }
 
 }  // namespace
