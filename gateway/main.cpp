@@ -3,6 +3,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <string_view>
 #include <system_error>
 #include <thread>
 
@@ -13,6 +14,7 @@
 #include "config/config.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/log.hpp"
+#include "gateway/tail.hpp"
 
 namespace {
 
@@ -76,6 +78,8 @@ int run(const config::Config& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc > 1 && std::string_view(argv[1]) == "tail")
+        return crudcast::gateway::run_tail(std::vector<std::string>(argv + 2, argv + argc));
     std::vector<std::string> args(argv + 1, argv + argc);
     config::ParseResult parsed;
     try {
