@@ -57,12 +57,11 @@ PublishResult InMemoryBus::publish(Event event) {
     std::lock_guard lock(mutex_);
     // Seq, timestamp and the posts to every shard happen under one lock: each shard's queue then
     // receives frames in seq order, whichever thread published them.
-    event.seq = seq_.load(std::memory_order_relaxed) + 1;
+    event.seq = ++seq_;
     event.ts = std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::system_clock::now().time_since_epoch())
                    .count();
     auto frame = std::make_shared<const std::string>(websocket_text_frame(serialize(event)));
-    seq_.store(event.seq, std::memory_order_relaxed);
     result.seq = event.seq;
     if (auto it = counts_.find(event.model); it != counts_.end()) result.subscribers += it->second;
     if (auto it = counts_.find("all"); it != counts_.end()) result.subscribers += it->second;

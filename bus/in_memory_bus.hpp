@@ -27,7 +27,6 @@ public:
 
     PublishResult publish(Event event) override;
 
-    std::uint64_t last_seq() const { return seq_.load(std::memory_order_relaxed); }
     // Subscribers per topic ("all" included), for metrics and logs.
     std::vector<std::pair<std::string, std::size_t>> subscriber_counts() const;
 
@@ -54,7 +53,7 @@ private:
     PostFn post_;
     mutable std::mutex mutex_;   // orders publications; guards counts_
     std::unordered_map<std::string, std::size_t> counts_;
-    std::atomic<std::uint64_t> seq_{0};
+    std::uint64_t seq_ = 0;      // guarded by mutex_
 };
 
 }  // namespace crudcast::bus

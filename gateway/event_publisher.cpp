@@ -27,11 +27,7 @@ EventPublisher::EventPublisher(const config::Config& config, bus::Bus& bus, Even
 
 void EventPublisher::skip(const proxy::ObservedRequest& request, unsigned status, const std::string& reason,
                           const std::string& detail, proxy::NoteFields& note) {
-    counters_.skipped.fetch_add(1, std::memory_order_relaxed);
-    {
-        std::lock_guard lock(counters_.mutex);
-        ++counters_.skipped_by[reason];
-    }
+    counters_.count_skip(reason);
     std::string shown = reason == "status" ? "status-" + std::to_string(status) : reason;
     if (reason == "reserved") {
         log::write(LogLevel::warn, "no event: the inferred model is the reserved topic 'all'; name it with a route rule",
@@ -81,7 +77,6 @@ void EventPublisher::on_response_complete(const proxy::ObservedRequest& request,
     if (log::enabled(LogLevel::debug) && !result.detail.empty())
         log::write(LogLevel::debug, "event mapping", {{"rid", request.request_id}, {"detail", result.detail}});
     const auto published = bus_.publish(std::move(*result.event));
-    counters_.published.fetch_add(1, std::memory_order_relaxed);
     note.emplace_back("event", label);
     note.emplace_back("id", std::move(id));
     note.emplace_back("seq", std::to_string(published.seq));

@@ -29,6 +29,12 @@ void sample(std::string& out, const std::string& name_and_labels, double value) 
     out += '\n';
 }
 
+// A family with a single unlabelled sample.
+void scalar(std::string& out, const char* name, const char* type, const char* help, double value) {
+    header(out, name, type, help);
+    sample(out, name, value);
+}
+
 // Label values escaped per the exposition format: backslash, quote, newline.
 std::string label(std::string_view v) {
     std::string out;
@@ -65,8 +71,7 @@ std::string render_metrics(const proxy::ProxyCounters& p, const WebSocketCounter
                    load(p.responses[m][c]));
         }
     }
-    header(out, "crudcast_http_requests_in_flight", "gauge", "Requests being served now");
-    sample(out, "crudcast_http_requests_in_flight", load(p.in_flight));
+    scalar(out, "crudcast_http_requests_in_flight", "gauge", "Requests being served now", load(p.in_flight));
     header(out, "crudcast_upstream_response_seconds", "histogram",
            "Time from the request sent upstream to the response head received");
     double cumulative = 0;
@@ -79,57 +84,48 @@ std::string render_metrics(const proxy::ProxyCounters& p, const WebSocketCounter
     sample(out, "crudcast_upstream_response_seconds_bucket{le=\"+Inf\"}", load(p.latency_count));
     sample(out, "crudcast_upstream_response_seconds_sum", load(p.latency_sum_us) / 1e6);
     sample(out, "crudcast_upstream_response_seconds_count", load(p.latency_count));
-    header(out, "crudcast_client_connections", "gauge", "Open client connections (HTTP, not WebSocket)");
-    sample(out, "crudcast_client_connections", load(p.open_client_connections));
-    header(out, "crudcast_upstream_connections", "gauge", "Open connections to the upstream (busy and pooled)");
-    sample(out, "crudcast_upstream_connections", load(p.open_upstream_connections));
-    header(out, "crudcast_upstream_pool_hits_total", "counter", "Requests sent on a reused upstream connection");
-    sample(out, "crudcast_upstream_pool_hits_total", load(p.pool_hits));
-    header(out, "crudcast_upstream_pool_misses_total", "counter", "Requests that needed a new upstream connection");
-    sample(out, "crudcast_upstream_pool_misses_total", load(p.pool_misses));
-    header(out, "crudcast_bad_gateway_total", "counter", "502 answers: upstream unreachable, refusing or broken");
-    sample(out, "crudcast_bad_gateway_total", load(p.bad_gateway));
-    header(out, "crudcast_gateway_timeout_total", "counter", "504 answers: no upstream answer in upstream-timeout");
-    sample(out, "crudcast_gateway_timeout_total", load(p.gateway_timeout));
-    header(out, "crudcast_request_body_bytes_total", "counter", "Request body bytes relayed to the upstream");
-    sample(out, "crudcast_request_body_bytes_total", load(p.bytes_in));
-    header(out, "crudcast_response_body_bytes_total", "counter", "Response body bytes relayed to clients");
-    sample(out, "crudcast_response_body_bytes_total", load(p.bytes_out));
+    scalar(out, "crudcast_client_connections", "gauge", "Open client connections (HTTP, not WebSocket)",
+           load(p.open_client_connections));
+    scalar(out, "crudcast_upstream_connections", "gauge", "Open connections to the upstream (busy and pooled)",
+           load(p.open_upstream_connections));
+    scalar(out, "crudcast_upstream_pool_hits_total", "counter", "Requests sent on a reused upstream connection",
+           load(p.pool_hits));
+    scalar(out, "crudcast_upstream_pool_misses_total", "counter", "Requests that needed a new upstream connection",
+           load(p.pool_misses));
+    scalar(out, "crudcast_bad_gateway_total", "counter", "502 answers: upstream unreachable, refusing or broken",
+           load(p.bad_gateway));
+    scalar(out, "crudcast_gateway_timeout_total", "counter", "504 answers: no upstream answer in upstream-timeout",
+           load(p.gateway_timeout));
+    scalar(out, "crudcast_request_body_bytes_total", "counter", "Request body bytes relayed to the upstream",
+           load(p.bytes_in));
+    scalar(out, "crudcast_response_body_bytes_total", "counter", "Response body bytes relayed to clients",
+           load(p.bytes_out));
 
     header(out, "crudcast_events_published_total", "counter", "Events published, by model and method");
-    header(out, "crudcast_events_skipped_total", "counter", "Responses that made no event, by reason");
     {
         std::lock_guard lock(ev.mutex);
-        std::string published, skipped;
         for (const auto& [key, n] : ev.published_by) {
             const auto tab = key.find('\t');
-            sample(published,
+            sample(out,
                    "crudcast_events_published_total{model=\"" + label(key.substr(0, tab)) + "\",method=\"" +
                        label(key.substr(tab + 1)) + "\"}",
                    static_cast<double>(n));
         }
-        for (const auto& [reason, n] : ev.skipped_by)
-            sample(skipped, "crudcast_events_skipped_total{reason=\"" + label(reason) + "\"}", static_cast<double>(n));
-        // Samples must follow their own family's header: rebuild the two families in order.
-        const auto pub_header = out.find("# HELP crudcast_events_published_total");
-        const auto skip_header = out.find("# HELP crudcast_events_skipped_total");
-        std::string skip_block = out.substr(skip_header);
-        out.resize(skip_header);
-        out += published;
-        out += skip_block;
-        out += skipped;
-        (void)pub_header;
+    }
+    header(out, "crudcast_events_skipped_total", "counter", "Responses that made no event, by reason");
+    for (std::size_t i = 0; i < ev.reasons.size(); ++i) {
+        sample(out, "crudcast_events_skipped_total{reason=\"" + std::string(ev.reasons[i]) + "\"}",
+               load(ev.skipped_by[i]));
     }
     header(out, "crudcast_websocket_subscribers", "gauge", "WebSocket subscribers, by topic");
     for (const auto& [topic, n] : bus.subscriber_counts())
         sample(out, "crudcast_websocket_subscribers{topic=\"" + label(topic) + "\"}", static_cast<double>(n));
-    header(out, "crudcast_websocket_connections_total", "counter", "WebSocket subscribers ever connected");
-    sample(out, "crudcast_websocket_connections_total", load(ws.connections));
-    header(out, "crudcast_websocket_frames_sent_total", "counter", "Event frames written to subscribers");
-    sample(out, "crudcast_websocket_frames_sent_total", load(ws.frames_sent));
-    header(out, "crudcast_websocket_slow_closes_total", "counter",
-           "Subscribers closed with 1013 because their queue overflowed");
-    sample(out, "crudcast_websocket_slow_closes_total", load(ws.slow_closes));
+    scalar(out, "crudcast_websocket_connections_total", "counter", "WebSocket subscribers ever connected",
+           load(ws.connections));
+    scalar(out, "crudcast_websocket_frames_sent_total", "counter", "Event frames written to subscribers",
+           load(ws.frames_sent));
+    scalar(out, "crudcast_websocket_slow_closes_total", "counter",
+           "Subscribers closed with 1013 because their queue overflowed", load(ws.slow_closes));
     return out;
 }
 

@@ -139,7 +139,6 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
     error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
     context_.bus.subscribe(context_.shard, this, topics_);
-    subscribed_ = true;
     log::write(LogLevel::info, "websocket connected",
                {{"client", client_address_}, {"topics", join(topics_)}, {"rid", request_id_}});
     asio::co_spawn(socket_.get_executor(), [self = shared_from_this()] { return self->ping_loop(); }, asio::detached);
@@ -148,7 +147,6 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
 
     closed_ = true;
     context_.bus.unsubscribe(context_.shard, this, topics_);
-    subscribed_ = false;
     ping_timer_.cancel();
     close_timer_.cancel();
     socket_.close(ignored);

@@ -87,7 +87,6 @@ private:
     std::string client_address_;
     std::string request_id_;
     std::vector<std::string> topics_;
-    bool subscribed_ = false;
     beast::flat_buffer read_buffer_;
 
     // Outbound: control frames go first, then data frames, whole frames only.

@@ -16,7 +16,6 @@ struct ProxyCounters {
     static constexpr std::array<double, 11> latency_bounds{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                            0.5,   1,    2.5,   5,    10};
 
-    std::atomic<std::uint64_t> requests{0};
     std::atomic<std::int64_t> in_flight{0};
     std::atomic<std::int64_t> open_client_connections{0};
     std::atomic<std::int64_t> open_upstream_connections{0};

@@ -29,10 +29,6 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 
 bool is_timeout(const error_code& ec) { return ec == beast::error::timeout; }
 
-template <class Parser>
-bool has_unread_body(const Parser& parser) {
-    return !parser.is_done();
-}
 
 bool is_client_gone(const error_code& ec) {
     return ec == http::error::end_of_stream || ec == http::error::partial_message || ec == asio::error::eof ||
@@ -177,7 +173,6 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
         ~InFlight() { gauge.fetch_sub(1, std::memory_order_relaxed); }
     } in_flight{context_.counters.in_flight};
     deadline_.watch_upstream(nullptr);
-    context_.counters.requests.fetch_add(1, std::memory_order_relaxed);
     ex.method = std::string(req.method_string());
     ex.target = std::string(req.target());
     const auto given_id = req["X-Request-ID"];
@@ -204,7 +199,7 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
         const auto host = req[http::field::host];
         std::string hint = "this is crudcast's event stream: connect with a WebSocket client, e.g. ws://" +
                            (host.empty() ? std::string("HOST:PORT") : std::string(host)) + cfg.ws_path + "?topic=author";
-        const bool keep = !has_unread_body(parser) && req.keep_alive();
+        const bool keep = parser.is_done() && req.keep_alive();
         co_return co_await reply_error(ex, http::status::upgrade_required, "upgrade_required", std::move(hint), keep,
                                        "websocket");
     }

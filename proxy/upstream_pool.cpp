@@ -49,7 +49,7 @@ asio::awaitable<Lease> UpstreamPool::acquire(std::string_view request_id, Deadli
         if (log::enabled(LogLevel::debug))
             log::write(LogLevel::debug, "pool: hit, reusing upstream connection",
                        {{"rid", request_id}, {"conn", c.id}, {"requests", c.requests}});
-        co_return Lease{std::move(idle.connection), true, {}, false, {}};
+        co_return Lease{std::move(idle.connection), true, false, {}};
     }
     counters_.pool_misses.fetch_add(1, std::memory_order_relaxed);
     if (log::enabled(LogLevel::debug))
@@ -64,7 +64,6 @@ asio::awaitable<Lease> UpstreamPool::connect(std::string_view request_id, Deadli
     if (endpoints_.empty() || now >= endpoints_expiry_) {
         auto [ec, results] = co_await resolver_.async_resolve(up.host, std::to_string(up.port), use_nothrow);
         if (ec) {
-            lease.error = ec;
             lease.detail = "cannot resolve upstream host " + up.host + ": " + ec.message();
             co_return lease;
         }
@@ -79,7 +78,6 @@ asio::awaitable<Lease> UpstreamPool::connect(std::string_view request_id, Deadli
     deadline.clear();
     if (ec) {
         endpoints_expiry_ = {};  // resolve again next time
-        lease.error = ec;
         lease.timed_out = deadline.expired();
         lease.detail = lease.timed_out ? "connect to upstream " + up.host_header + " timed out after " +
                                              std::to_string(config_.connect_timeout.count()) + "ms"

@@ -34,7 +34,6 @@ struct UpstreamConnection {
 struct Lease {
     std::unique_ptr<UpstreamConnection> connection;  // null on error
     bool reused = false;
-    error_code error;
     bool timed_out = false;  // connect timeout rather than refusal
     std::string detail;      // human-readable cause when connection is null
 };
@@ -51,7 +50,6 @@ public:
     // Gives back a connection whose last exchange ended cleanly and may be reused.
     void release(std::unique_ptr<UpstreamConnection> connection);
 
-    std::size_t idle_count() const { return idle_.size(); }
     // Closes every idle connection (shutdown).
     void close_idle();
     // Closes idle connections unused for upstream-keepalive-timeout (called by the sweep).

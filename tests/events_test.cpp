@@ -55,8 +55,6 @@ public:
         ws_.read(buffer);
         return beast::buffers_to_string(buffer.data());
     }
-    // True when nothing arrives within `quiet` (used only to show an event did NOT come after a
-    // later marker event proves the stream moved on).
     websocket::stream<tcp::socket>& ws() { return ws_; }
 
 private:
