@@ -52,7 +52,9 @@ bool needs_quotes(std::string_view v) {
     return false;
 }
 
-void append_escaped(std::string& out, std::string_view v) {
+}  // namespace
+
+void append_json_escaped(std::string& out, std::string_view v) {
     static const char* hex = "0123456789abcdef";
     for (unsigned char c : v) {
         switch (c) {
@@ -72,8 +74,6 @@ void append_escaped(std::string& out, std::string_view v) {
         }
     }
 }
-
-}  // namespace
 
 Field::Field(std::string_view k, std::int64_t v) : key(k), number(true) {
     auto r = std::to_chars(storage, storage + sizeof storage, v);
@@ -107,7 +107,7 @@ void write(LogLevel lvl, std::string_view message, std::span<const Field> fields
         line += "\",\"level\":\"";
         line += level_name(lvl);
         line += "\",\"msg\":\"";
-        append_escaped(line, message);
+        append_json_escaped(line, message);
         line += '"';
         for (const Field& f : fields) {
             line += ",\"";
@@ -117,7 +117,7 @@ void write(LogLevel lvl, std::string_view message, std::span<const Field> fields
                 line += f.text;
             } else {
                 line += '"';
-                append_escaped(line, f.text);
+                append_json_escaped(line, f.text);
                 line += '"';
             }
         }
@@ -134,7 +134,7 @@ void write(LogLevel lvl, std::string_view message, std::span<const Field> fields
             line += '=';
             if (!f.number && needs_quotes(f.text)) {
                 line += '"';
-                append_escaped(line, f.text);
+                append_json_escaped(line, f.text);
                 line += '"';
             } else {
                 line += f.text;

@@ -57,6 +57,10 @@ private:
     bool owns_text() const { return text.data() >= storage && text.data() < storage + sizeof storage; }
 };
 
+// Appends `text` JSON-string-escaped (quotes, backslashes, control bytes) to `out`: the one escaper
+// for JSON log lines and crudcast's own JSON error bodies.
+void append_json_escaped(std::string& out, std::string_view text);
+
 // Writes one line: `<time> <level> <message> key=value ...` or a JSON object.
 void write(LogLevel level, std::string_view message, std::span<const Field> fields);
 inline void write(LogLevel level, std::string_view message, std::initializer_list<Field> fields = {}) {

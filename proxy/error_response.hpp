@@ -17,7 +17,4 @@ http::response<http::string_body> error_response(http::status status, std::strin
                                                  std::string_view detail, std::string_view request_id,
                                                  unsigned version, bool keep_alive);
 
-// JSON string escaping for the error body.
-std::string json_escape(std::string_view text);
-
 }  // namespace crudcast::proxy
