@@ -15,14 +15,21 @@ namespace crudcast::bus {
 // A frame shared by every subscriber of one event: one allocation per event, never copied.
 using Frame = std::shared_ptr<const std::string>;
 
-// A subscriber lives on one shard (one worker thread) and is only ever called on that thread.
-class Subscriber {
+// One published event as a worker thread receives it.
+struct Delivery {
+    std::string model;
+    Frame frame;
+    std::uint64_t seq;
+};
+
+// What a bus hands events to: one sink per worker thread (shard), which fans each event out to
+// that thread's WebSocket subscribers. Called only on the shard's own thread.
+class ShardSink {
 public:
-    virtual ~Subscriber() = default;
-    // The complete WebSocket text frame of the event with sequence number `seq`. Must not
-    // unsubscribe synchronously (the bus is iterating its subscriber list): a subscriber that
-    // decides to leave (overflow) starts closing and unsubscribes when its session ends.
-    virtual void deliver(const Frame& frame, std::uint64_t seq) = 0;
+    virtual ~ShardSink() = default;
+    // Every event published since the previous call that a subscriber of this shard may want,
+    // in seq order. Must not block.
+    virtual void on_events(const std::vector<Delivery>& events) = 0;
 };
 
 struct PublishResult {
@@ -33,8 +40,8 @@ struct PublishResult {
 class Bus {
 public:
     virtual ~Bus() = default;
-    // Thread-safe. Stamps ts and seq, serializes the event once and hands the frame to every
-    // subscriber of event.model or "all" (each exactly once), in seq order. Never blocks on a
+    // Thread-safe. Stamps ts and seq, serializes the event once and hands the frame to the sink
+    // of every shard with a subscriber of event.model or "all", in seq order. Never blocks on a
     // subscriber and never fails.
     virtual PublishResult publish(Event event) = 0;
 };

@@ -22,33 +22,24 @@ InMemoryBus::InMemoryBus(std::size_t shards, PostFn post_to_shard) : post_(std::
     for (std::size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
 }
 
-void InMemoryBus::subscribe(std::size_t shard, Subscriber* subscriber, const std::vector<std::string>& topics) {
-    auto& s = *shards_[shard];
-    for (const auto& t : topics) {
-        if (t == "all") {
-            s.all.push_back(subscriber);
-        } else {
-            s.by_topic[t].push_back(subscriber);
-        }
-    }
+void InMemoryBus::attach(std::size_t shard, ShardSink* sink) { shards_[shard]->sink = sink; }
+
+void InMemoryBus::subscribe(std::size_t shard, const std::vector<std::string>& topics) {
     std::lock_guard lock(mutex_);
-    for (const auto& t : topics) ++counts_[t];
+    for (const auto& t : topics) {
+        ++counts_[t];
+        ++shards_[shard]->counts[t];
+    }
 }
 
-void InMemoryBus::unsubscribe(std::size_t shard, Subscriber* subscriber, const std::vector<std::string>& topics) {
-    auto& s = *shards_[shard];
-    auto remove = [subscriber](std::vector<Subscriber*>& v) { std::erase(v, subscriber); };
-    for (const auto& t : topics) {
-        if (t == "all") {
-            remove(s.all);
-        } else if (auto it = s.by_topic.find(t); it != s.by_topic.end()) {
-            remove(it->second);
-            if (it->second.empty()) s.by_topic.erase(it);
-        }
-    }
+void InMemoryBus::unsubscribe(std::size_t shard, const std::vector<std::string>& topics) {
     std::lock_guard lock(mutex_);
+    auto drop = [](std::unordered_map<std::string, std::size_t>& counts, const std::string& t) {
+        if (auto it = counts.find(t); it != counts.end() && --it->second == 0) counts.erase(it);
+    };
     for (const auto& t : topics) {
-        if (auto it = counts_.find(t); it != counts_.end() && --it->second == 0) counts_.erase(it);
+        drop(counts_, t);
+        drop(shards_[shard]->counts, t);
     }
 }
 
@@ -68,6 +59,7 @@ PublishResult InMemoryBus::publish(Event event) {
     if (result.subscribers == 0) return result;
     for (std::size_t i = 0; i < shards_.size(); ++i) {
         auto& shard = *shards_[i];
+        if (!shard.counts.contains(event.model) && !shard.counts.contains("all")) continue;
         bool post = false;
         {
             std::lock_guard inbox_lock(shard.inbox_mutex);
@@ -82,19 +74,13 @@ PublishResult InMemoryBus::publish(Event event) {
 
 void InMemoryBus::drain(std::size_t shard) {
     auto& s = *shards_[shard];
-    thread_local std::vector<Pending> batch;
+    thread_local std::vector<Delivery> batch;
     {
         std::lock_guard inbox_lock(s.inbox_mutex);
         batch.swap(s.inbox);
         s.drain_posted = false;
     }
-    for (const auto& p : batch) {
-        // A subscriber is in "all" or in its model lists, never both (normalize_topics): exactly once.
-        if (auto it = s.by_topic.find(p.model); it != s.by_topic.end()) {
-            for (auto* sub : it->second) sub->deliver(p.frame, p.seq);
-        }
-        for (auto* sub : s.all) sub->deliver(p.frame, p.seq);
-    }
+    if (s.sink != nullptr) s.sink->on_events(batch);
     batch.clear();
 }
 

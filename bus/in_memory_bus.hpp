@@ -1,6 +1,7 @@
-// in_memory_bus.hpp: the embedded bus for one process. One shard per worker thread holds that
-// thread's subscribers by topic; publish stamps seq under one short lock and posts the one shared
-// frame to each shard, in seq order, so no lock is ever held while a socket is written.
+// in_memory_bus.hpp: the embedded bus for one process. One shard per worker thread; publish
+// stamps seq under one short lock and queues the one shared frame for each shard that has a
+// subscriber of the event's model or of "all", in seq order. The shard's sink (its thread's
+// WebSocket fan-out) takes the queue on its own thread, so no lock is held while a socket is written.
 #pragma once
 
 #include <atomic>
@@ -21,9 +22,12 @@ public:
     using PostFn = std::function<void(std::size_t shard, std::function<void()> fn)>;
     InMemoryBus(std::size_t shards, PostFn post_to_shard);
 
-    // Called on shard `shard`'s thread. `topics` as returned by normalize_topics.
-    void subscribe(std::size_t shard, Subscriber* subscriber, const std::vector<std::string>& topics);
-    void unsubscribe(std::size_t shard, Subscriber* subscriber, const std::vector<std::string>& topics);
+    // Before any publish: the sink that receives shard `shard`'s events.
+    void attach(std::size_t shard, ShardSink* sink);
+    // A subscriber of `topics` (as returned by normalize_topics) joined or left shard `shard`:
+    // from the next publish on, its events are (or are no longer) queued for that shard.
+    void subscribe(std::size_t shard, const std::vector<std::string>& topics);
+    void unsubscribe(std::size_t shard, const std::vector<std::string>& topics);
 
     PublishResult publish(Event event) override;
 
@@ -31,28 +35,22 @@ public:
     std::vector<std::pair<std::string, std::size_t>> subscriber_counts() const;
 
 private:
-    struct Pending {
-        std::string model;
-        Frame frame;
-        std::uint64_t seq;
-    };
     struct Shard {
-        // Owned by the shard's thread.
-        std::unordered_map<std::string, std::vector<Subscriber*>> by_topic;
-        std::vector<Subscriber*> all;
+        ShardSink* sink = nullptr;
+        std::unordered_map<std::string, std::size_t> counts;  // guarded by mutex_
         // The inbox is filled in seq order under the publish lock and emptied by the shard's
         // thread. (Posting each event as its own handler is not enough: Asio runs handlers a
         // thread posted to itself after those other threads posted meanwhile, which reorders.)
         std::mutex inbox_mutex;
-        std::vector<Pending> inbox;
+        std::vector<Delivery> inbox;
         bool drain_posted = false;
     };
     void drain(std::size_t shard);
 
     std::vector<std::unique_ptr<Shard>> shards_;
     PostFn post_;
-    mutable std::mutex mutex_;   // orders publications; guards counts_
-    std::unordered_map<std::string, std::size_t> counts_;
+    mutable std::mutex mutex_;   // orders publications; guards counts_ and every shard's counts
+    std::unordered_map<std::string, std::size_t> counts_;  // over all shards
     std::uint64_t seq_ = 0;      // guarded by mutex_
 };
 

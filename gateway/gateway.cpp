@@ -118,6 +118,7 @@ void Gateway::start() {
     for (unsigned i = 0; i < n; ++i) {
         auto w = std::make_unique<Worker>(i, im.config, im.counters, im.draining, *im.bus, im.ws_counters);
         w->proxy->observer = im.publisher.get();
+        im.bus->attach(i, w->ws.get());
         w->proxy->websocket_handoff = [ws = w->ws](tcp::socket socket, http::request<http::buffer_body> request,
                                                    beast::flat_buffer leftover, std::string client, std::string rid) {
             std::make_shared<WebSocketSession>(std::move(socket), ws, std::move(client), std::move(rid))

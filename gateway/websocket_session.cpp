@@ -83,14 +83,76 @@ std::vector<std::string> topics_from_query(std::string_view target) {
     return bus::normalize_topics(topics);
 }
 
-void WebSocketContext::flush() {
-    flush_posted = false;
-    auto batch = std::move(dirty);
-    dirty.clear();
-    for (auto& session : batch) {
-        session->dirty_ = false;
-        if (!session->writing_) session->write_pending();
+void WebSocketContext::subscribe(WebSocketSession* session) {
+    session->cursor_ = log.end_index();
+    session->subscribed_ = true;
+    if (session->topics_.size() == 1 && session->topics_.front() == "all") {
+        session->all_ = true;
+        ++all_subscribers;
+    } else {
+        for (const auto& topic : session->topics_) {
+            auto [it, added] = topic_ids.try_emplace(topic, 0);
+            if (added) {
+                if (free_topic_ids.empty()) {
+                    it->second = static_cast<std::uint32_t>(by_topic.size());
+                    by_topic.emplace_back();
+                    topic_names.emplace_back();
+                } else {
+                    it->second = free_topic_ids.back();
+                    free_topic_ids.pop_back();
+                }
+                topic_names[it->second] = topic;
+            }
+            by_topic[it->second].push_back(session);
+            session->topic_ids_.push_back(it->second);
+        }
     }
+    subscribed.push_back(session);
+}
+
+void WebSocketContext::unsubscribe(WebSocketSession* session) {
+    std::erase(subscribed, session);
+    session->subscribed_ = false;
+    if (session->all_) {
+        --all_subscribers;
+    } else {
+        for (const auto id : session->topic_ids_) {
+            std::erase(by_topic[id], session);
+            if (by_topic[id].empty()) {
+                // A later subscriber of another topic may get this id: it starts at the log's end,
+                // after every entry tagged with the old topic.
+                topic_ids.erase(topic_names[id]);
+                topic_names[id].clear();
+                free_topic_ids.push_back(id);
+            }
+        }
+    }
+    if (subscribed.empty()) log.trim(log.end_index());
+}
+
+void WebSocketContext::on_events(const std::vector<bus::Delivery>& events) {
+    bool grew = false;
+    for (const auto& event : events) {
+        std::uint32_t id = no_topic;
+        if (auto it = topic_ids.find(event.model); it != topic_ids.end()) id = it->second;
+        if (id == no_topic && all_subscribers == 0) continue;  // nobody on this thread wants it
+        log.append(*event.frame, event.seq, id);
+        grew = true;
+        if (id != no_topic) {
+            for (auto* session : by_topic[id]) {
+                ++session->pending_frames_;
+                session->pending_bytes_ += event.frame->size();
+            }
+        }
+    }
+    if (!grew) return;
+    // Sessions never leave `subscribed` synchronously here: the list is stable while iterated.
+    std::uint64_t keep = log.end_index();
+    for (auto* session : subscribed) {
+        session->on_log_grew();
+        if (!session->dropped_ || session->writing_) keep = std::min(keep, session->cursor_);
+    }
+    log.trim(keep);
 }
 
 WebSocketSession::WebSocketSession(tcp::socket socket, std::shared_ptr<WebSocketContext> context,
@@ -138,7 +200,8 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
     }
     error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
-    context_.bus.subscribe(context_.shard, this, topics_);
+    context_.subscribe(this);
+    context_.bus.subscribe(context_.shard, topics_);
     log::write(LogLevel::info, "websocket connected",
                {{"client", client_address_}, {"topics", join(topics_)}, {"rid", request_id_}});
     asio::co_spawn(socket_.get_executor(), [self = shared_from_this()] { return self->ping_loop(); }, asio::detached);
@@ -146,7 +209,8 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
     co_await read_loop();
 
     closed_ = true;
-    context_.bus.unsubscribe(context_.shard, this, topics_);
+    context_.unsubscribe(this);
+    context_.bus.unsubscribe(context_.shard, topics_);
     ping_timer_.cancel();
     close_timer_.cancel();
     socket_.close(ignored);
@@ -270,50 +334,67 @@ void WebSocketSession::close_with(std::uint16_t code, std::string_view reason) {
         close_code_ = code;
         close_reason_ = std::string(reason);
     }
-    data_.clear();
-    data_bytes_ = 0;
+    // Frames not written yet are dropped; a write in flight finishes first (whole frames only).
+    dropped_ = true;
+    pending_frames_ = 0;
+    pending_bytes_ = 0;
     std::string payload;
     payload += static_cast<char>(code >> 8);
     payload += static_cast<char>(code & 0xff);
     payload.append(reason.substr(0, 123));
     queue_control(close_op, payload);
+    // The close handshake gets a few seconds, then the connection ends regardless, also when a
+    // peer that stopped reading keeps our last write (and the log behind it) from completing.
+    close_timer_.expires_after(close_grace);
+    close_timer_.async_wait([self = shared_from_this()](error_code e) {
+        if (!e) self->shutdown_socket();
+    });
 }
 
 void WebSocketSession::go_away() { close_with(1001, "crudcast is shutting down"); }
 
-void WebSocketSession::deliver(const bus::Frame& frame, std::uint64_t seq) {
-    if (close_sent_ || closed_) return;
+std::size_t WebSocketSession::backlog_frames() const {
+    return all_ ? static_cast<std::size_t>(context_.log.end_index() - cursor_) : pending_frames_;
+}
+
+std::size_t WebSocketSession::backlog_bytes() const {
+    const auto& log = context_.log;
+    return all_ ? static_cast<std::size_t>(log.end_offset() - log.offset_of(cursor_)) : pending_bytes_;
+}
+
+void WebSocketSession::on_log_grew() {
+    if (closed_) return;
+    if (dropped_) {
+        if (!writing_) cursor_ = context_.log.end_index();
+        return;
+    }
     const auto& cfg = context_.config;
-    if (data_.size() + 1 > cfg.ws_max_queue_messages || data_bytes_ + frame->size() > cfg.ws_max_queue_bytes) {
+    const std::size_t frames = backlog_frames();
+    const std::size_t bytes = backlog_bytes();
+    if (frames > cfg.ws_max_queue_messages || bytes > cfg.ws_max_queue_bytes) {
         context_.counters.slow_closes.fetch_add(1, std::memory_order_relaxed);
         log::write(LogLevel::warn, "websocket subscriber too slow; closing it with 1013",
-                   {{"client", client_address_}, {"topics", join(topics_)}, {"queued", data_.size()},
-                    {"queued_bytes", data_bytes_}, {"last_seq", last_seq_}, {"rid", request_id_}});
+                   {{"client", client_address_}, {"topics", join(topics_)}, {"queued", frames},
+                    {"queued_bytes", bytes}, {"last_seq", last_seq_}, {"rid", request_id_}});
         close_with(1013, "subscriber too slow: outbound queue full (ws-max-queue-messages/bytes)");
         return;
     }
-    data_.push_back(frame);
-    data_bytes_ += frame->size();
-    last_seq_ = seq;
-    if (!dirty_) {
-        dirty_ = true;
-        context_.dirty.push_back(shared_from_this());
-        if (!context_.flush_posted) {
-            context_.flush_posted = true;
-            asio::post(context_.executor, [ctx = &context_] { ctx->flush(); });
-        }
-    }
+    if (!writing_) write_pending();
 }
 
 void WebSocketSession::write_pending() {
-    if (writing_ || closed_ || (control_.empty() && data_.empty())) return;
-    writing_ = true;
+    if (writing_ || closed_) return;
+    auto& log = context_.log;
+    if (dropped_) cursor_ = log.end_index();
+    if (control_.empty() && cursor_ == log.end_index()) return;
     gather_.clear();
     scratch_.clear();
     inflight_control_.clear();
-    inflight_data_.clear();
+    inflight_end_ = cursor_;
+    inflight_frames_ = 0;
+    inflight_bytes_ = 0;
     // Control frames first (between whole frames, never inside one), then data in seq order.
-    // Small frames are copied into one scratch buffer; big ones are referenced where they are.
+    // Small pieces are copied into one scratch buffer; the rest is referenced where it is.
     struct Piece {
         bool in_scratch;
         std::size_t offset;
@@ -321,32 +402,64 @@ void WebSocketSession::write_pending() {
         const char* data;
     };
     thread_local std::vector<Piece> pieces;
+    thread_local std::vector<FrameLog::Span> spans;
     pieces.clear();
-    std::size_t total = 0;
-    auto add = [&](const std::string& bytes) {
-        if (bytes.size() < coalesce_below) {
+    auto add = [&](const char* bytes, std::size_t size, bool copy) {
+        if (copy) {
             if (!pieces.empty() && pieces.back().in_scratch) {
-                pieces.back().size += bytes.size();
+                pieces.back().size += size;
             } else {
-                pieces.push_back({true, scratch_.size(), bytes.size(), nullptr});
+                pieces.push_back({true, scratch_.size(), size, nullptr});
             }
-            scratch_.append(bytes);
+            scratch_.append(bytes, size);
         } else {
-            pieces.push_back({false, 0, bytes.size(), bytes.data()});
+            pieces.push_back({false, 0, size, bytes});
         }
-        total += bytes.size();
     };
     while (!control_.empty()) {
         inflight_control_.push_back(std::move(control_.front()));
         control_.pop_front();
-        add(inflight_control_.back());
+        add(inflight_control_.back().data(), inflight_control_.back().size(), true);
     }
-    while (!data_.empty() && total < max_write_bytes) {
-        inflight_data_.push_back(std::move(data_.front()));
-        data_.pop_front();
-        data_bytes_ -= inflight_data_.back()->size();
-        add(*inflight_data_.back());
+    const std::uint64_t end = log.end_index();
+    if (subscribed_ && cursor_ < end) {
+        if (all_) {
+            // Every entry is for this subscriber: the bytes from the cursor on, as they lie in the log.
+            std::uint64_t stop = end;
+            if (log.end_offset() - log.offset_of(cursor_) > max_write_bytes) {
+                std::size_t bytes = 0;
+                for (stop = cursor_; stop < end; ++stop) {
+                    const auto size = log.entry(stop).size;
+                    if (stop > cursor_ && bytes + size > max_write_bytes) break;
+                    bytes += size;
+                }
+            }
+            spans.clear();
+            log.spans(cursor_, stop, spans);
+            for (const auto& span : spans) add(span.data, span.size, false);
+            inflight_frames_ = static_cast<std::size_t>(stop - cursor_);
+            inflight_last_seq_ = log.entry(stop - 1).seq;
+            inflight_end_ = stop;
+        } else {
+            // The entries of this subscriber's topics; entries of other topics are skipped.
+            std::uint64_t i = cursor_;
+            for (; i < end; ++i) {
+                const auto& e = log.entry(i);
+                if (std::find(topic_ids_.begin(), topic_ids_.end(), e.topic) == topic_ids_.end()) continue;
+                if (inflight_frames_ > 0 && inflight_bytes_ + e.size > max_write_bytes) break;
+                add(log.data(i), e.size, e.size < coalesce_below);
+                ++inflight_frames_;
+                inflight_bytes_ += e.size;
+                inflight_last_seq_ = e.seq;
+            }
+            inflight_end_ = i;
+        }
     }
+    if (pieces.empty()) {  // only entries of other topics
+        cursor_ = inflight_end_;
+        return;
+    }
+    writing_ = true;
     for (const auto& piece : pieces) {
         gather_.push_back(piece.in_scratch ? asio::buffer(scratch_.data() + piece.offset, piece.size)
                                            : asio::buffer(piece.data, piece.size));
@@ -361,24 +474,24 @@ void WebSocketSession::on_written(error_code ec) {
         socket_.close(ignored);  // the read loop ends and logs the disconnect
         return;
     }
-    frames_sent_ += inflight_data_.size();
-    context_.counters.frames_sent.fetch_add(inflight_data_.size(), std::memory_order_relaxed);
+    frames_sent_ += inflight_frames_;
+    context_.counters.frames_sent.fetch_add(inflight_frames_, std::memory_order_relaxed);
+    if (inflight_frames_ > 0) last_seq_ = inflight_last_seq_;
+    cursor_ = inflight_end_;
+    if (!all_ && !dropped_) {
+        pending_frames_ -= inflight_frames_;
+        pending_bytes_ -= inflight_bytes_;
+    }
+    inflight_frames_ = 0;
+    inflight_bytes_ = 0;
     const bool close_written = std::any_of(inflight_control_.begin(), inflight_control_.end(), [](const std::string& f) {
         return (static_cast<std::uint8_t>(f[0]) & 0x0f) == close_op;
     });
-    inflight_data_.clear();
     inflight_control_.clear();
-    if (closed_) return;  // the session has ended meanwhile: no timers that would keep it alive
+    if (closed_) return;  // the session has ended meanwhile
     if (close_written) {
-        if (close_received_) {
-            shutdown_socket();
-        } else {
-            // Wait a little for the peer's close frame, then end regardless.
-            close_timer_.expires_after(close_grace);
-            close_timer_.async_wait([self = shared_from_this()](error_code e) {
-                if (!e) self->shutdown_socket();
-            });
-        }
+        // Both closes exchanged: done. Otherwise the close timer ends the wait for the peer's.
+        if (close_received_) shutdown_socket();
         return;
     }
     write_pending();

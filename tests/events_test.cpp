@@ -287,6 +287,47 @@ TEST_F(Events, ASubscriberThatNeverReadsIsClosedWith1013WhileOthersGetEverything
     EXPECT_LT(received, events);
 }
 
+TEST_F(Events, ATopicSubscriberIsJudgedByTheBacklogOfItsOwnTopicsOnly) {
+    start([](config::Config& c) {
+        c.ws_max_queue_messages = 8;
+        c.ws_max_queue_bytes = 1024 * 1024;
+    });
+    Subscriber slow_blobs(port_, "/ws?topic=blob", 4096);  // never read until the end: closed
+    Subscriber idle_authors(port_, "/ws?topic=author");    // not read until the end, but few events
+    Subscriber fast(port_, "/ws");
+    const std::string payload = "{\"id\":1,\"blob\":\"" + std::string(60 * 1024, 'y') + "\"}";
+    constexpr int blobs = 200;
+    std::atomic<int> fast_got{0};
+    std::thread reader([&] {
+        for (int i = 0; i < blobs + 3; ++i) {
+            fast.next();
+            ++fast_got;
+        }
+    });
+    for (int i = 0; i < blobs; ++i) {
+        send("PUT", "/api/blobs/1", payload);
+        if (i % 70 == 0) send("POST", "/api/authors", R"({"id":5,"name":"Ada"})");  // 3 author events
+    }
+    reader.join();
+    EXPECT_EQ(fast_got.load(), blobs + 3);
+    // 200 blob events went past the author subscriber: they are not its backlog.
+    for (int i = 0; i < 3; ++i) EXPECT_STREQ(idle_authors.next()["model"].GetString(), "author");
+    send("POST", "/api/authors", R"({"id":6,"name":"Grace"})");
+    const auto late = idle_authors.next();
+    EXPECT_EQ(late["id"].GetInt(), 6);
+    int received = 0;
+    beast::error_code ec;
+    for (;;) {
+        beast::flat_buffer buffer;
+        slow_blobs.ws().read(buffer, ec);
+        if (ec) break;
+        ++received;
+    }
+    EXPECT_EQ(ec, websocket::error::closed) << ec.message();
+    EXPECT_EQ(slow_blobs.ws().reason().code, 1013);
+    EXPECT_LT(received, blobs);
+}
+
 TEST_F(Events, AThousandSubscribersAllReceiveTheEvent) {
     start();
     std::vector<std::unique_ptr<Subscriber>> subs;
