@@ -2,7 +2,11 @@
 #include "gateway/websocket_session.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -21,6 +25,7 @@ constexpr std::size_t max_client_frame = 64 * 1024;  // subscribers have nothing
 constexpr std::size_t coalesce_below = 4096;          // frames smaller than this are copied together
 constexpr std::size_t max_write_bytes = 512 * 1024;   // one write carries at most this much
 constexpr auto close_grace = std::chrono::seconds(5);
+constexpr std::size_t max_iov = 64;  // gather lists up to this long are sent directly
 
 enum Opcode : std::uint8_t { continuation = 0, text = 1, binary = 2, close_op = 8, ping = 9, pong = 10 };
 
@@ -464,6 +469,39 @@ void WebSocketSession::write_pending() {
         gather_.push_back(piece.in_scratch ? asio::buffer(scratch_.data() + piece.offset, piece.size)
                                            : asio::buffer(piece.data, piece.size));
     }
+    // Most writes fit in the socket's buffer: send at once and finish here, without a round trip
+    // through the event loop; what the kernel does not take waits for the socket asynchronously.
+    std::size_t sent = 0;
+    if (gather_.size() <= max_iov) {
+        iovec iov[max_iov];
+        std::size_t total = 0;
+        for (std::size_t i = 0; i < gather_.size(); ++i) {
+            iov[i].iov_base = const_cast<void*>(gather_[i].data());
+            iov[i].iov_len = gather_[i].size();
+            total += gather_[i].size();
+        }
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = gather_.size();
+        const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            on_written(error_code(errno, boost::system::system_category()));
+            return;
+        }
+        if (n > 0) sent = static_cast<std::size_t>(n);
+        if (sent == total) {
+            on_written({});
+            return;
+        }
+    }
+    // Drop what was sent from the front of the gather list.
+    auto first = gather_.begin();
+    while (sent > 0 && sent >= first->size()) {
+        sent -= first->size();
+        ++first;
+    }
+    gather_.erase(gather_.begin(), first);
+    if (sent > 0) gather_.front() += sent;
     asio::async_write(socket_, gather_, [self = shared_from_this()](error_code ec, std::size_t) { self->on_written(ec); });
 }
 
