@@ -374,14 +374,20 @@ void WebSocketSession::on_log_grew() {
         return;
     }
     const auto& cfg = context_.config;
+    const auto& log = context_.log;
     const std::size_t frames = backlog_frames();
     const std::size_t bytes = backlog_bytes();
-    if (frames > cfg.ws_max_queue_messages || bytes > cfg.ws_max_queue_bytes) {
+    // A topic subscriber whose socket has not taken our last write keeps every frame since its
+    // cursor in the log, other topics' too: that is bounded by the same limit.
+    const std::size_t held = static_cast<std::size_t>(log.end_offset() - log.offset_of(cursor_));
+    const bool full = frames > cfg.ws_max_queue_messages || bytes > cfg.ws_max_queue_bytes;
+    if (full || held > cfg.ws_max_queue_bytes) {
         context_.counters.slow_closes.fetch_add(1, std::memory_order_relaxed);
         log::write(LogLevel::warn, "websocket subscriber too slow; closing it with 1013",
                    {{"client", client_address_}, {"topics", join(topics_)}, {"queued", frames},
-                    {"queued_bytes", bytes}, {"last_seq", last_seq_}, {"rid", request_id_}});
-        close_with(1013, "subscriber too slow: outbound queue full (ws-max-queue-messages/bytes)");
+                    {"queued_bytes", bytes}, {"held_bytes", held}, {"last_seq", last_seq_}, {"rid", request_id_}});
+        close_with(1013, full ? "subscriber too slow: outbound queue full (ws-max-queue-messages/bytes)"
+                              : "subscriber too slow: not reading while ws-max-queue-bytes of events went by");
         return;
     }
     if (!writing_) write_pending();

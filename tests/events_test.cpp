@@ -25,8 +25,9 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using tcp = boost::asio::ip::tcp;
 
-// A blocking WebSocket subscriber; every read gives up after `timeout` (SO_RCVTIMEO), so a
-// missing event fails the test instead of hanging it.
+// A blocking WebSocket subscriber; every read gives up after `default_timeout`, so a missing
+// event or close fails the test instead of hanging it. (SO_RCVTIMEO would not do: Asio's
+// synchronous reads wait again when recv times out.)
 class Subscriber {
 public:
     Subscriber(std::uint16_t port, const std::string& target, int rcvbuf = 0) : ws_(io_) {
@@ -34,25 +35,36 @@ public:
         sock.open(tcp::v4());
         if (rcvbuf > 0) sock.set_option(boost::asio::socket_base::receive_buffer_size(rcvbuf));
         sock.connect({boost::asio::ip::make_address("127.0.0.1"), port});
-        set_timeout(default_timeout);
         ws_.handshake("127.0.0.1", target);
     }
-    void set_timeout(Duration timeout) {
-        timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
-        ::setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    // One message into `buffer`; `ec` is the read's error, or timed_out.
+    void read(beast::flat_buffer& buffer, beast::error_code& ec) {
+        bool done = false;
+        ws_.async_read(buffer, [&](beast::error_code e, std::size_t) {
+            ec = e;
+            done = true;
+        });
+        io_.restart();
+        io_.run_for(default_timeout);
+        if (!done) {
+            ws_.next_layer().cancel();
+            io_.restart();
+            io_.run();
+            ec = boost::asio::error::timed_out;
+        }
     }
     // The next event as a JSON document; fails the test on timeout or close.
     rapidjson::Document next() {
-        beast::flat_buffer buffer;
-        ws_.read(buffer);
         rapidjson::Document doc;
-        doc.Parse(beast::buffers_to_string(buffer.data()).c_str());
+        doc.Parse(next_raw().c_str());
         EXPECT_FALSE(doc.HasParseError());
         return doc;
     }
     std::string next_raw() {
         beast::flat_buffer buffer;
-        ws_.read(buffer);
+        beast::error_code ec;
+        read(buffer, ec);
+        if (ec) throw beast::system_error(ec);
         return beast::buffers_to_string(buffer.data());
     }
     websocket::stream<tcp::socket>& ws() { return ws_; }
@@ -278,7 +290,7 @@ TEST_F(Events, ASubscriberThatNeverReadsIsClosedWith1013WhileOthersGetEverything
     beast::error_code ec;
     for (;;) {
         beast::flat_buffer buffer;
-        slow.ws().read(buffer, ec);
+        slow.read(buffer, ec);
         if (ec) break;
         ++received;
     }
@@ -319,13 +331,43 @@ TEST_F(Events, ATopicSubscriberIsJudgedByTheBacklogOfItsOwnTopicsOnly) {
     beast::error_code ec;
     for (;;) {
         beast::flat_buffer buffer;
-        slow_blobs.ws().read(buffer, ec);
+        slow_blobs.read(buffer, ec);
         if (ec) break;
         ++received;
     }
     EXPECT_EQ(ec, websocket::error::closed) << ec.message();
     EXPECT_EQ(slow_blobs.ws().reason().code, 1013);
     EXPECT_LT(received, blobs);
+}
+
+TEST_F(Events, AStuckTopicSubscriberCannotHoldOtherTopicsInMemoryBeyondTheByteLimit) {
+    start([](config::Config& c) {
+        c.threads = 1;  // both subscribers share one thread's log
+        c.ws_max_queue_messages = 100000;
+        c.ws_max_queue_bytes = 12 * 1024 * 1024;
+    });
+    // 10 MB of its own topic fills the kernel's buffers (4 MiB at most on the sending side) and
+    // leaves a write stuck, yet its own backlog stays under 12 MiB; 13 MB of another topic then
+    // passes while the log must keep it for this subscriber.
+    Subscriber stuck(port_, "/ws?topic=blob", 4096);
+    Subscriber fast(port_, "/ws");
+    const std::string payload = "{\"id\":1,\"blob\":\"" + std::string(60 * 1024, 'y') + "\"}";
+    constexpr int blobs = 170, authors = 220;
+    std::thread reader([&] {
+        for (int i = 0; i < blobs + authors; ++i) fast.next_raw();
+    });
+    for (int i = 0; i < blobs; ++i) send("PUT", "/api/blobs/1", payload);
+    for (int i = 0; i < authors; ++i) send("PUT", "/api/authors/1", payload);
+    reader.join();
+    beast::error_code ec;
+    for (;;) {
+        beast::flat_buffer buffer;
+        stuck.read(buffer, ec);
+        if (ec) break;
+    }
+    EXPECT_EQ(ec, websocket::error::closed) << ec.message();
+    EXPECT_EQ(stuck.ws().reason().code, 1013);
+    EXPECT_EQ(stuck.ws().reason().reason, "subscriber too slow: not reading while ws-max-queue-bytes of events went by");
 }
 
 TEST_F(Events, AThousandSubscribersAllReceiveTheEvent) {
