@@ -19,7 +19,7 @@ DEMO="libcpp-httplib0.11"
 # Test and benchmark peers: real clients and servers nobody here wrote.
 TEST="python3 python3-websockets nginx-light wrk procps prometheus"
 # Checks of deploy/ and every script (ctest: yaml_lint, shellcheck, systemd_unit, package_deb).
-TEST="$TEST yamllint shellcheck systemd file"
+TEST="$TEST yamllint shellcheck systemd file python3-yaml"
 # Node.js for examples/node and bench/node-broadcaster. Debian's npm conflicts with a nodejs that
 # bundles its own npm (e.g. NodeSource's), so add them only when no npm is there yet.
 if ! command -v npm >/dev/null 2>&1; then TEST="$TEST nodejs npm"; fi
