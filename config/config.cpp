@@ -475,7 +475,9 @@ std::string help_text() {
 }
 
 std::string describe(const Config& config) {
-    // No setting holds a secret today; mask here if one ever does (e.g. upstream credentials).
+    // No effective value can hold a secret: the only candidate, a password in --upstream, is refused
+    // at parse time (with the password masked in the error), and show() prints the normalized URL,
+    // which has no userinfo. A future secret-bearing setting must mask itself in its show().
     std::string text;
     for (const auto& spec : settings()) {
         const auto source = config.sources.find(spec.name);

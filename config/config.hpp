@@ -141,6 +141,10 @@ std::string env_var_name(const std::string& name);  // "upstream-timeout" -> "CR
 std::string yaml_key(const std::string& name);      // "upstream-timeout" -> "upstream_timeout"
 std::string default_text(const SettingSpec& spec);  // what --help shows as the default
 
+// "http://user:secret@host" -> "http://user:***@host"; anything without a password is returned as is.
+// crudcast refuses credentials in --upstream, and its error message must not echo them.
+std::string mask_url_password(const std::string& url);
+
 // `value` in double quotes with quotes, backslashes and control characters escaped, so that a
 // ConfigError quoting user input stays on one line.
 std::string quoted(const std::string& value);

@@ -47,10 +47,12 @@ std::uint64_t parse_count(const string& text, std::uint64_t max) {
     return std::stoull(text);
 }
 
-std::uint16_t parse_port(const string& whole, const string& port_text, bool allow_zero) {
+// `shown` is the whole value as the message may quote it (already quoted and masked). With
+// `hide_port_text`, the bad port is not quoted: it may be the start of a password.
+std::uint16_t parse_port(const string& shown, const string& port_text, bool allow_zero, bool hide_port_text = false) {
     if (!is_digits(port_text) || port_text.size() > 5 || std::stoul(port_text) > 65535 ||
         (!allow_zero && std::stoul(port_text) == 0))
-        fail(quoted(whole) + " has an invalid port " + quoted(port_text) + " (expected " +
+        fail(shown + " has an invalid port" + (hide_port_text ? "" : " " + quoted(port_text)) + " (expected " +
              (allow_zero ? "0" : "1") + "..65535)");
     return static_cast<std::uint16_t>(std::stoul(port_text));
 }
@@ -91,7 +93,7 @@ Endpoint parse_endpoint(const string& text) {
         if (!is_host_name(endpoint.host)) fail(quoted(text) + " has an invalid host" + expected);
         port_text = text.substr(colon + 1);
     }
-    endpoint.port = parse_port(text, port_text, true);
+    endpoint.port = parse_port(quoted(text), port_text, true);
     return endpoint;
 }
 
@@ -102,20 +104,22 @@ string show_endpoint(const Endpoint& endpoint) {
 UpstreamUrl parse_upstream(const string& text) {
     const string expected = " (expected http://host[:port][/base])";
     if (text.empty()) fail("is empty" + expected);
+    // Every message below quotes the URL; a password in it must not reach stderr or a journal.
+    const string shown = quoted(mask_url_password(text));
     const auto scheme_end = text.find("://");
     const string scheme = scheme_end == string::npos ? "" : lower(text.substr(0, scheme_end));
     if (scheme == "https")
-        fail(quoted(text) + ": TLS to the upstream is not supported yet; use an http:// URL");
-    if (scheme != "http") fail(quoted(text) + " is not an http:// URL" + expected);
+        fail(shown + ": TLS to the upstream is not supported yet; use an http:// URL");
+    if (scheme != "http") fail(shown + " is not an http:// URL" + expected);
     if (text.find_first_of("?#") != string::npos)
-        fail(quoted(text) + " must not have a query or fragment" + expected);
-    if (has_space_or_control(text)) fail(quoted(text) + " contains spaces or control characters");
+        fail(shown + " must not have a query or fragment" + expected);
+    if (has_space_or_control(text)) fail(shown + " contains spaces or control characters");
 
     const string rest = text.substr(scheme_end + 3);
     const auto path_start = std::min(rest.find('/'), rest.size());
     const string authority = rest.substr(0, path_start);
     if (authority.find('@') != string::npos)
-        fail(quoted(text) + " must not contain user credentials" + expected);
+        fail(shown + " must not contain user credentials" + expected);
 
     UpstreamUrl url;
     url.text = text;
@@ -123,21 +127,21 @@ UpstreamUrl parse_upstream(const string& text) {
     bool has_port = false;
     if (authority.starts_with('[')) {
         const auto close = authority.find(']');
-        if (close == string::npos) fail(quoted(text) + " has no closing ']'" + expected);
+        if (close == string::npos) fail(shown + " has no closing ']'" + expected);
         url.host = authority.substr(1, close - 1);
-        if (!is_ipv6_literal(url.host)) fail(quoted(text) + " has an invalid IPv6 address" + expected);
+        if (!is_ipv6_literal(url.host)) fail(shown + " has an invalid IPv6 address" + expected);
         const string after = authority.substr(close + 1);
-        if (!after.empty() && after[0] != ':') fail(quoted(text) + " has junk after ']'" + expected);
+        if (!after.empty() && after[0] != ':') fail(shown + " has junk after ']'" + expected);
         has_port = !after.empty();
         if (has_port) port_text = after.substr(1);
     } else {
         const auto colon = authority.find(':');
         url.host = authority.substr(0, colon);
-        if (!is_host_name(url.host)) fail(quoted(text) + " has no valid host" + expected);
+        if (!is_host_name(url.host)) fail(shown + " has no valid host" + expected);
         has_port = colon != string::npos;
         if (has_port) port_text = authority.substr(colon + 1);
     }
-    if (has_port) url.port = parse_port(text, port_text, false);
+    if (has_port) url.port = parse_port(shown, port_text, false, shown != quoted(text));
 
     url.base_path = rest.substr(path_start);
     // "/base/" and "/base" must mean the same prefix, and "/" means none.
@@ -384,6 +388,19 @@ std::vector<SettingSpec> make_settings() {
 }
 
 }  // namespace
+
+std::string mask_url_password(const std::string& url) {
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string::npos) return url;
+    const auto userinfo_start = scheme_end + 3;
+    // The last '@' ends the userinfo even when the password holds a raw '/', '?', '#' or '@';
+    // an '@' in a path is masked too, which errs on the side of hiding.
+    const auto at = url.rfind('@');
+    if (at == std::string::npos || at < userinfo_start) return url;
+    const auto colon = url.find(':', userinfo_start);
+    if (colon == std::string::npos || colon > at) return url;
+    return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
 
 const std::vector<SettingSpec>& settings() {
     static const std::vector<SettingSpec> table = make_settings();

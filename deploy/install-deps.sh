@@ -2,7 +2,9 @@
 # Installs every Debian package crudcast needs to build, test, benchmark and run its demo.
 # Used by the README, .ci/run and deploy/Dockerfile, so the three never drift apart.
 #   install-deps.sh          build + test + demo dependencies
+#   install-deps.sh build    what building crudcast and the demo backend needs (deploy/Dockerfile)
 #   install-deps.sh runtime  only the shared libraries the crudcast binary links against
+#   install-deps.sh demo     runtime + the demo backend's library (deploy/Dockerfile's demo image)
 set -eu
 
 export DEBIAN_FRONTEND=noninteractive
@@ -16,11 +18,18 @@ BUILD="build-essential cmake ninja-build ccache pkg-config git curl
 DEMO="libcpp-httplib0.11"
 # Test and benchmark peers: real clients and servers nobody here wrote.
 TEST="python3 python3-websockets nginx-light wrk procps prometheus"
+# Checks of deploy/ and every script (ctest: yaml_lint, shellcheck, systemd_unit, package_deb).
+TEST="$TEST yamllint shellcheck systemd file python3-yaml"
+# Node.js for examples/node and bench/node-broadcaster. Debian's npm conflicts with a nodejs that
+# bundles its own npm (e.g. NodeSource's), so add them only when no npm is there yet.
+if ! command -v npm >/dev/null 2>&1; then TEST="$TEST nodejs npm"; fi
 
 case "${1:-all}" in
   runtime) PKGS="$RUNTIME" ;;
+  build) PKGS="$RUNTIME $BUILD $DEMO" ;;
+  demo) PKGS="$RUNTIME $DEMO" ;;
   all) PKGS="$RUNTIME $BUILD $DEMO $TEST" ;;
-  *) echo "usage: $0 [all|runtime]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|build|runtime|demo]" >&2; exit 2 ;;
 esac
 
 # Skip apt entirely when everything is already there (fast re-runs, offline machines).

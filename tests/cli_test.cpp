@@ -19,8 +19,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
+
+#include <yaml-cpp/yaml.h>
 
 #include "config/config.hpp"
 
@@ -163,6 +166,30 @@ TEST(Cli, CheckConfigPrintsEachSettingWithItsSource) {
     EXPECT_NE(outcome.out.find("listen = 0.0.0.0:8080  (default)"), std::string::npos) << outcome.out;
 }
 
+// The one setting that could carry a secret is --upstream: crudcast refuses credentials in it, and
+// the refusal, from a flag, the environment or the file, prints the password as ***.
+TEST(Cli, CheckConfigMasksAnUpstreamPassword) {
+    const std::string url = "http://reader:s3cret@127.0.0.1:3000/api";
+    std::string pattern = (std::filesystem::temp_directory_path() / "crudcast-cli-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    const std::filesystem::path dir = pattern;
+    std::ofstream(dir / "crudcast.yaml") << "upstream: " << url << "\n";
+    const std::pair<std::vector<std::string>, Env> ways[] = {
+        {{"--check-config", "--upstream", url}, {}},
+        {{"--check-config"}, {{"CRUDCAST_UPSTREAM", url}}},
+        {{"--check-config", "--config", (dir / "crudcast.yaml").string()}, {}}};
+    for (const auto& [args, env] : ways) {
+        const auto outcome = run_crudcast(args, env);
+        EXPECT_EQ(outcome.exit_code, 2) << outcome.err;
+        EXPECT_EQ(outcome.out + outcome.err, outcome.err);
+        EXPECT_NE(outcome.err.find("\"http://reader:***@127.0.0.1:3000/api\" must not contain user credentials"),
+                  std::string::npos)
+            << outcome.err;
+        EXPECT_EQ(outcome.err.find("s3cret"), std::string::npos) << outcome.err;
+    }
+    std::filesystem::remove_all(dir);
+}
+
 struct InvalidCase {
     std::string name;
     std::vector<std::string> args;
@@ -248,6 +275,73 @@ TEST(Cli, PortInUseExits1WithOneLine) {
     const auto printed = lines(outcome.err);
     ASSERT_EQ(printed.size(), 1u) << outcome.err;
     EXPECT_TRUE(printed[0].starts_with("crudcast: cannot listen on " + busy + ": ")) << printed[0];
+}
+
+// --- deploy/crudcast.example.yaml ------------------------------------------------------------
+
+const std::string example_config = CRUDCAST_SOURCE_DIR "/deploy/crudcast.example.yaml";
+
+// "name = value  (source)" lines of --check-config, by name.
+std::map<std::string, std::pair<std::string, std::string>> check_config_lines(const std::string& out) {
+    std::map<std::string, std::pair<std::string, std::string>> result;
+    for (const auto& line : lines(out)) {
+        const auto equals = line.find(" = ");
+        const auto open = line.rfind("  (");
+        if (equals == std::string::npos || open == std::string::npos || !line.ends_with(")")) {
+            ADD_FAILURE() << "unexpected --check-config line: " << line;
+            continue;
+        }
+        result[line.substr(0, equals)] = {line.substr(equals + 3, open - equals - 3),
+                                          line.substr(open + 3, line.size() - open - 4)};
+    }
+    return result;
+}
+
+// The example is the reference an operator copies: it must be valid, name every setting the binary
+// knows (--check-config's names, not a list kept here) and give each its real default.
+TEST(Cli, ExampleConfigIsAcceptedAndListsEverySettingWithItsDefault) {
+    const auto from_file = run_crudcast({"--check-config", "--config", example_config});
+    ASSERT_EQ(from_file.exit_code, 0) << from_file.err;
+    EXPECT_EQ(from_file.err, "");
+    const auto defaults = run_crudcast({"--check-config", upstream_flag});
+    ASSERT_EQ(defaults.exit_code, 0) << defaults.err;
+
+    const auto file_lines = check_config_lines(from_file.out);
+    const auto default_lines = check_config_lines(defaults.out);
+    EXPECT_EQ(file_lines.size(), crudcast::config::settings().size()) << from_file.out;
+    std::set<std::string> keys;
+    for (const auto& entry : YAML::LoadFile(example_config)) keys.insert(entry.first.Scalar());
+    for (const auto& [name, value_source] : default_lines) {
+        if (name == "config") continue;  // a file cannot name another file
+        EXPECT_TRUE(keys.erase(crudcast::config::yaml_key(name))) << "example lacks " << name;
+        ASSERT_TRUE(file_lines.contains(name)) << name;
+        EXPECT_EQ(file_lines.at(name).second, "file") << name;
+        if (name != "upstream") {
+            EXPECT_EQ(file_lines.at(name).first, value_source.first) << name << " is not the default";
+        }
+    }
+    EXPECT_TRUE(keys.empty()) << "example has keys crudcast does not know: " << *keys.begin();
+}
+
+// The commented routes:/models: block at the end of the example works once uncommented.
+TEST(Cli, ExampleConfigRouteRulesAreValidWhenUncommented) {
+    std::ifstream in(example_config);
+    std::string text, line;
+    bool in_block = false;
+    while (std::getline(in, line)) {
+        in_block = in_block || line == "# routes:";
+        text += (in_block && line.starts_with("# ") ? line.substr(2) : line) + "\n";
+    }
+    ASSERT_TRUE(in_block) << "no \"# routes:\" line in " << example_config;
+    std::string pattern = (std::filesystem::temp_directory_path() / "crudcast-cli-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    const std::filesystem::path dir = pattern;
+    std::ofstream(dir / "crudcast.yaml") << text;
+    const auto outcome = run_crudcast({"--check-config", "--config", (dir / "crudcast.yaml").string()});
+    std::filesystem::remove_all(dir);
+    EXPECT_EQ(outcome.exit_code, 0) << outcome.err << "\n" << text;
+    EXPECT_NE(outcome.out.find("routes = 3 rules  (file)"), std::string::npos) << outcome.out;
+    EXPECT_NE(outcome.out.find("models = 1 override  (file)"), std::string::npos) << outcome.out;
 }
 
 }  // namespace

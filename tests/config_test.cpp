@@ -428,6 +428,40 @@ TEST(ValueSyntax, Names) {
     EXPECT_STREQ(to_string(Source::default_value), "default");
 }
 
+// --- secrets -------------------------------------------------------------------------------
+
+TEST(Secrets, UrlPasswordIsMasked) {
+    const std::pair<std::string, std::string> cases[] = {
+        {"http://user:s3cret@db:3000/base", "http://user:***@db:3000/base"},
+        {"http://user:@db", "http://user:***@db"},
+        {"http://user:pa/ss@word@db", "http://user:***@db"},  // raw '/' and '@' in the password
+        {"ftp://u:p@x", "ftp://u:***@x"},
+        {"http://user@db", "http://user@db"},                  // a user name alone is not a secret
+        {"http://db:3000/base", "http://db:3000/base"},
+        {"db:3000", "db:3000"},
+        {"", ""}};
+    for (const auto& [url, masked] : cases) EXPECT_EQ(mask_url_password(url), masked) << url;
+}
+
+// Credentials in --upstream are refused; whichever check fails, the message must not echo the password.
+TEST(Secrets, UpstreamErrorsNeverEchoThePassword) {
+    for (const std::string url : {"http://user:s3cret@db:3000", "https://user:s3cret@db", "ftp://user:s3cret@db",
+                                  "http://user:s3cret@db/?q=1", "http://user:s3cret@db/a b",
+                                  "http://user:s3cret/x@db", "http://user:s3cret@[::1"}) {
+        for (const auto& env : {Env{{"CRUDCAST_UPSTREAM", url}}, Env{}}) {
+            const Args args = env.empty() ? Args{"--upstream", url} : Args{};
+            try {
+                parse(args, env);
+                ADD_FAILURE() << "accepted " << url;
+            } catch (const ConfigError& e) {
+                EXPECT_EQ(e.setting, "upstream");
+                EXPECT_EQ(std::string(e.what()).find("s3cret"), std::string::npos) << e.what();
+                EXPECT_NE(std::string(e.what()).find("user:***@"), std::string::npos) << e.what();
+            }
+        }
+    }
+}
+
 // --- help and describe -----------------------------------------------------------------------
 
 TEST(Help, ListsEverySettingWithEnvAndDefault) {
