@@ -15,7 +15,7 @@ BUILD="build-essential cmake ninja-build ccache pkg-config git curl
 # Run-time library of the demo backend (crudcast-demo-backend links libcpp-httplib.so.0.11).
 DEMO="libcpp-httplib0.11"
 # Test and benchmark peers: real clients and servers nobody here wrote.
-TEST="python3 python3-websockets nginx-light wrk procps prometheus"
+TEST="python3 python3-websockets nginx-light wrk procps prometheus chromium"
 
 case "${1:-all}" in
   runtime) PKGS="$RUNTIME" ;;
