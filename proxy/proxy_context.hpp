@@ -1,6 +1,7 @@
 // proxy_context.hpp: what a downstream session needs from the worker thread that owns it: the
-// configuration, this thread's upstream pool, the live-session list used for draining, its record of
-// recent requests, and the hooks through which the gateway takes over WebSocket upgrades and observes responses.
+// configuration, this thread's upstream pool, the live-session list used for draining, its record
+// of recent requests, and the hooks through which the gateway takes over WebSocket upgrades and
+// observes responses.
 #pragma once
 
 #include <atomic>
