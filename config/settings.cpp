@@ -377,7 +377,7 @@ std::vector<SettingSpec> make_settings() {
          .apply = apply_size<&C::ws_max_queue_bytes, 1>, .show = show_size<&C::ws_max_queue_bytes>},
 
         {.name = "admin-listen", .group = "admin", .value_hint = "HOST:PORT|off",
-         .description = "Address of the admin listener (health, metrics); off disables it",
+         .description = "Address of the admin listener (health, metrics, live page); off disables it",
          .apply = apply_admin_listen,
          .show = [](const C& c) { return c.admin_listen ? show_endpoint(*c.admin_listen) : string("off"); }},
         {.name = "upstream-health-path", .group = "admin", .value_hint = "PATH",

@@ -17,7 +17,7 @@ BUILD="build-essential cmake ninja-build ccache pkg-config git curl
 # Run-time library of the demo backend (crudcast-demo-backend links libcpp-httplib.so.0.11).
 DEMO="libcpp-httplib0.11"
 # Test and benchmark peers: real clients and servers nobody here wrote.
-TEST="python3 python3-websockets nginx-light wrk procps prometheus"
+TEST="python3 python3-websockets nginx-light wrk procps prometheus chromium"
 # Checks of deploy/ and every script (ctest: yaml_lint, shellcheck, systemd_unit, package_deb).
 TEST="$TEST yamllint shellcheck systemd file python3-yaml"
 # Node.js for examples/node and bench/node-broadcaster. Debian's npm conflicts with a nodejs that

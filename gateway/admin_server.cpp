@@ -8,6 +8,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "gateway/admin_page.hpp"
 #include "gateway/log.hpp"
 
 namespace crudcast::gateway {
@@ -23,11 +24,11 @@ constexpr auto ready_window = std::chrono::seconds(3);  // the last good probe m
 
 }  // namespace
 
-AdminServer::AdminServer(asio::io_context& context, const config::Config& config,
-                         std::function<std::string()> metrics, std::atomic<bool>& draining)
+AdminServer::AdminServer(asio::io_context& context, const config::Config& config, AdminContent content,
+                         std::atomic<bool>& draining)
     : context_(context),
       config_(config),
-      metrics_(std::move(metrics)),
+      content_(std::move(content)),
       draining_(draining),
       acceptor_(context),
       probe_timer_(context) {}
@@ -85,6 +86,7 @@ asio::awaitable<void> AdminServer::serve(tcp::socket socket) {
         http::response<http::string_body> res{http::status::ok, req.version()};
         res.set(http::field::server, "crudcast");
         res.set(http::field::cache_control, "no-store");
+        res.set("X-Content-Type-Options", "nosniff");
         const auto target = std::string_view(req.target()).substr(0, req.target().find('?'));
         if (req.method() != http::verb::get && req.method() != http::verb::head) {
             res.result(http::status::method_not_allowed);
@@ -101,11 +103,25 @@ asio::awaitable<void> AdminServer::serve(tcp::socket socket) {
             res.body() = (ready ? "ready: " : "not ready: ") + why + "\n";
         } else if (target == "/metrics") {
             res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-            res.body() = metrics_();
+            res.body() = content_.metrics();
+        } else if (target == "/") {
+            res.set(http::field::content_type, "text/html; charset=utf-8");
+            // Inline script and style only; the page talks to this listener and to the events
+            // WebSocket on the proxy port, and may not be framed.
+            res.set("Content-Security-Policy",
+                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
+                    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+            res.set("Referrer-Policy", "no-referrer");
+            res.body() = admin_page_html();
+        } else if (target == "/api/stats" || target == "/api/requests" || target == "/api/info") {
+            res.set(http::field::content_type, "application/json");
+            res.body() = target == "/api/stats"      ? content_.stats()
+                         : target == "/api/requests" ? content_.requests()
+                                                     : content_.info();
         } else {
             res.result(http::status::not_found);
             res.set(http::field::content_type, "text/plain");
-            res.body() = "not found; try /healthz, /readyz or /metrics\n";
+            res.body() = "not found; try /, /healthz, /readyz, /metrics, /api/stats, /api/requests or /api/info\n";
         }
         res.keep_alive(req.keep_alive());
         res.prepare_payload();

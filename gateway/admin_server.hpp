@@ -1,5 +1,6 @@
 // admin_server.hpp: the admin listener (--admin-listen, default 127.0.0.1:9901), separate from
-// the proxy port so it never shadows an upstream path: GET /healthz, /readyz and /metrics.
+// the proxy port so it never shadows an upstream path: GET /healthz, /readyz, /metrics, and the
+// live page (GET /) with the JSON it polls (/api/stats, /api/requests, /api/info).
 // Readiness comes from a probe of the upstream (a TCP connect, or GET --upstream-health-path)
 // every second.
 #pragma once
@@ -17,9 +18,17 @@
 
 namespace crudcast::gateway {
 
+// Where the admin listener's answers come from; each is called on the admin listener's thread.
+struct AdminContent {
+    std::function<std::string()> metrics;   // Prometheus text
+    std::function<std::string()> stats;     // JSON
+    std::function<std::string()> requests;  // JSON, newest first
+    std::function<std::string()> info;      // JSON
+};
+
 class AdminServer {
 public:
-    AdminServer(asio::io_context& context, const config::Config& config, std::function<std::string()> metrics,
+    AdminServer(asio::io_context& context, const config::Config& config, AdminContent content,
                 std::atomic<bool>& draining);
 
     void bind(const config::Endpoint& endpoint);  // throws std::system_error / boost::system::system_error
@@ -38,7 +47,7 @@ private:
 
     asio::io_context& context_;
     const config::Config& config_;
-    std::function<std::string()> metrics_;
+    AdminContent content_;
     std::atomic<bool>& draining_;
     tcp::acceptor acceptor_;
     std::uint16_t port_ = 0;

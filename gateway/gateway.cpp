@@ -15,6 +15,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "bus/in_memory_bus.hpp"
+#include "gateway/admin_api.hpp"
 #include "gateway/admin_server.hpp"
 #include "gateway/event_publisher.hpp"
 #include "gateway/metrics.hpp"
@@ -147,9 +148,19 @@ void Gateway::start() {
                                      im.config.upstream.host_header};
     }
     if (im.config.admin_listen) {
-        im.admin = std::make_unique<AdminServer>(
-            im.workers[0]->context, im.config,
-            [&im] { return render_metrics(im.counters, im.ws_counters, im.event_counters, *im.bus); }, im.draining);
+        AdminContent content;
+        content.metrics = [&im] { return render_metrics(im.counters, im.ws_counters, im.event_counters, *im.bus); };
+        content.stats = [&im] { return render_stats_json(im.counters, im.ws_counters, im.event_counters, *im.bus); };
+        content.requests = [&im] {
+            std::vector<proxy::RequestRecord> records;
+            for (auto& w : im.workers) w->proxy->recent.append_to(records);
+            return render_requests_json(proxy::newest_first(std::move(records), proxy::RecentRequests::default_capacity));
+        };
+        content.info = [&im, info = ServiceInfo{CRUDCAST_VERSION, im.config.upstream.text, im.config.listen.host,
+                                                im.listener->port(), im.config.ws_path}] {
+            return render_info_json(info);
+        };
+        im.admin = std::make_unique<AdminServer>(im.workers[0]->context, im.config, std::move(content), im.draining);
         try {
             im.admin->bind(*im.config.admin_listen);
         } catch (const boost::system::system_error& e) {

@@ -22,7 +22,7 @@ public:
     void start();
     // The bound proxy port (useful with --listen 127.0.0.1:0). Valid after start().
     std::uint16_t port() const;
-    // The bound admin port (/healthz, /readyz, /metrics); 0 when --admin-listen is off.
+    // The bound admin port (/healthz, /readyz, /metrics, the live page); 0 when --admin-listen is off.
     std::uint16_t admin_port() const;
     // Stops accepting, lets in-flight requests finish (bounded by drain_timeout), closes idle
     // connections. Returns at once; thread-safe; idempotent.

@@ -503,8 +503,9 @@ void DownstreamSession::log_access(const Exchange& ex) const {
     context_.counters.bytes_in.fetch_add(ex.bytes_in, std::memory_order_relaxed);
     context_.counters.bytes_out.fetch_add(ex.bytes_out, std::memory_order_relaxed);
     if (ex.upstream_ms) context_.counters.observe_upstream(*ex.upstream_ms);
-    if (!log::enabled(LogLevel::info)) return;
     const double total = ms_between(ex.start, Clock::now());
+    context_.recent.record(ex.request_id, ex.method, ex.target, ex.status, total, ex.note, ex.error);
+    if (!log::enabled(LogLevel::info)) return;
     thread_local std::vector<log::Field> fields;
     fields.clear();
     fields.emplace_back("client", client_address_);

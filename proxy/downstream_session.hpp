@@ -44,6 +44,7 @@ private:
     // Answers with crudcast's own JSON error; returns whether the connection may stay open.
     asio::awaitable<bool> reply_error(Exchange& ex, http::status status, std::string_view error,
                                       std::string detail, bool keep_alive, std::string_view upgrade = {});
+    // The access line; also counts the exchange and records it for the admin live page.
     void log_access(const Exchange& ex) const;
 
     tcp::socket socket_;

@@ -1,6 +1,7 @@
 // proxy_context.hpp: what a downstream session needs from the worker thread that owns it: the
-// configuration, this thread's upstream pool, the live-session list used for draining, and the
-// hooks through which the gateway takes over WebSocket upgrades and observes responses.
+// configuration, this thread's upstream pool, the live-session list used for draining, its record
+// of recent requests, and the hooks through which the gateway takes over WebSocket upgrades and
+// observes responses.
 #pragma once
 
 #include <atomic>
@@ -18,6 +19,7 @@
 #include "proxy/asio.hpp"
 #include "proxy/counters.hpp"
 #include "proxy/exchange_observer.hpp"
+#include "proxy/recent_requests.hpp"
 #include "proxy/upstream_pool.hpp"
 
 namespace crudcast::proxy {
@@ -40,6 +42,8 @@ struct ProxyContext {
     // crudcast's own address as clients may name it ("127.0.0.1:8080", "localhost:8080") and the
     // upstream's: the only authorities accepted in absolute-form targets.
     std::vector<std::string> own_authorities;
+    // This thread's last requests, for the admin live page (read by the admin listener's thread).
+    RecentRequests recent;
     // Watches every forwarded exchange (events); may be null.
     ExchangeObserver* observer = nullptr;
     // Takes over a WebSocket upgrade at the ws path (the socket, the request, bytes read past its

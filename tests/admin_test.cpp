@@ -1,13 +1,18 @@
 // admin_test.cpp: the admin listener over real sockets: /healthz, /readyz flipping as the upstream
-// dies and returns, /metrics moving as requests and events happen.
+// dies and returns, /metrics moving as requests and events happen, the live page and the JSON it
+// polls (/api/stats, /api/requests, /api/info); and the per-thread ring of recent requests.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <regex>
 #include <sstream>
 
+#include <rapidjson/document.h>
+
+#include "proxy/recent_requests.hpp"
 #include "testkit.hpp"
 
 namespace crudcast {
@@ -30,6 +35,25 @@ double metric(const std::string& text, const std::string& series) {
     const auto at = text.find("\n" + series + " ");
     if (at == std::string::npos) return -1;
     return std::stod(text.substr(at + series.size() + 2));
+}
+
+rapidjson::Document parse_json(const std::string& text) {
+    rapidjson::Document doc;
+    doc.Parse(text.c_str(), text.size());
+    EXPECT_FALSE(doc.HasParseError()) << text;
+    return doc;
+}
+
+// The access line (and with it the counters and the recent-requests record) is written just after
+// the response's last byte, so a client may read the response a moment before: poll, bounded.
+template <class Predicate>
+rapidjson::Document poll_json(std::uint16_t admin, const std::string& path, Predicate done, Duration timeout = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        auto doc = parse_json(exchange(admin, get_request(path)).body);
+        if (done(doc) || std::chrono::steady_clock::now() >= deadline) return doc;
+        std::this_thread::sleep_for(20ms);
+    }
 }
 
 class Admin : public ::testing::Test {
@@ -58,6 +82,8 @@ TEST_F(Admin, HealthzAnswersWhileTheProcessServes) {
     EXPECT_EQ(r.status, 200u);
     EXPECT_EQ(r.body, "ok\n");
     EXPECT_EQ(exchange(admin_, get_request("/nope")).status, 404u);
+    EXPECT_EQ(exchange(admin_, get_request("/api/nope")).status, 404u);
+    EXPECT_EQ(exchange(admin_, get_request("/index.html")).status, 404u);
     EXPECT_EQ(upstream_->request_count(), 0u);  // the admin port never reaches the upstream
 }
 
@@ -103,6 +129,150 @@ TEST_F(Admin, MetricsMoveWithRequestsAndEvents) {
         if (line.empty() || line[0] == '#') continue;
         EXPECT_TRUE(std::regex_match(line, sample)) << line;
     }
+}
+
+TEST_F(Admin, ServesTheEmbeddedLivePage) {
+    const auto page = exchange(admin_, get_request("/"));
+    EXPECT_EQ(page.status, 200u);
+    EXPECT_EQ(page.headers.get("Content-Type"), "text/html; charset=utf-8");
+    EXPECT_EQ(page.headers.get("Cache-Control"), "no-store");
+    EXPECT_NE(page.headers.get("Content-Security-Policy").find("default-src 'none'"), std::string::npos);
+    std::ifstream file(std::string(CRUDCAST_SOURCE_DIR) + "/gateway/admin_page.html", std::ios::binary);
+    ASSERT_TRUE(file);
+    std::ostringstream html;
+    html << file.rdbuf();
+    EXPECT_EQ(page.body, html.str()) << "the binary serves gateway/admin_page.html byte for byte";
+    EXPECT_EQ(exchange(admin_, get_request("/?topic=author")).status, 200u);
+    ReadOptions head_only;
+    head_only.head_request = true;
+    const auto head = exchange(admin_, "HEAD / HTTP/1.1\r\nHost: t\r\n\r\n", head_only);
+    EXPECT_EQ(head.status, 200u);
+    EXPECT_EQ(head.headers.get("Content-Length"), std::to_string(html.str().size()));
+}
+
+TEST_F(Admin, InfoNamesTheProxyPortAndWsPath) {
+    const auto r = exchange(admin_, get_request("/api/info"));
+    EXPECT_EQ(r.status, 200u);
+    EXPECT_EQ(r.headers.get("Content-Type"), "application/json");
+    EXPECT_EQ(r.headers.get("Cache-Control"), "no-store");
+    const auto info = parse_json(r.body);
+    ASSERT_TRUE(info.IsObject()) << r.body;
+    EXPECT_EQ(info["proxy_port"].GetUint(), gateway_->port());
+    EXPECT_STREQ(info["ws_path"].GetString(), "/ws");
+    EXPECT_STREQ(info["version"].GetString(), CRUDCAST_VERSION);
+    EXPECT_EQ(std::string(info["upstream"].GetString()), "http://127.0.0.1:" + std::to_string(upstream_->port()));
+}
+
+TEST_F(Admin, RecentRequestsNewestFirstWithTheirEventOutcome) {
+    const auto empty = exchange(admin_, get_request("/api/requests"));
+    EXPECT_EQ(empty.status, 200u);
+    EXPECT_EQ(empty.headers.get("Content-Type"), "application/json");
+    EXPECT_EQ(empty.headers.get("Cache-Control"), "no-store");
+    EXPECT_EQ(empty.body, R"({"requests":[]})");
+
+    EXPECT_EQ(exchange(gateway_->port(), "POST /api/authors HTTP/1.1\r\nHost: t\r\nX-Request-ID: rid-post\r\n"
+                                         "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+                  .status,
+              201u);
+    // The query string stays out of the record: it may carry secrets, and the page is an overview.
+    EXPECT_EQ(exchange(gateway_->port(), get_request("/api/authors/3?token=secret", "X-Request-ID: rid-get\r\n")).status,
+              200u);
+    auto doc = poll_json(admin_, "/api/requests", [](const rapidjson::Document& d) {
+        return d.IsObject() && d["requests"].Size() >= 2;
+    });
+    ASSERT_TRUE(doc.IsObject());
+    const auto& list = doc["requests"];
+    ASSERT_EQ(list.Size(), 2u);
+    const auto& get = list[0];
+    EXPECT_STREQ(get["rid"].GetString(), "rid-get");
+    EXPECT_STREQ(get["method"].GetString(), "GET");
+    EXPECT_STREQ(get["path"].GetString(), "/api/authors/3");
+    EXPECT_EQ(get["status"].GetUint(), 200u);
+    EXPECT_STREQ(get["event"].GetString(), "none reason=method");
+    EXPECT_GE(get["ms"].GetDouble(), 0.0);
+    const auto& post = list[1];
+    EXPECT_STREQ(post["rid"].GetString(), "rid-post");
+    EXPECT_EQ(post["status"].GetUint(), 201u);
+    EXPECT_TRUE(std::regex_match(post["event"].GetString(), std::regex(R"(author/POST id=3 seq=\d+ subs=0)")))
+        << post["event"].GetString();
+    EXPECT_STREQ(post["error"].GetString(), "");
+    EXPECT_GE(get["ts_us"].GetInt64(), post["ts_us"].GetInt64());
+}
+
+TEST_F(Admin, StatsMoveWithRequestsEventsAndErrors) {
+    const auto r = exchange(admin_, get_request("/api/stats"));
+    EXPECT_EQ(r.status, 200u);
+    EXPECT_EQ(r.headers.get("Content-Type"), "application/json");
+    const auto before = parse_json(r.body);
+    ASSERT_TRUE(before.IsObject()) << r.body;
+    EXPECT_EQ(before["requests"]["total"].GetUint64(), 0u);
+    EXPECT_EQ(before["events_published"].GetUint64(), 0u);
+
+    EXPECT_EQ(exchange(gateway_->port(), get_request("/api/authors")).status, 200u);
+    EXPECT_EQ(exchange(gateway_->port(), "POST /api/authors HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                                         "Content-Length: 2\r\n\r\n{}")
+                  .status,
+              201u);
+    upstream_->set_handler([](const RecordedRequest&) { return UpstreamReply::close(); });
+    EXPECT_EQ(exchange(gateway_->port(), get_request("/api/authors")).status, 502u);
+
+    const auto after = poll_json(admin_, "/api/stats", [](const rapidjson::Document& d) {
+        return d.IsObject() && d["requests"]["total"].GetUint64() >= 3;
+    });
+    ASSERT_TRUE(after.IsObject());
+    EXPECT_EQ(after["requests"]["total"].GetUint64(), 3u);
+    EXPECT_EQ(after["requests"]["2xx"].GetUint64(), 2u);
+    EXPECT_EQ(after["requests"]["5xx"].GetUint64(), 1u);
+    EXPECT_EQ(after["bad_gateway"].GetUint64(), 1u);
+    EXPECT_EQ(after["gateway_timeout"].GetUint64(), 0u);
+    EXPECT_EQ(after["events_published"].GetUint64(), 1u);
+    EXPECT_EQ(after["events_published_by"]["author/POST"].GetUint64(), 1u);
+    EXPECT_EQ(after["events_skipped"].GetUint64(), 1u);
+    EXPECT_EQ(after["events_skipped_by"]["method"].GetUint64(), 1u);
+    EXPECT_EQ(after["request_body_bytes"].GetUint64(), 2u);
+    EXPECT_GT(after["response_body_bytes"].GetUint64(), 0u);
+    EXPECT_EQ(after["in_flight"].GetInt64(), 0);
+    for (const char* key : {"client_connections", "upstream_connections", "upstream_pool_hits", "upstream_pool_misses",
+                            "websocket_subscribers", "websocket_connections_total", "websocket_frames_sent",
+                            "websocket_slow_closes"})
+        EXPECT_TRUE(after.HasMember(key) && after[key].IsNumber()) << key;
+    EXPECT_TRUE(after["websocket_subscribers_by_topic"].IsObject());
+}
+
+TEST(RecentRequests, KeepsTheNewestUpToItsCapacity) {
+    proxy::RecentRequests ring(3);
+    for (int i = 1; i <= 5; ++i)
+        ring.record("rid-" + std::to_string(i), "GET", "/things/" + std::to_string(i) + "?q=1", 200, 1.5, {}, "");
+    std::vector<proxy::RequestRecord> out;
+    ring.append_to(out);
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[0].request_id, "rid-5");
+    EXPECT_EQ(out[1].request_id, "rid-4");
+    EXPECT_EQ(out[2].request_id, "rid-3");
+    EXPECT_EQ(out[0].path, "/things/5");
+    EXPECT_GE(out[0].time_us, out[2].time_us);
+}
+
+TEST(RecentRequests, FormatsTheEventNoteAndMergesThreadsNewestFirst) {
+    proxy::RecentRequests a(4), b(4);
+    a.record("a1", "POST", "/api/authors", 201, 2.0,
+             {{"event", "author/POST"}, {"id", "42"}, {"seq", "17"}, {"subs", "2"}}, "");
+    b.record("b1", "PATCH", "/api/authors/9", 404, 1.0, {{"event", "none"}, {"reason", "status-404"}}, "");
+    a.record("a2", "GET", "/ws", 101, 0.1, {{"ws", "subscribe"}}, "");
+    b.record("b2", "GET", "/x", 502, 0.3, {}, "connect to upstream failed");
+    std::vector<proxy::RequestRecord> all;
+    a.append_to(all);
+    b.append_to(all);
+    const auto merged = proxy::newest_first(all, 3);
+    ASSERT_EQ(merged.size(), 3u);
+    for (std::size_t i = 1; i < merged.size(); ++i) EXPECT_GE(merged[i - 1].time_us, merged[i].time_us);
+    std::map<std::string, proxy::RequestRecord> by_rid;
+    for (const auto& r : all) by_rid[r.request_id] = r;
+    EXPECT_EQ(by_rid["a1"].event, "author/POST id=42 seq=17 subs=2");
+    EXPECT_EQ(by_rid["b1"].event, "none reason=status-404");
+    EXPECT_EQ(by_rid["a2"].event, "ws=subscribe");
+    EXPECT_EQ(by_rid["b2"].event, "");
+    EXPECT_EQ(by_rid["b2"].error, "connect to upstream failed");
 }
 
 TEST_F(Admin, MetricsPassPromtool) {
