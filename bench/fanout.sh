@@ -2,7 +2,7 @@
 # bench/fanout.sh: WebSocket fan-out, crudcast against a plain Node + ws broadcaster, in one run.
 #
 # Two fronts, measured by the same client (crudcast-fanout-client, bench/fanout_client.cpp):
-#   crudcast  crudcast --threads 2 in front of an nginx upstream (1 worker) that answers
+#   crudcast  crudcast --threads 1 in front of an nginx upstream (1 worker) that answers
 #             POST /api/authors with 201 {"id":1,"name":"Ada"} from memory; every 2xx POST
 #             becomes one event frame for every subscriber at /ws
 #   node      bench/node-broadcaster: one Node process with the `ws` package that answers the POST
@@ -24,7 +24,7 @@
 #   FANOUT_HTTP_CONNS [8]  FANOUT_HTTP_CONNS_MAX [256]
 #   FANOUT_MAX_SUBS [100]  FANOUT_MAX_DURATION [10]  FANOUT_MAX_HTTP_CONNS [32]
 #   FANOUT_CLIENT_THREADS [1]  (subscriber threads of the client; it adds one HTTP thread)
-#   FANOUT_CRUDCAST_THREADS [2]  FANOUT_WS_MAX_QUEUE_MESSAGES [100000]  FANOUT_WS_MAX_QUEUE_BYTES [64m]
+#   FANOUT_CRUDCAST_THREADS [1]  FANOUT_WS_MAX_QUEUE_MESSAGES [100000]  FANOUT_WS_MAX_QUEUE_BYTES [64m]
 #   FANOUT_DRAIN_IDLE [3]  FANOUT_DRAIN_MAX [30]  (seconds the client waits for late frames)
 #   FANOUT_P99_TARGET [30]  FANOUT_RATIO_TARGET [3]
 #   FANOUT_SCENARIOS ["sustained max"]  FANOUT_FRONTS ["crudcast node"]
@@ -52,7 +52,7 @@ HTTP_CONNS=${FANOUT_HTTP_CONNS:-8}
 HTTP_CONNS_MAX=${FANOUT_HTTP_CONNS_MAX:-256}
 MAX_HTTP_CONNS=${FANOUT_MAX_HTTP_CONNS:-32}
 CLIENT_THREADS=${FANOUT_CLIENT_THREADS:-1}
-CRUDCAST_THREADS=${FANOUT_CRUDCAST_THREADS:-2}
+CRUDCAST_THREADS=${FANOUT_CRUDCAST_THREADS:-1}
 WS_MAX_QUEUE_MESSAGES=${FANOUT_WS_MAX_QUEUE_MESSAGES:-100000}
 WS_MAX_QUEUE_BYTES=${FANOUT_WS_MAX_QUEUE_BYTES:-64m}
 DRAIN_IDLE=${FANOUT_DRAIN_IDLE:-3}
