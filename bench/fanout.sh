@@ -24,6 +24,9 @@
 #   FANOUT_HTTP_CONNS [8]  FANOUT_HTTP_CONNS_MAX [256]
 #   FANOUT_MAX_SUBS [100]  FANOUT_MAX_DURATION [10]  FANOUT_MAX_HTTP_CONNS [32]
 #   FANOUT_CLIENT_THREADS [1]  (subscriber threads of the client; it adds one HTTP thread)
+#   FANOUT_CLIENT_POLL_US [0]  (0: the client's subscriber threads sleep in epoll_wait; N: they poll
+#             and sleep N µs when nothing was readable, so a front's loopback sendmsg seldom has to
+#             wake them; the sleep shows in the measured latency)
 #   FANOUT_CRUDCAST_THREADS [1]  FANOUT_WS_MAX_QUEUE_MESSAGES [100000]  FANOUT_WS_MAX_QUEUE_BYTES [64m]
 #   FANOUT_DRAIN_IDLE [3]  FANOUT_DRAIN_MAX [30]  (seconds the client waits for late frames)
 #   FANOUT_P99_TARGET [30]  FANOUT_RATIO_TARGET [3]
@@ -52,6 +55,7 @@ HTTP_CONNS=${FANOUT_HTTP_CONNS:-8}
 HTTP_CONNS_MAX=${FANOUT_HTTP_CONNS_MAX:-256}
 MAX_HTTP_CONNS=${FANOUT_MAX_HTTP_CONNS:-32}
 CLIENT_THREADS=${FANOUT_CLIENT_THREADS:-1}
+CLIENT_POLL_US=${FANOUT_CLIENT_POLL_US:-0}
 CRUDCAST_THREADS=${FANOUT_CRUDCAST_THREADS:-1}
 WS_MAX_QUEUE_MESSAGES=${FANOUT_WS_MAX_QUEUE_MESSAGES:-100000}
 WS_MAX_QUEUE_BYTES=${FANOUT_WS_MAX_QUEUE_BYTES:-64m}
@@ -78,7 +82,7 @@ case ${1:-} in
 esac
 
 for var in ROUNDS SUBS RATE DURATION MAX_SUBS MAX_DURATION HTTP_CONNS HTTP_CONNS_MAX MAX_HTTP_CONNS \
-    CLIENT_THREADS CRUDCAST_THREADS \
+    CLIENT_THREADS CLIENT_POLL_US CRUDCAST_THREADS \
     WS_MAX_QUEUE_MESSAGES DRAIN_IDLE DRAIN_MAX; do
     [[ ${!var} =~ ^[0-9]+$ ]] || die "FANOUT_$var must be a whole number, got '${!var}'"
 done
@@ -214,7 +218,7 @@ run_client() {
         subs=$MAX_SUBS rate=0 duration=$MAX_DURATION conns=$MAX_HTTP_CONNS conns_max=$MAX_HTTP_CONNS
     fi
     "$CLIENT_BIN" --port "${port[$front]}" --label "$front" --subs "$subs" --rate "$rate" --duration "$duration" \
-        --http-conns "$conns" --http-conns-max "$conns_max" --threads "$CLIENT_THREADS" --drain-idle "$DRAIN_IDLE" --drain-max "$DRAIN_MAX" \
+        --http-conns "$conns" --http-conns-max "$conns_max" --threads "$CLIENT_THREADS" --poll-us "$CLIENT_POLL_US" --drain-idle "$DRAIN_IDLE" --drain-max "$DRAIN_MAX" \
         --server-pid "${server_pid[$front]}" </dev/null >"$out" 2>&1 &
     load_pid=$!
     local status=0
@@ -252,7 +256,7 @@ med() { median <<<"${vals[$1,$2,$3]:-}"; }
 
 echo
 echo "crudcast fan-out benchmark: median of $ROUNDS round(s) (lost: worst round); $(nproc) CPUs shared by client, fronts and upstream"
-echo "client: crudcast-fanout-client, $CLIENT_THREADS subscriber thread(s) + 1 HTTP thread; keep-alive POST connections:" \
+echo "client: crudcast-fanout-client, $CLIENT_THREADS subscriber thread(s) ($( ((CLIENT_POLL_US == 0)) && echo "blocking in epoll_wait" || echo "polling, ${CLIENT_POLL_US} µs sleep when idle")) + 1 HTTP thread; keep-alive POST connections:" \
     "sustained $HTTP_CONNS..$HTTP_CONNS_MAX (open loop), max $MAX_HTTP_CONNS"
 echo "crudcast: --threads $CRUDCAST_THREADS --ws-max-queue-messages $WS_MAX_QUEUE_MESSAGES --ws-max-queue-bytes $WS_MAX_QUEUE_BYTES"
 printf '%-9s %-9s %5s %5s %9s %10s %8s %8s %7s %7s %7s %7s %8s\n' front scenario subs rate "events/s" "frames/s" lost \
