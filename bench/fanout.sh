@@ -24,9 +24,9 @@
 #   FANOUT_HTTP_CONNS [8]  FANOUT_HTTP_CONNS_MAX [256]
 #   FANOUT_MAX_SUBS [100]  FANOUT_MAX_DURATION [10]  FANOUT_MAX_HTTP_CONNS [32]
 #   FANOUT_CLIENT_THREADS [1]  (subscriber threads of the client; it adds one HTTP thread)
-#   FANOUT_CLIENT_POLL_US [0]  (0: the client's subscriber threads sleep in epoll_wait; N: they poll
-#             and sleep N µs when nothing was readable, so a front's loopback sendmsg seldom has to
-#             wake them; the sleep shows in the measured latency)
+#   FANOUT_CLIENT_POLL_US [1000]  (N: the client's subscriber threads poll and sleep N µs when
+#             nothing was readable, so a front's loopback sendmsg seldom has to wake them, as with
+#             remote clients; the sleep shows in the measured latency. 0: they sleep in epoll_wait)
 #   FANOUT_CRUDCAST_THREADS [1]  FANOUT_WS_MAX_QUEUE_MESSAGES [100000]  FANOUT_WS_MAX_QUEUE_BYTES [64m]
 #   FANOUT_DRAIN_IDLE [3]  FANOUT_DRAIN_MAX [30]  (seconds the client waits for late frames)
 #   FANOUT_P99_TARGET [30]  FANOUT_RATIO_TARGET [3]
@@ -55,7 +55,7 @@ HTTP_CONNS=${FANOUT_HTTP_CONNS:-8}
 HTTP_CONNS_MAX=${FANOUT_HTTP_CONNS_MAX:-256}
 MAX_HTTP_CONNS=${FANOUT_MAX_HTTP_CONNS:-32}
 CLIENT_THREADS=${FANOUT_CLIENT_THREADS:-1}
-CLIENT_POLL_US=${FANOUT_CLIENT_POLL_US:-0}
+CLIENT_POLL_US=${FANOUT_CLIENT_POLL_US:-1000}
 CRUDCAST_THREADS=${FANOUT_CRUDCAST_THREADS:-1}
 WS_MAX_QUEUE_MESSAGES=${FANOUT_WS_MAX_QUEUE_MESSAGES:-100000}
 WS_MAX_QUEUE_BYTES=${FANOUT_WS_MAX_QUEUE_BYTES:-64m}
