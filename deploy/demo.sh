@@ -26,7 +26,10 @@ cat <<MSG
     curl -s -X DELETE -i http://127.0.0.1:${PORT}/api/authors/1
 
   Events (WebSocket):  ws://127.0.0.1:${PORT}/ws?topic=author   (all models: ws://127.0.0.1:${PORT}/ws)
-    e.g. /usr/bin/python3 -m websockets ws://127.0.0.1:${PORT}/ws
+    ./build/crudcast tail ws://127.0.0.1:${PORT}/ws --topic author    (one line per event)
+    /usr/bin/python3 -m websockets ws://127.0.0.1:${PORT}/ws          (any WebSocket client)
+
+  Live page (requests, events, counters): http://127.0.0.1:9901/   metrics: http://127.0.0.1:9901/metrics
 
   One access line per request appears below. Ctrl-C stops both.
 

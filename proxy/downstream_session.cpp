@@ -126,12 +126,14 @@ asio::awaitable<void> DownstreamSession::run() {
             ex.request_id = generate_request_id();
             if (deadline_.expired()) {
                 log::write(LogLevel::info, "client disconnected: request header not complete within client-header-timeout",
-                           {{"client", client_address_}, {"timeout_ms", static_cast<std::int64_t>(cfg.client_header_timeout.count())}});
+                           {{"client", client_address_}, {"timeout_ms", static_cast<std::int64_t>(cfg.client_header_timeout.count())},
+                            {"rid", ex.request_id}});
                 break;
             }
             if (is_client_gone(ec)) {
                 if (log::enabled(LogLevel::debug))
-                    log::write(LogLevel::debug, "client closed the connection mid-header", {{"client", client_address_}});
+                    log::write(LogLevel::debug, "client closed the connection mid-header",
+                               {{"client", client_address_}, {"rid", ex.request_id}});
                 break;
             }
             if (parser.is_header_done()) {
