@@ -116,7 +116,11 @@ void WebSocketContext::subscribe(WebSocketSession* session) {
 }
 
 void WebSocketContext::unsubscribe(WebSocketSession* session) {
-    std::erase(subscribed, session);
+    if (auto it = std::find(subscribed.begin(), subscribed.end(), session); it != subscribed.end()) {
+        // A pass in progress must not skip the session that moves into this one's place.
+        if (pass_posted_ && static_cast<std::size_t>(it - subscribed.begin()) < pass_next_) --pass_next_;
+        subscribed.erase(it);
+    }
     session->subscribed_ = false;
     if (session->all_) {
         --all_subscribers;
@@ -150,14 +154,41 @@ void WebSocketContext::on_events(const std::vector<bus::Delivery>& events) {
             }
         }
     }
-    if (!grew) return;
-    // Sessions never leave `subscribed` synchronously here: the list is stable while iterated.
-    std::uint64_t keep = log.end_index();
-    for (auto* session : subscribed) {
+    if (!grew || pass_posted_) return;  // a pass in progress reaches every session
+    pass_next_ = 0;
+    pass_keep_ = log.end_index();
+    pass_posted_ = true;
+    run_pass();
+}
+
+void WebSocketContext::run_pass() {
+    // A pass lets every subscriber write what it has not sent (a write the kernel takes whole
+    // completes in place). It runs in slices, each a handler of its own, so that the thread's HTTP
+    // requests and events that arrive meanwhile are handled between slices, not after the pass.
+    const std::size_t stop = std::min(subscribed.size(), pass_next_ + pass_slice);
+    for (; pass_next_ < stop; ++pass_next_) {
+        auto* session = subscribed[pass_next_];
         session->on_log_grew();
-        if (!session->dropped_ || session->writing_) keep = std::min(keep, session->cursor_);
+        if ((!session->dropped_ && !session->closed_) || session->writing_)
+            pass_keep_ = std::min(pass_keep_, session->cursor_);
     }
-    log.trim(keep);
+    if (pass_next_ < subscribed.size()) {
+        asio::post(executor, [self = shared_from_this()] { self->run_pass(); });
+        return;
+    }
+    pass_posted_ = false;
+    // Sessions visited before frames were appended during this pass get another pass.
+    const bool again = std::any_of(subscribed.begin(), subscribed.end(),
+                                   [&](const WebSocketSession* s) {
+                                       return !s->writing_ && !s->dropped_ && !s->closed_ && s->cursor_ < log.end_index();
+                                   });
+    log.trim(pass_keep_);
+    if (again) {
+        pass_next_ = 0;
+        pass_keep_ = log.end_index();
+        pass_posted_ = true;
+        asio::post(executor, [self = shared_from_this()] { self->run_pass(); });
+    }
 }
 
 WebSocketSession::WebSocketSession(tcp::socket socket, std::shared_ptr<WebSocketContext> context,
@@ -514,6 +545,7 @@ void WebSocketSession::write_pending() {
 void WebSocketSession::on_written(error_code ec) {
     writing_ = false;
     if (ec) {
+        dropped_ = true;  // nothing more can be sent; the log need not keep anything for it
         error_code ignored;
         socket_.close(ignored);  // the read loop ends and logs the disconnect
         return;

@@ -36,7 +36,7 @@ struct WebSocketCounters {
 class WebSocketSession;
 
 // What the sessions of one worker thread share: the thread's bus sink. Touched only by that thread.
-struct WebSocketContext : bus::ShardSink {
+struct WebSocketContext : bus::ShardSink, std::enable_shared_from_this<WebSocketContext> {
     WebSocketContext(asio::any_io_executor ex, const config::Config& cfg, bus::InMemoryBus& b, std::size_t shard_index,
                      WebSocketCounters& c)
         : executor(std::move(ex)), config(cfg), bus(b), shard(shard_index), counters(c) {}
@@ -63,6 +63,13 @@ struct WebSocketContext : bus::ShardSink {
 
     void subscribe(WebSocketSession* session);
     void unsubscribe(WebSocketSession* session);
+
+private:
+    static constexpr std::size_t pass_slice = 64;  // subscribers served per handler
+    void run_pass();
+    bool pass_posted_ = false;
+    std::size_t pass_next_ = 0;        // index in `subscribed` the pass continues at
+    std::uint64_t pass_keep_ = 0;      // the lowest cursor seen in this pass: trim before it
 };
 
 // Topics from a ws-path query string: `topic=a,b&topic=c`, percent-decoded, normalised.

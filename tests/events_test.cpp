@@ -378,6 +378,35 @@ TEST_F(Events, AThousandSubscribersAllReceiveTheEvent) {
     for (auto& s : subs) ASSERT_EQ(s->next()["id"].GetInt(), 5);
 }
 
+TEST_F(Events, SubscribersLeavingDuringFanOutPassesCostNobodyElseAFrame) {
+    // One thread, 300 subscribers: a pass runs in several slices, and subscribers leave while
+    // passes are under way; everyone who stays gets every event, in order.
+    start([](config::Config& c) { c.threads = 1; });
+    std::vector<std::unique_ptr<Subscriber>> subs;
+    for (int i = 0; i < 300; ++i) subs.push_back(std::make_unique<Subscriber>(port_, "/ws"));
+    constexpr int events = 60;
+    std::thread writer([this] {
+        for (int i = 0; i < events; ++i) send("POST", "/api/authors", "{\"id\":" + std::to_string(i) + "}");
+    });
+    for (int i = 0; i < 300; i += 3) {
+        beast::error_code ignored;
+        subs[i]->ws().next_layer().close(ignored);  // gone without a close frame
+    }
+    writer.join();
+    for (std::size_t i = 0; i < subs.size(); ++i) {
+        if (i % 3 == 0) continue;
+        std::int64_t last_seq = 0;
+        for (int e = 0; e < events; ++e) {
+            const auto doc = subs[i]->next();
+            ASSERT_EQ(doc["id"].GetInt(), e) << "subscriber " << i;
+            if (last_seq != 0) {
+                ASSERT_EQ(doc["seq"].GetInt64(), last_seq + 1);
+            }
+            last_seq = doc["seq"].GetInt64();
+        }
+    }
+}
+
 TEST_F(Events, PlainRequestToTheWsPathGets426WithAHint) {
     start();
     auto r = exchange(port_, get_request("/ws?topic=author"));
