@@ -52,11 +52,11 @@ PublishResult InMemoryBus::publish(Event event) {
     event.ts = std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::system_clock::now().time_since_epoch())
                    .count();
-    auto frame = std::make_shared<const std::string>(websocket_text_frame(serialize(event)));
     result.seq = event.seq;
     if (auto it = counts_.find(event.model); it != counts_.end()) result.subscribers += it->second;
     if (auto it = counts_.find("all"); it != counts_.end()) result.subscribers += it->second;
-    if (result.subscribers == 0) return result;
+    if (result.subscribers == 0) return result;  // numbered, never serialized
+    auto frame = std::make_shared<const std::string>(websocket_text_frame(serialize(event)));
     for (std::size_t i = 0; i < shards_.size(); ++i) {
         auto& shard = *shards_[i];
         if (!shard.counts.contains(event.model) && !shard.counts.contains("all")) continue;
