@@ -71,6 +71,9 @@ struct Config {
     std::chrono::milliseconds ws_ping_interval{20'000};
     std::size_t ws_max_queue_messages = 4096;
     std::size_t ws_max_queue_bytes = 16 * 1024 * 1024;
+    // Browser origins ("https://app.example.com", lower case, no trailing slash) allowed to open the
+    // events WebSocket; empty: any. Clients that send no Origin (not browsers) are always allowed.
+    std::vector<std::string> ws_allowed_origins;
     std::vector<RouteRule> routes;                               // YAML `routes:`
     std::vector<std::pair<std::string, std::string>> models;     // YAML `models:` plural -> singular
 

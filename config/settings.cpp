@@ -228,6 +228,26 @@ void apply_publish_methods(Config& config, const string& text) {
     config.publish_methods = methods;
 }
 
+// "https://app.example.com, http://localhost:5173": scheme, host and optional port, nothing else.
+void apply_ws_allowed_origins(Config& config, const string& text) {
+    std::vector<string> origins;
+    if (!text.empty()) {
+        for (auto item : split_list(text)) {
+            item = lower(item);
+            if (item.ends_with('/')) item.pop_back();
+            const auto scheme_end = item.find("://");
+            const string scheme = scheme_end == string::npos ? "" : item.substr(0, scheme_end);
+            const string authority = scheme_end == string::npos ? "" : item.substr(scheme_end + 3);
+            if ((scheme != "http" && scheme != "https") || authority.empty() ||
+                authority.find_first_of("/?#@ ") != string::npos) {
+                fail(quoted(item) + " is not an origin (expected scheme://host[:port], e.g. https://app.example.com)");
+            }
+            if (std::ranges::find(origins, item) == origins.end()) origins.push_back(item);
+        }
+    }
+    config.ws_allowed_origins = origins;
+}
+
 // "/api" and "api/" both mean the first path segment "api"; "/" alone means every path.
 void apply_path_prefixes(Config& config, const string& text) {
     std::vector<string> prefixes;
@@ -375,6 +395,11 @@ std::vector<SettingSpec> make_settings() {
         {.name = "ws-max-queue-bytes", .group = "events", .value_hint = "SIZE",
          .description = "Most bytes queued for one WebSocket client",
          .apply = apply_size<&C::ws_max_queue_bytes, 1>, .show = show_size<&C::ws_max_queue_bytes>},
+        {.name = "ws-allowed-origins", .group = "events", .value_hint = "LIST",
+         .description = "Browser origins allowed to subscribe (scheme://host[:port], comma-separated); empty: any",
+         .apply = apply_ws_allowed_origins,
+         .show = [](const C& c) { return show_string(join(c.ws_allowed_origins)); },
+         .is_list = true},
 
         {.name = "admin-listen", .group = "admin", .value_hint = "HOST:PORT|off",
          .description = "Address of the admin listener (health, metrics, live page); off disables it",

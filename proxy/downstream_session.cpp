@@ -1,6 +1,7 @@
 // downstream_session.cpp: see downstream_session.hpp. The request path of crudcast, top to bottom.
 #include "proxy/downstream_session.hpp"
 
+#include <algorithm>
 #include <optional>
 
 #include <boost/asio/write.hpp>
@@ -22,6 +23,12 @@ using config::LogLevel;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+// `origin` matches an entry of `allowed` (lower case, no trailing slash), ignoring case.
+bool origin_allowed(std::string_view origin, const std::vector<std::string>& allowed) {
+    if (origin.ends_with('/')) origin.remove_suffix(1);
+    return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& a) { return beast::iequals(a, origin); });
+}
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
@@ -190,6 +197,13 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
     const auto path = std::string_view(ex.target).substr(0, ex.target.find('?'));
     if (context_.websocket_handoff && path == cfg.ws_path) {
         if (is_upgrade_request(req) && beast::iequals(req[http::field::upgrade], "websocket")) {
+            const auto origin = req[http::field::origin];
+            if (!origin.empty() && !cfg.ws_allowed_origins.empty() && !origin_allowed(origin, cfg.ws_allowed_origins)) {
+                // A browser page from elsewhere: refused, so it cannot read events with the user's access.
+                std::string detail = "origin " + std::string(origin) + " may not subscribe (ws-allowed-origins)";
+                co_return co_await reply_error(ex, http::status::forbidden, "origin_not_allowed", std::move(detail),
+                                               false);
+            }
             ex.status = 101;
             ex.note.emplace_back("ws", "subscribe");
             log_access(ex);

@@ -30,11 +30,16 @@ using tcp = boost::asio::ip::tcp;
 // synchronous reads wait again when recv times out.)
 class Subscriber {
 public:
-    Subscriber(std::uint16_t port, const std::string& target, int rcvbuf = 0) : ws_(io_) {
+    Subscriber(std::uint16_t port, const std::string& target, int rcvbuf = 0, const std::string& origin = "")
+        : ws_(io_) {
         auto& sock = ws_.next_layer();
         sock.open(tcp::v4());
         if (rcvbuf > 0) sock.set_option(boost::asio::socket_base::receive_buffer_size(rcvbuf));
         sock.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+        if (!origin.empty()) {
+            ws_.set_option(websocket::stream_base::decorator(
+                [origin](websocket::request_type& req) { req.set(beast::http::field::origin, origin); }));
+        }
         ws_.handshake("127.0.0.1", target);
     }
     // One message into `buffer`; `ec` is the read's error, or timed_out.
@@ -414,6 +419,27 @@ TEST_F(Events, PlainRequestToTheWsPathGets426WithAHint) {
     EXPECT_EQ(r.headers.get("Upgrade"), "websocket");
     EXPECT_NE(r.body.find("WebSocket"), std::string::npos);
     EXPECT_EQ(upstream_->request_count(), 0u);
+}
+
+TEST_F(Events, WsAllowedOriginsRefusesOtherBrowserOriginsWith403) {
+    start([](config::Config& c) { c.ws_allowed_origins = {"https://app.example.com"}; });
+    ReadOptions head_only;  // a 101 has no body; nor has the 403 we care about here beyond its status
+    head_only.head_request = true;
+    auto handshake = [this, &head_only](std::string_view origin_header) {
+        return exchange(port_, "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+                                   std::string(origin_header) + "\r\n",
+                        head_only);
+    };
+    const auto evil = handshake("Origin: https://evil.example\r\n");
+    EXPECT_EQ(evil.status, 403u);
+    EXPECT_EQ(handshake("Origin: https://APP.example.com\r\n").status, 101u);
+    EXPECT_EQ(handshake("").status, 101u);  // not a browser: no Origin, not affected
+    // A real client from the allowed origin receives events.
+    Subscriber sub(port_, "/ws", 0, "https://app.example.com");
+    send("POST", "/api/authors", R"({"id":9})");
+    EXPECT_EQ(sub.next()["id"].GetInt(), 9);
+    EXPECT_EQ(upstream_->request_count(), 1u);  // the handshakes never reached the upstream
 }
 
 TEST_F(Events, ClientMessagesAndPingsAreHarmless) {
