@@ -14,6 +14,7 @@ import sys
 import urllib.error
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/stack.py
 from cdp import Browser, ChromiumMissing, find_chromium  # noqa: E402
 from stack import Stack  # noqa: E402
 

@@ -8,19 +8,13 @@ Usage: python_websockets_test.py CRUDCAST_BINARY DEMO_BACKEND_BINARY
 import asyncio
 import json
 import os
-import re
-import socket
-import subprocess
 import sys
 import urllib.request
 
 import websockets
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/stack.py
+from stack import Stack  # noqa: E402
 
 
 def request(method, url, body=None):
@@ -29,20 +23,6 @@ def request(method, url, body=None):
     with urllib.request.urlopen(req, timeout=10) as res:
         raw = res.read()
         return res.status, (json.loads(raw) if raw else None)
-
-
-def wait_listening(port, proc, timeout=10.0):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited early with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)  # polling a port that has no readiness signal of its own
-    raise RuntimeError(f"nothing listening on {port}")
 
 
 async def scenario(port):
@@ -76,29 +56,15 @@ async def scenario(port):
 
 def main():
     crudcast, backend = sys.argv[1], sys.argv[2]
-    backend_port, port = free_port(), free_port()
-    procs = []
-    try:
-        b = subprocess.Popen([backend, "--listen", f"127.0.0.1:{backend_port}"], stdout=subprocess.DEVNULL)
-        procs.append(b)
-        wait_listening(backend_port, b)
-        c = subprocess.Popen([crudcast, "--listen", f"127.0.0.1:{port}", "--upstream",
-                              f"http://127.0.0.1:{backend_port}", "--admin-listen", "off", "--threads", "2"],
-                             stderr=subprocess.PIPE, text=True)
-        procs.append(c)
-        wait_listening(port, c)
-        asyncio.run(scenario(port))
-        c.terminate()
-        _, log = c.communicate(timeout=15)
-        assert c.returncode == 0, f"crudcast exited {c.returncode}"
-        assert re.search(r"event=author/POST id=\d+ seq=\d+ subs=2", log), log
-        assert "websocket connected" in log and "websocket disconnected" in log, log
-        print("1 passed, 0 failed")
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    with Stack(crudcast, backend, admin=False) as stack:
+        asyncio.run(scenario(stack.port))
+        stack.stop_crudcast()  # asserts exit code 0
+        stack.crudcast.wait_for_line(r'"msg":"crudcast stopped"')  # every line before it is read
+        log = [json.loads(line) for line in stack.crudcast.lines if line.startswith("{")]
+        assert any(e.get("event") == "author/POST" and str(e.get("subs")) == "2" for e in log), log
+        assert any(e.get("msg") == "websocket connected" for e in log), log
+        assert any(e.get("msg") == "websocket disconnected" for e in log), log
+    print("1 passed, 0 failed")
 
 
 if __name__ == "__main__":

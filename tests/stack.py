@@ -1,4 +1,4 @@
-"""stack.py: the demo backend and crudcast as child processes for the browser tests, each on a
+"""stack.py: the demo backend and crudcast as child processes for the Python tests (browser/, e2e/), each on a
 port of its own choosing (port 0), read back from the line each prints once it listens: no port
 races, no polling for a listener.
 
@@ -16,16 +16,18 @@ import urllib.request
 
 
 class Process:
-    """A child whose stdout or stderr is read line by line on a thread, so it never blocks."""
+    """A child whose stdout, stderr or both ("both": stderr into stdout) is read line by line on a
+    thread, so it never blocks."""
 
     def __init__(self, name, args, stream="stdout"):
         self.name = name
         self.lines = []
         self._queue = queue.Queue()
         kwargs = {"stdout": subprocess.PIPE, "stderr": None} if stream == "stdout" else \
+                 {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT} if stream == "both" else \
                  {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, text=True, errors="replace", **kwargs)
-        pipe = self.proc.stdout if stream == "stdout" else self.proc.stderr
+        pipe = self.proc.stderr if stream == "stderr" else self.proc.stdout
         threading.Thread(target=self._pump, args=(pipe,), daemon=True).start()
 
     def _pump(self, pipe):
