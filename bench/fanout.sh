@@ -66,20 +66,9 @@ RATIO_TARGET=${FANOUT_RATIO_TARGET:-3}
 read -r -a SCENARIOS <<<"${FANOUT_SCENARIOS:-sustained max}"
 read -r -a FRONTS <<<"${FANOUT_FRONTS:-crudcast node}"
 
-die() {
-    echo "fanout.sh: $*" >&2
-    exit 1
-}
-note() { echo "$*" >&2; }
-
-case ${1:-} in
--h | --help)
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
-    exit 0
-    ;;
-"") ;;
-*) die "no arguments expected (configure with environment variables, see --help)" ;;
-esac
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_arguments "$@"
 
 for var in ROUNDS SUBS RATE DURATION MAX_SUBS MAX_DURATION HTTP_CONNS HTTP_CONNS_MAX MAX_HTTP_CONNS \
     CLIENT_THREADS CLIENT_POLL_US CRUDCAST_THREADS \
@@ -120,8 +109,6 @@ chmod 0711 "$work" # nginx workers drop root privileges and must reach their tem
 pids=()
 load_pid=
 
-# shellcheck source=bench/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_install_cleanup
 
 ports=$(bench_free_ports 3) || true

@@ -1,7 +1,27 @@
 # shellcheck shell=bash disable=SC2154 # work and pids are set by the sourcing script
 # bench/lib.sh: what bench/proxy.sh and bench/fanout.sh share. Sourced, not run.
-# Callers set `work` (their mktemp dir), `pids` (servers, oldest first) and `load_pid` (the load
-# generator, stopped first), then call bench_install_cleanup.
+# Callers run bench_arguments "$@" first; later they set `work` (their mktemp dir), `pids`
+# (servers, oldest first) and `load_pid` (the load generator, stopped first), then call
+# bench_install_cleanup.
+
+die() {
+    echo "${0##*/}: $*" >&2
+    exit 1
+}
+note() { echo "$*" >&2; }
+
+# --help prints the calling script's header comment; any other argument is refused (every knob
+# is an environment variable).
+bench_arguments() {
+    case ${1:-} in
+    -h | --help)
+        sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    "") ;;
+    *) die "no arguments expected (configure with environment variables, see --help)" ;;
+    esac
+}
 
 # Stop every process started here, newest first (the load generator, then the fronts, then the
 # backend): TERM, then KILL after 5 s. Then remove the work directory.

@@ -44,20 +44,9 @@ EXPECTED_BODY='{"id":1,"name":"Ada Lovelace","born":1815}'
 RPS_TARGET=0.90 # crudcast req/s / nginx req/s must be at least this
 P99_TARGET=1.20 # crudcast p99 / nginx p99 must be at most this
 
-die() {
-    echo "proxy.sh: $*" >&2
-    exit 1
-}
-note() { echo "$*" >&2; }
-
-case ${1:-} in
--h | --help)
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
-    exit 0
-    ;;
-"") ;;
-*) die "no arguments expected (configure with environment variables, see --help)" ;;
-esac
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_arguments "$@"
 
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer, got '$ROUNDS'"
 for tool in "$WRK_BIN" "$NGINX_BIN" curl python3 setsid; do
@@ -75,8 +64,6 @@ pids=()
 
 load_pid=
 
-# shellcheck source=bench/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_install_cleanup
 
 ports=$(bench_free_ports 3) || true
