@@ -155,10 +155,14 @@ void WebSocketContext::on_events(const std::vector<bus::Delivery>& events) {
         }
     }
     if (!grew || pass_posted_) return;  // a pass in progress reaches every session
+    begin_pass();
+    run_pass();
+}
+
+void WebSocketContext::begin_pass() {
     pass_next_ = 0;
     pass_keep_ = log.end_index();
     pass_posted_ = true;
-    run_pass();
 }
 
 void WebSocketContext::run_pass() {
@@ -184,9 +188,7 @@ void WebSocketContext::run_pass() {
                                    });
     log.trim(pass_keep_);
     if (again) {
-        pass_next_ = 0;
-        pass_keep_ = log.end_index();
-        pass_posted_ = true;
+        begin_pass();
         asio::post(executor, [self = shared_from_this()] { self->run_pass(); });
     }
 }

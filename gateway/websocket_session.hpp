@@ -66,6 +66,7 @@ struct WebSocketContext : bus::ShardSink, std::enable_shared_from_this<WebSocket
 
 private:
     static constexpr std::size_t pass_slice = 32;  // subscribers served per handler (bench: 32 beat 64 and 256)
+    void begin_pass();
     void run_pass();
     bool pass_posted_ = false;
     std::size_t pass_next_ = 0;        // index in `subscribed` the pass continues at
