@@ -184,7 +184,8 @@ void WebSocketContext::run_pass() {
     // Sessions visited before frames were appended during this pass get another pass.
     const bool again = std::any_of(subscribed.begin(), subscribed.end(),
                                    [&](const WebSocketSession* s) {
-                                       return !s->writing_ && !s->dropped_ && !s->closed_ && s->cursor_ < log.end_index();
+                                       return s->handshake_done_ && !s->writing_ && !s->dropped_ && !s->closed_ &&
+                                              s->cursor_ < log.end_index();
                                    });
     log.trim(pass_keep_);
     if (again) {
@@ -221,6 +222,10 @@ void WebSocketSession::start(http::request<http::buffer_body> request, beast::fl
 
 asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> request) {
     topics_ = topics_from_query(request.target());
+    // Subscribed before the 101 goes out: every event published once the client holds the 101 is
+    // delivered, also one its own next request causes. Nothing is written before the 101.
+    context_.subscribe(this);
+    context_.bus.subscribe(context_.shard, topics_);
     {
         // Beast validates the upgrade and writes the 101; frames after it are crudcast's own.
         websocket::stream<tcp::socket&> ws(socket_);
@@ -231,17 +236,21 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
         if (ec) {
             log::write(LogLevel::info, "websocket handshake failed",
                        {{"client", client_address_}, {"rid", request_id_}, {"error", ec.message()}});
+            closed_ = true;
+            context_.unsubscribe(this);
+            context_.bus.unsubscribe(context_.shard, topics_);
+            close_timer_.cancel();
             error_code ignored;
             socket_.close(ignored);
             co_return;
         }
     }
+    handshake_done_ = true;
     error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
-    context_.subscribe(this);
-    context_.bus.subscribe(context_.shard, topics_);
     log::write(LogLevel::info, "websocket connected",
                {{"client", client_address_}, {"topics", join(topics_)}, {"rid", request_id_}});
+    write_pending();  // what was published during the handshake
     asio::co_spawn(socket_.get_executor(), [self = shared_from_this()] { return self->ping_loop(); }, asio::detached);
 
     co_await read_loop();
@@ -427,7 +436,7 @@ void WebSocketSession::on_log_grew() {
 }
 
 void WebSocketSession::write_pending() {
-    if (writing_ || closed_) return;
+    if (writing_ || closed_ || !handshake_done_) return;
     auto& log = context_.log;
     if (dropped_) cursor_ = log.end_index();
     if (control_.empty() && cursor_ == log.end_index()) return;

@@ -135,6 +135,7 @@ private:
     // The log grew: close with 1013 when the backlog is over the limits, else write.
     void on_log_grew();
 
+    bool handshake_done_ = false;  // the 101 is written: frames may follow
     bool close_sent_ = false;      // our close frame is queued or written
     bool close_received_ = false;  // the peer's close frame arrived
     bool discard_input_ = false;   // after a protocol error

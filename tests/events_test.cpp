@@ -375,6 +375,17 @@ TEST_F(Events, AStuckTopicSubscriberCannotHoldOtherTopicsInMemoryBeyondTheByteLi
     EXPECT_EQ(stuck.ws().reason().reason, "subscriber too slow: not reading while ws-max-queue-bytes of events went by");
 }
 
+TEST_F(Events, ASubscriberGetsTheEventOfAWriteMadeRightAfterItsHandshake) {
+    // The subscription exists before the 101 is written: a client that writes as soon as its
+    // handshake returns sees its own event, every time (the race shows under load, so: many times).
+    start([](config::Config& c) { c.threads = 2; });
+    for (int i = 0; i < 100; ++i) {
+        Subscriber sub(port_, "/ws?topic=author");
+        send("POST", "/api/authors", "{\"id\":" + std::to_string(i) + "}");
+        ASSERT_EQ(sub.next()["id"].GetInt(), i) << "iteration " << i;
+    }
+}
+
 TEST_F(Events, AThousandSubscribersAllReceiveTheEvent) {
     start();
     std::vector<std::unique_ptr<Subscriber>> subs;
