@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "bus/json_text.hpp"
+#include "common/json_text.hpp"
 
 namespace crudcast::bus {
 

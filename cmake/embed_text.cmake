@@ -1,6 +1,6 @@
 # embed_text.cmake: writes a text file into a C++ source as a function returning it (a raw string
 # literal), so a file such as the admin live page ships inside the binary with no install step.
-#   cmake -DINPUT=page.html -DOUTPUT=page.cpp -DHEADER=gateway/admin_page.hpp
+#   cmake -DINPUT=page.html -DOUTPUT=page.cpp -DHEADER=gateway/admin/admin_page.hpp
 #         -DNAMESPACE=crudcast::gateway -DFUNCTION=admin_page_html -P embed_text.cmake
 foreach(var INPUT OUTPUT HEADER NAMESPACE FUNCTION)
   if(NOT DEFINED ${var})

@@ -10,10 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "common/log.hpp"
+
 namespace crudcast::config {
 
-enum class LogLevel { error, warn, info, debug, trace };
-enum class LogFormat { text, json };
+using LogLevel = log::LogLevel;
+using LogFormat = log::LogFormat;
 // Where the effective value of a setting came from, for --check-config.
 enum class Source { default_value, file, env, flag };
 

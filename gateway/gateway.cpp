@@ -15,13 +15,13 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "bus/in_memory_bus.hpp"
-#include "gateway/admin_api.hpp"
-#include "gateway/admin_server.hpp"
-#include "gateway/event_publisher.hpp"
-#include "gateway/metrics.hpp"
+#include "gateway/admin/admin_api.hpp"
+#include "gateway/admin/admin_server.hpp"
+#include "gateway/events/event_publisher.hpp"
+#include "gateway/admin/metrics.hpp"
 #include "gateway/listener.hpp"
-#include "gateway/log.hpp"
-#include "gateway/websocket_session.hpp"
+#include "common/log.hpp"
+#include "gateway/ws/websocket_session.hpp"
 #include "proxy/downstream_session.hpp"
 
 namespace crudcast::gateway {

@@ -5,7 +5,7 @@
 
 #include <boost/asio/post.hpp>
 
-#include "gateway/log.hpp"
+#include "common/log.hpp"
 
 namespace crudcast::gateway {
 

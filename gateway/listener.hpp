@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "config/config.hpp"
-#include "proxy/asio.hpp"
+#include "common/asio.hpp"
 
 namespace crudcast::gateway {
 

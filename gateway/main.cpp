@@ -13,8 +13,8 @@
 
 #include "config/config.hpp"
 #include "gateway/gateway.hpp"
-#include "gateway/log.hpp"
-#include "gateway/tail.hpp"
+#include "common/log.hpp"
+#include "gateway/tail/tail.hpp"
 
 namespace {
 

@@ -1,5 +1,5 @@
 // counters.hpp: the proxy's counters, shared by all threads (relaxed atomics: they feed logs and
-// /metrics, never decisions). Rendered as Prometheus text by gateway/metrics.cpp.
+// /metrics, never decisions). Rendered as Prometheus text by gateway/admin/metrics.cpp.
 #pragma once
 
 #include <array>

@@ -7,7 +7,7 @@
 
 #include <chrono>
 
-#include "proxy/asio.hpp"
+#include "common/asio.hpp"
 
 namespace crudcast::proxy {
 

@@ -10,7 +10,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/string_body.hpp>
 
-#include "gateway/log.hpp"
+#include "common/log.hpp"
 #include "proxy/error_response.hpp"
 #include "proxy/header_rules.hpp"
 #include "proxy/relay.hpp"

@@ -10,7 +10,7 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
-#include "proxy/asio.hpp"
+#include "common/asio.hpp"
 #include "proxy/deadline.hpp"
 #include "proxy/proxy_context.hpp"
 

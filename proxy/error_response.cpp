@@ -1,7 +1,8 @@
 // error_response.cpp: see error_response.hpp.
 #include "proxy/error_response.hpp"
 
-#include "gateway/log.hpp"
+#include "common/json_text.hpp"
+#include "common/log.hpp"
 
 namespace crudcast::proxy {
 
@@ -13,9 +14,9 @@ http::response<http::string_body> error_response(http::status status, std::strin
     res.set("X-Request-ID", request_id);
     auto& body = res.body();
     body = "{\"error\":\"";
-    log::append_json_escaped(body, error);
+    append_json_escaped(body, error);
     body += "\",\"detail\":\"";
-    log::append_json_escaped(body, detail);
+    append_json_escaped(body, detail);
     body += "\"}\n";
     res.keep_alive(keep_alive);
     res.prepare_payload();

@@ -16,7 +16,7 @@
 #include <boost/beast/http/message.hpp>
 
 #include "config/config.hpp"
-#include "proxy/asio.hpp"
+#include "common/asio.hpp"
 #include "proxy/counters.hpp"
 #include "proxy/exchange_observer.hpp"
 #include "proxy/recent_requests.hpp"

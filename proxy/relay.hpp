@@ -15,7 +15,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 
-#include "proxy/asio.hpp"
+#include "common/asio.hpp"
 #include "proxy/deadline.hpp"
 #include "proxy/wire.hpp"
 

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "proxy/asio.hpp"
+#include "common/asio.hpp"
 
 namespace crudcast::proxy {
 

@@ -5,7 +5,7 @@
 
 #include <boost/asio/connect.hpp>
 
-#include "gateway/log.hpp"
+#include "common/log.hpp"
 
 namespace crudcast::proxy {
 

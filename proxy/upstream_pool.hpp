@@ -9,7 +9,7 @@
 #include <string>
 
 #include "config/config.hpp"
-#include "proxy/asio.hpp"
+#include "common/asio.hpp"
 #include "proxy/counters.hpp"
 #include "proxy/deadline.hpp"
 

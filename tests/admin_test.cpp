@@ -137,11 +137,11 @@ TEST_F(Admin, ServesTheEmbeddedLivePage) {
     EXPECT_EQ(page.headers.get("Content-Type"), "text/html; charset=utf-8");
     EXPECT_EQ(page.headers.get("Cache-Control"), "no-store");
     EXPECT_NE(page.headers.get("Content-Security-Policy").find("default-src 'none'"), std::string::npos);
-    std::ifstream file(std::string(CRUDCAST_SOURCE_DIR) + "/gateway/admin_page.html", std::ios::binary);
+    std::ifstream file(std::string(CRUDCAST_SOURCE_DIR) + "/gateway/admin/admin_page.html", std::ios::binary);
     ASSERT_TRUE(file);
     std::ostringstream html;
     html << file.rdbuf();
-    EXPECT_EQ(page.body, html.str()) << "the binary serves gateway/admin_page.html byte for byte";
+    EXPECT_EQ(page.body, html.str()) << "the binary serves gateway/admin/admin_page.html byte for byte";
     EXPECT_EQ(exchange(admin_, get_request("/?topic=author")).status, 200u);
     ReadOptions head_only;
     head_only.head_request = true;

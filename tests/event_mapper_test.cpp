@@ -9,7 +9,7 @@
 
 #include "bus/event.hpp"
 #include "config/config.hpp"
-#include "gateway/event_mapper.hpp"
+#include "gateway/events/event_mapper.hpp"
 
 namespace {
 

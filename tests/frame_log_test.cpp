@@ -1,5 +1,5 @@
 // frame_log_test.cpp: the per-thread log of frames that WebSocket subscribers read through cursors.
-#include "gateway/frame_log.hpp"
+#include "gateway/ws/frame_log.hpp"
 
 #include <string>
 #include <vector>

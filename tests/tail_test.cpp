@@ -5,7 +5,7 @@
 
 #include <csignal>
 
-#include "gateway/tail.hpp"
+#include "gateway/tail/tail.hpp"
 #include "testkit.hpp"
 
 namespace crudcast {

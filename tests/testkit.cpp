@@ -27,7 +27,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 
-#include "gateway/log.hpp"
+#include "common/log.hpp"
 
 extern char** environ;
 

@@ -1,5 +1,5 @@
 // websocket_session.cpp: see websocket_session.hpp. Frame layout per RFC 6455 §5.2.
-#include "gateway/websocket_session.hpp"
+#include "gateway/ws/websocket_session.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -12,7 +12,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
-#include "gateway/log.hpp"
+#include "common/log.hpp"
 
 namespace crudcast::gateway {
 

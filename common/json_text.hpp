@@ -1,12 +1,13 @@
-// json_text.hpp: text from outside (URL segments, method names) as a JSON string literal that is
-// always valid UTF-8, because a WebSocket text frame with invalid UTF-8 makes clients fail the connection.
+// json_text.hpp: crudcast's one JSON string escaper. Text from outside (URL segments, method names,
+// log fields) always comes out as valid UTF-8 JSON, because a WebSocket text frame with invalid UTF-8
+// makes clients fail the connection and a log shipper rejects a line that is not UTF-8.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-namespace crudcast::bus {
+namespace crudcast {
 
 // Length of the well-formed UTF-8 sequence at text[at], or 0 when it is not one (overlong forms,
 // surrogates and code points above U+10FFFF are rejected, as RFC 3629 requires).
@@ -30,11 +31,11 @@ inline std::size_t utf8_sequence_length(std::string_view text, std::size_t at) {
     return length;
 }
 
-// Appends `text` as a quoted JSON string. Bytes that are not UTF-8 become U+FFFD rather than an
-// error: the event is still worth sending, and its id or model stays recognisable.
-inline void append_json_string(std::string& out, std::string_view text) {
+// Appends `text` JSON-escaped, without quotes: quotes, backslashes and control bytes (DEL too)
+// escaped; bytes that are not UTF-8 become U+FFFD rather than an error, so the event or log line is
+// still worth having and its id or model stays recognisable.
+inline void append_json_escaped(std::string& out, std::string_view text) {
     constexpr char hex[] = "0123456789abcdef";
-    out += '"';
     for (std::size_t i = 0; i < text.size();) {
         const auto c = static_cast<unsigned char>(text[i]);
         if (c == '"' || c == '\\') {
@@ -46,7 +47,7 @@ inline void append_json_string(std::string& out, std::string_view text) {
             out += "\\r";
         } else if (c == '\t') {
             out += "\\t";
-        } else if (c < 0x20) {
+        } else if (c < 0x20 || c == 0x7f) {
             out += "\\u00";
             out += hex[c >> 4];
             out += hex[c & 0xf];
@@ -65,6 +66,12 @@ inline void append_json_string(std::string& out, std::string_view text) {
         }
         ++i;
     }
+}
+
+// Appends `text` as a quoted JSON string.
+inline void append_json_string(std::string& out, std::string_view text) {
+    out += '"';
+    append_json_escaped(out, text);
     out += '"';
 }
 
@@ -75,4 +82,4 @@ inline std::string json_string(std::string_view text) {
     return out;
 }
 
-}  // namespace crudcast::bus
+}  // namespace crudcast

@@ -1,6 +1,6 @@
 // route_rules.cpp: path segmentation and percent-decoding shared by rule matching and model
 // inference, and the compilation of `routes:` templates ({name}, *, trailing **) into patterns.
-#include "gateway/route_rules.hpp"
+#include "gateway/events/route_rules.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -14,7 +14,7 @@
 #include "config/config.hpp"
 #include <boost/asio/steady_timer.hpp>
 
-#include "proxy/asio.hpp"
+#include "common/asio.hpp"
 
 namespace crudcast::gateway {
 

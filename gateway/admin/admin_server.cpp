@@ -1,5 +1,5 @@
 // admin_server.cpp: see admin_server.hpp. Not a hot path: Beast's tcp_stream and string bodies.
-#include "gateway/admin_server.hpp"
+#include "gateway/admin/admin_server.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
@@ -8,8 +8,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include "gateway/admin_page.hpp"
-#include "gateway/log.hpp"
+#include "gateway/admin/admin_page.hpp"
+#include "common/log.hpp"
 
 namespace crudcast::gateway {
 

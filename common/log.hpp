@@ -11,12 +11,11 @@
 #include <string>
 #include <string_view>
 
-#include "config/config.hpp"
 
 namespace crudcast::log {
 
-using config::LogFormat;
-using config::LogLevel;
+enum class LogLevel { error, warn, info, debug, trace };
+enum class LogFormat { text, json };
 
 void configure(LogLevel level, LogFormat format);
 LogLevel level();
@@ -56,10 +55,6 @@ struct Field {
 private:
     bool owns_text() const { return text.data() >= storage && text.data() < storage + sizeof storage; }
 };
-
-// Appends `text` JSON-string-escaped (quotes, backslashes, control bytes) to `out`: the one escaper
-// for JSON log lines and crudcast's own JSON error bodies.
-void append_json_escaped(std::string& out, std::string_view text);
 
 // Writes one line: `<time> <level> <message> key=value ...` or a JSON object.
 void write(LogLevel level, std::string_view message, std::span<const Field> fields);

@@ -1,7 +1,7 @@
 // tail.cpp: `crudcast tail [ws://host:port/path] [--topic a,b] [--json]` (see tail.hpp). A plain
 // blocking Beast WebSocket client: one connection at a time, so synchronous calls are the simplest
 // correct shape; signals end the process directly (see install_signal_handlers).
-#include "gateway/tail.hpp"
+#include "gateway/tail/tail.hpp"
 
 #include <unistd.h>
 

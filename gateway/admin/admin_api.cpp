@@ -1,10 +1,11 @@
 // admin_api.cpp: see admin_api.hpp. Strings go through the logger's JSON escaper; request paths
 // and rids are client data, so the page renders them as text only.
-#include "gateway/admin_api.hpp"
+#include "gateway/admin/admin_api.hpp"
 
 #include <cstdio>
 
-#include "gateway/log.hpp"
+#include "common/json_text.hpp"
+#include "common/log.hpp"
 
 namespace crudcast::gateway {
 
@@ -22,13 +23,13 @@ public:
         if (!first_) out_ += ',';
         first_ = false;
         out_ += '"';
-        log::append_json_escaped(out_, name);
+        append_json_escaped(out_, name);
         out_ += "\":";
         return out_;
     }
     void string(std::string_view name, std::string_view value) {
         key(name) += '"';
-        log::append_json_escaped(out_, value);
+        append_json_escaped(out_, value);
         out_ += '"';
     }
     void number(std::string_view name, std::uint64_t value) { key(name) += std::to_string(value); }

@@ -1,6 +1,6 @@
 // metrics.cpp: see metrics.hpp. Names follow Prometheus conventions (crudcast_ prefix, _total for
 // counters, base units: seconds and bytes).
-#include "gateway/metrics.hpp"
+#include "gateway/admin/metrics.hpp"
 
 #include <cstdio>
 

@@ -1,5 +1,6 @@
 // log.cpp: formatting and writing of log lines (see log.hpp).
-#include "gateway/log.hpp"
+#include "common/log.hpp"
+#include "common/json_text.hpp"
 
 #include <unistd.h>
 
@@ -53,27 +54,6 @@ bool needs_quotes(std::string_view v) {
 }
 
 }  // namespace
-
-void append_json_escaped(std::string& out, std::string_view v) {
-    static const char* hex = "0123456789abcdef";
-    for (unsigned char c : v) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20 || c == 0x7f) {
-                    out += "\\u00";
-                    out += hex[c >> 4];
-                    out += hex[c & 15];
-                } else {
-                    out += static_cast<char>(c);
-                }
-        }
-    }
-}
 
 Field::Field(std::string_view k, std::int64_t v) : key(k), number(true) {
     auto r = std::to_chars(storage, storage + sizeof storage, v);

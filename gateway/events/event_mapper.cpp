@@ -1,6 +1,6 @@
 // event_mapper.cpp: EVENTS.md's rules from one proxied exchange to an Event — model and id from
 // the URL or a route rule, the payload from the body at a JSON pointer, and each reason for none.
-#include "gateway/event_mapper.hpp"
+#include "gateway/events/event_mapper.hpp"
 
 #include <algorithm>
 #include <array>
@@ -17,8 +17,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include "bus/json_text.hpp"
-#include "gateway/route_rules.hpp"
+#include "common/json_text.hpp"
+#include "gateway/events/route_rules.hpp"
 
 namespace crudcast::gateway {
 namespace {
@@ -73,7 +73,7 @@ string id_json_from_segment(string_view text) {
         const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
         if (error == std::errc{} && end == text.data() + text.size()) return string(text);
     }
-    return bus::json_string(text);
+    return json_string(text);
 }
 
 string to_json(const rapidjson::Value& value) {
@@ -173,7 +173,7 @@ struct EventMapper::Impl {
           max_event_bytes(config.max_event_bytes),
           routes(config.routes) {
         if (!pointer.IsValid())
-            throw std::invalid_argument("payload-pointer " + bus::json_string(pointer_text) + " is not a JSON Pointer");
+            throw std::invalid_argument("payload-pointer " + json_string(pointer_text) + " is not a JSON Pointer");
         for (const auto& prefix : config.path_prefixes) {
             std::vector<string> segments;
             for (auto& segment : path_segments("/" + prefix)) segments.push_back(lower(segment));
@@ -310,7 +310,7 @@ MapResult EventMapper::map(const Exchange& exchange) const {
             payload = found;
         } else {
             const auto& text = rule_pointer ? *plan.rule->pointer_text : impl.pointer_text;
-            Impl::append(result.detail, "payload pointer " + bus::json_string(text) +
+            Impl::append(result.detail, "payload pointer " + json_string(text) +
                                             " did not resolve; the payload is the whole body");
         }
     }

@@ -19,8 +19,8 @@
 
 #include "bus/in_memory_bus.hpp"
 #include "config/config.hpp"
-#include "gateway/frame_log.hpp"
-#include "proxy/asio.hpp"
+#include "gateway/ws/frame_log.hpp"
+#include "common/asio.hpp"
 
 namespace crudcast::gateway {
 

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "bus/bus.hpp"
-#include "gateway/event_mapper.hpp"
+#include "gateway/events/event_mapper.hpp"
 #include "proxy/exchange_observer.hpp"
 
 namespace crudcast::gateway {

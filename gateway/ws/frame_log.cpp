@@ -1,5 +1,5 @@
 // frame_log.cpp: see frame_log.hpp.
-#include "gateway/frame_log.hpp"
+#include "gateway/ws/frame_log.hpp"
 
 #include <algorithm>
 #include <cstring>

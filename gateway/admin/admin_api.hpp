@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "bus/in_memory_bus.hpp"
-#include "gateway/event_publisher.hpp"
-#include "gateway/websocket_session.hpp"
+#include "gateway/events/event_publisher.hpp"
+#include "gateway/ws/websocket_session.hpp"
 #include "proxy/counters.hpp"
 #include "proxy/recent_requests.hpp"
 

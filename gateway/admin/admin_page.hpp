@@ -1,4 +1,4 @@
-// admin_page.hpp: the admin listener's live page (GET /), gateway/admin_page.html embedded in the
+// admin_page.hpp: the admin listener's live page (GET /), gateway/admin/admin_page.html embedded in the
 // binary at build time (cmake/embed_text.cmake generates the definition).
 #pragma once
 

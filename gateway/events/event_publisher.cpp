@@ -1,9 +1,9 @@
 // event_publisher.cpp: see event_publisher.hpp.
-#include "gateway/event_publisher.hpp"
+#include "gateway/events/event_publisher.hpp"
 
 #include <charconv>
 
-#include "gateway/log.hpp"
+#include "common/log.hpp"
 
 namespace crudcast::gateway {
 
