@@ -20,6 +20,8 @@ DEMO="libcpp-httplib0.11"
 TEST="python3 python3-websockets nginx-light wrk procps prometheus chromium"
 # Checks of deploy/ and every script (ctest: yaml_lint, shellcheck, systemd_unit, package_deb).
 TEST="$TEST yamllint shellcheck systemd file python3-yaml"
+# The layout and size checks of .ci/run.
+TEST="$TEST clang-format"
 # Node.js for examples/node and bench/node-broadcaster. Debian's npm conflicts with a nodejs that
 # bundles its own npm (e.g. NodeSource's), so add them only when no npm is there yet.
 if ! command -v npm >/dev/null 2>&1; then TEST="$TEST nodejs npm"; fi

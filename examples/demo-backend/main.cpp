@@ -62,9 +62,13 @@ std::string to_json(const rapidjson::Value& v) {
 template <class Pred>
 std::string list_json(const Collection& c, Pred keep) {
     std::string out = "[";
-    for (const auto& [id, item] : c.items)
-        if (keep(item)) out += (out.size() > 1 ? "," : "") + to_json(item);
-    return out + "]";
+    for (const auto& [id, item] : c.items) {
+        if (!keep(item)) continue;
+        if (out.size() > 1) out += ',';
+        out += to_json(item);
+    }
+    out += ']';
+    return out;
 }
 
 void reply(Response& res, int status, const std::string& body) {
