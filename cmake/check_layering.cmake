@@ -1,5 +1,5 @@
 # check_layering.cmake: fails the build when a product source includes from a folder it may not.
-# The rule (docs/architecture.md): a folder includes only from itself and the folders before it
+# The rule (the README's Architecture section): a folder includes only from itself and the folders before it
 #   common -> config -> bus -> proxy -> gateway/events, gateway/ws, gateway/tail -> gateway/admin -> gateway
 # so nothing in common/, config/, bus/ or proxy/ ever includes from gateway/, the WebSocket side never
 # reaches into the proxy, and the tail client knows nothing of the server.
@@ -43,6 +43,6 @@ foreach(source IN LISTS sources)
   endforeach()
 endforeach()
 if(violations)
-  message(FATAL_ERROR "include layering violated (see docs/architecture.md):\n${violations}")
+  message(FATAL_ERROR "include layering violated (see the README's Architecture section):\n${violations}")
 endif()
 file(TOUCH "${STAMP}")
