@@ -8,14 +8,18 @@
 #   node      bench/node-broadcaster: one Node process with the `ws` package that answers the POST
 #             itself and broadcasts the same event JSON with client.send() ("what a user would
 #             write instead")
-# Scenarios, each run against both fronts (in an order that rotates every round):
+#   baseline  only with CRUDCAST_BASELINE_BIN: a second crudcast build with crudcast's flags, in
+#             front of the same upstream (an A/B of two builds, e.g. before and after a refactor)
+# Scenarios, each run against every front (in an order that rotates every round):
 #   sustained  FANOUT_SUBS subscribers, FANOUT_RATE events/s for FANOUT_DURATION s, POSTs released
 #              by a timer (open loop: FANOUT_HTTP_CONNS connections, more opened up to
 #              FANOUT_HTTP_CONNS_MAX while POSTs are due and all are busy)
 #              targets for crudcast: 0 frames lost, p99 latency < FANOUT_P99_TARGET ms
 #   max        FANOUT_MAX_SUBS subscribers, POSTs back to back on FANOUT_MAX_HTTP_CONNS connections,
 #              for FANOUT_MAX_DURATION s; target: crudcast frames/s >= FANOUT_RATIO_TARGET x node's
-# The table shows the median over FANOUT_ROUNDS rounds (lost: the worst round).
+# The table shows the median over FANOUT_ROUNDS rounds (lost: the worst round). With a baseline, a
+# "crudcast / baseline" block follows: per scenario, the ratio of the medians and the same ratio per
+# round for events/s, frames/s, p50/p99 latency, POST p50/p99 and srv CPU, and lost side by side.
 #
 # Environment (defaults in brackets):
 #   CRUDCAST_BIN [<repo>/build/crudcast]  CLIENT_BIN [<repo>/build/bench/crudcast-fanout-client]
@@ -31,7 +35,10 @@
 #   FANOUT_DRAIN_IDLE [3]  FANOUT_DRAIN_MAX [30]  (seconds the client waits for late frames)
 #   FANOUT_P99_TARGET [30]  FANOUT_RATIO_TARGET [3]
 #   FANOUT_SCENARIOS ["sustained max"]  FANOUT_FRONTS ["crudcast node"]
-# Exit status: 0 all targets met, 2 a target missed, 1 the benchmark could not run.
+#   CRUDCAST_BASELINE_BIN [unset]  another crudcast binary: adds the front `baseline` (to FANOUT_FRONTS
+#             too, unless it is listed there). CRUDCAST_BASELINE_BIN=$CRUDCAST_BIN shows the noise (~1.0)
+# Exit status: 0 all targets met, 2 a target missed, 1 the benchmark could not run. The targets are
+# crudcast's; the baseline front never changes the exit status.
 # Builds nothing: build crudcast and crudcast-fanout-client first. Runs `npm ci` in
 # bench/node-broadcaster when its node_modules is missing. Everything listens on 127.0.0.1;
 # configs and logs live in a mktemp directory removed on exit, with every process started here.
@@ -65,6 +72,7 @@ P99_TARGET=${FANOUT_P99_TARGET:-30}
 RATIO_TARGET=${FANOUT_RATIO_TARGET:-3}
 read -r -a SCENARIOS <<<"${FANOUT_SCENARIOS:-sustained max}"
 read -r -a FRONTS <<<"${FANOUT_FRONTS:-crudcast node}"
+BASELINE_BIN=${CRUDCAST_BASELINE_BIN:-}
 
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -79,7 +87,14 @@ done
     die "rounds, subscriber counts, durations and the rate must be at least 1"
 ((HTTP_CONNS >= 1 && MAX_HTTP_CONNS >= 1)) || die "HTTP connection counts must be at least 1"
 for s in "${SCENARIOS[@]}"; do [[ $s == sustained || $s == max ]] || die "unknown scenario '$s'"; done
-for f in "${FRONTS[@]}"; do [[ $f == crudcast || $f == node ]] || die "unknown front '$f'"; done
+for f in "${FRONTS[@]}"; do
+    [[ $f == crudcast || $f == node || ($f == baseline && -n $BASELINE_BIN) ]] ||
+        die "unknown front '$f' (crudcast, node, and baseline when CRUDCAST_BASELINE_BIN is set)"
+done
+if [[ -n $BASELINE_BIN ]]; then
+    [[ " ${FRONTS[*]} " == *" baseline "* ]] || FRONTS+=(baseline)
+    [[ -x $BASELINE_BIN ]] || die "no crudcast binary at CRUDCAST_BASELINE_BIN=$BASELINE_BIN"
+fi
 for tool in "$NGINX_BIN" "$NODE_BIN" curl python3 setsid awk; do
     command -v "$tool" >/dev/null || die "'$tool' not found"
 done
@@ -111,9 +126,9 @@ load_pid=
 
 bench_install_cleanup
 
-ports=$(bench_free_ports 3) || true
-read -r port_backend port_crudcast port_node <<<"$ports"
-[[ -n ${port_node:-} ]] || die "could not pick free ports"
+ports=$(bench_free_ports $((${BASELINE_BIN:+1} + 3))) || true
+read -r port_backend port_crudcast port_node port_baseline <<<"$ports"
+[[ -n ${port_node:-} && ( -z $BASELINE_BIN || -n ${port_baseline:-} ) ]] || die "could not pick free ports"
 
 # The upstream: one nginx worker answering every request from memory with 201 and a small JSON
 # body (the style of bench/nginx-backend.conf.in), so crudcast, not its upstream, is measured.
@@ -172,9 +187,10 @@ setsid "$NGINX_BIN" -p "$work/" -c "$work/backend.conf" -e "$work/backend-error.
 pids+=("$!")
 wait_ready upstream "$port_backend" "$work/backend-error.log"
 
-crudcast_cmd=("$CRUDCAST_BIN" --listen "127.0.0.1:$port_crudcast" --upstream "http://127.0.0.1:$port_backend"
-    --admin-listen off --log-level warn --threads "$CRUDCAST_THREADS"
-    --ws-max-queue-messages "$WS_MAX_QUEUE_MESSAGES" --ws-max-queue-bytes "$WS_MAX_QUEUE_BYTES")
+crudcast_flags=(--upstream "http://127.0.0.1:$port_backend" --admin-listen off --log-level warn
+    --threads "$CRUDCAST_THREADS" --ws-max-queue-messages "$WS_MAX_QUEUE_MESSAGES"
+    --ws-max-queue-bytes "$WS_MAX_QUEUE_BYTES")
+crudcast_cmd=("$CRUDCAST_BIN" --listen "127.0.0.1:$port_crudcast" "${crudcast_flags[@]}")
 setsid "${crudcast_cmd[@]}" </dev/null >"$work/crudcast.log" 2>&1 &
 pids+=("$!")
 crudcast_pid=$!
@@ -188,8 +204,22 @@ wait_ready node "$port_node" "$work/node.log"
 declare -A port=([crudcast]=$port_crudcast [node]=$port_node)
 declare -A server_pid=([crudcast]=$crudcast_pid [node]=$node_pid)
 
+if [[ -n $BASELINE_BIN ]]; then
+    baseline_cmd=("$BASELINE_BIN" --listen "127.0.0.1:$port_baseline" "${crudcast_flags[@]}")
+    setsid "${baseline_cmd[@]}" </dev/null >"$work/baseline.log" 2>&1 &
+    pids+=("$!")
+    port[baseline]=$port_baseline
+    server_pid[baseline]=$!
+    wait_ready baseline "$port_baseline" "$work/baseline.log"
+fi
+
 note "fanout benchmark: $(nproc) CPUs shared by the client, the fronts and the upstream; $ROUNDS round(s)"
 note "crudcast: ${crudcast_cmd[*]}"
+if [[ -n $BASELINE_BIN ]]; then
+    note "baseline: ${baseline_cmd[*]}"
+    cmp -s "$BASELINE_BIN" "$CRUDCAST_BIN" &&
+        note "NOTE: CRUDCAST_BASELINE_BIN is the same file as CRUDCAST_BIN: the crudcast / baseline ratios show the noise"
+fi
 note "  (queue limits raised from the defaults 4096 messages / 16m per subscriber so that a burst is"
 note "   delivered late rather than the subscriber closed with 1013: this run measures throughput)"
 note "node:     $NODE_BIN bench/node-broadcaster/server.js (ws $(cd "$node_dir" && "$NODE_BIN" -p 'require("ws/package.json").version'), node $("$NODE_BIN" --version))"
@@ -229,8 +259,9 @@ for ((round = 0; round < ROUNDS; round++)); do
             note "== round $((round + 1))/$ROUNDS: $front, $scenario"
             run_client "$front" "$scenario"
             for key in events_per_s frames_per_s lost gaps out_of_order p50_ms p99_ms client_cpu server_cpu \
-                machine_cpu closed max_in_flight; do
-                vals[$front,$scenario,$key]+="${r[$key]%\%} "
+                machine_cpu closed max_in_flight post_p50_ms post_p99_ms; do
+                value=${r[$key]:-}
+                vals[$front,$scenario,$key]+="${value%\%} "
             done
             sleep 2 # let the front finish whatever it still had to send to the departed subscribers
         done
@@ -246,6 +277,7 @@ echo "crudcast fan-out benchmark: median of $ROUNDS round(s) (lost: worst round)
 echo "client: crudcast-fanout-client, $CLIENT_THREADS subscriber thread(s) ($( ((CLIENT_POLL_US == 0)) && echo "blocking in epoll_wait" || echo "polling, ${CLIENT_POLL_US} µs sleep when idle")) + 1 HTTP thread; keep-alive POST connections:" \
     "sustained $HTTP_CONNS..$HTTP_CONNS_MAX (open loop), max $MAX_HTTP_CONNS"
 echo "crudcast: --threads $CRUDCAST_THREADS --ws-max-queue-messages $WS_MAX_QUEUE_MESSAGES --ws-max-queue-bytes $WS_MAX_QUEUE_BYTES"
+[[ -n $BASELINE_BIN ]] && echo "baseline: $BASELINE_BIN with crudcast's flags (crudcast: $CRUDCAST_BIN)"
 printf '%-9s %-9s %5s %5s %9s %10s %8s %8s %7s %7s %7s %7s %8s\n' front scenario subs rate "events/s" "frames/s" lost \
     "reorder" "p50 ms" "p99 ms" "cli CPU" "srv CPU" "machine"
 for scenario in "${SCENARIOS[@]}"; do
@@ -310,4 +342,53 @@ for scenario in "${SCENARIOS[@]}"; do
         fi
     done
 done
+
+# ab_ratio SCENARIO KEY: crudcast's median / baseline's median, then the same ratio round by round
+# (the two are measured close together in every round, so the spread shows the machine's noise).
+ab_ratio() {
+    awk -v c="$(med crudcast "$1" "$2")" -v b="$(med baseline "$1" "$2")" \
+        -v cr="${vals[crudcast,$1,$2]:-}" -v br="${vals[baseline,$1,$2]:-}" '
+        function r(x, y) { return (y + 0 > 0 && x != "nan" && y != "nan") ? sprintf("%.2f", x / y) : "n/a" }
+        BEGIN {
+            k = split(cr, cv, " "); split(br, bv, " ")
+            for (i = 1; i <= k; i++) rounds = rounds (i > 1 ? " " : "") r(cv[i], bv[i])
+            printf "ratio %5s   (per round: %s)\n", r(c, b), rounds
+        }'
+}
+if [[ " ${FRONTS[*]} " == *" crudcast "* && " ${FRONTS[*]} " == *" baseline "* ]]; then
+    echo
+    echo "crudcast / baseline (A/B, no targets: ~1.00 within the per-round spread = no change):"
+    for scenario in "${SCENARIOS[@]}"; do
+        for key in events_per_s frames_per_s lost p50_ms p99_ms post_p50_ms post_p99_ms server_cpu; do
+            case $key in
+            events_per_s) name="events/s" ;;
+            frames_per_s) name="frames/s" ;;
+            p50_ms) name="p50 ms" ;;
+            p99_ms) name="p99 ms" ;;
+            post_p50_ms) name="POST p50 ms" ;;
+            post_p99_ms) name="POST p99 ms" ;;
+            server_cpu) name="srv CPU" ;;
+            lost) name="lost" ;;
+            esac
+            if [[ $key == lost ]]; then
+                # Usually 0 on both sides, so no ratio: the worst rounds side by side, then every round.
+                printf '  %-9s %-11s crudcast %s, baseline %s   (worst round; per round, crudcast/baseline: %s)\n' \
+                    "$scenario" "$name" "$(maximum <<<"${vals[crudcast,$scenario,lost]}")" \
+                    "$(maximum <<<"${vals[baseline,$scenario,lost]}")" \
+                    "$(awk -v c="${vals[crudcast,$scenario,lost]}" -v b="${vals[baseline,$scenario,lost]}" 'BEGIN {
+                        k = split(c, cv, " "); split(b, bv, " ")
+                        for (i = 1; i <= k; i++) printf "%s%s/%s", (i > 1 ? " " : ""), cv[i], bv[i] }')"
+            else
+                printf '  %-9s %-11s %s\n' "$scenario" "$name" "$(ab_ratio "$scenario" "$key")"
+            fi
+        done
+    done
+    if have baseline sustained; then
+        achieved=$(med baseline sustained events_per_s)
+        if awk -v a="$achieved" -v t="$RATE" 'BEGIN { exit !(a < 0.98 * t) }'; then
+            echo "  NOTE  baseline sustained reached only $achieved of $RATE events/s"
+        fi
+    fi
+    echo "  (srv CPU: lower is better when events/s match, as in sustained: the same load for less CPU)"
+fi
 exit $((missed ? 2 : 0))

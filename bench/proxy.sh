@@ -5,6 +5,8 @@
 #   direct    the backend itself (the ceiling)
 #   nginx     nginx, 1 worker, upstream keepalive 64 (bench/nginx-proxy.conf.in)
 #   crudcast  crudcast --threads 1
+#   baseline  only with CRUDCAST_BASELINE_BIN: a second crudcast build, same flags (an A/B of two
+#             builds, e.g. before and after a refactor)
 # The backend is a second nginx (1 worker) that answers every request from memory with a small
 # JSON body (bench/nginx-backend.conf.in): far cheaper per request than proxying, so the fronts are
 # what is measured. GET and POST (small JSON body, bench/post.lua), each front measured in
@@ -20,7 +22,13 @@
 #   BENCH_GET_PATH [/api/authors/1]  BENCH_POST_PATH [/api/authors]
 #   BENCH_CRUDCAST_STANDIN [unset]   "nginx": put a second nginx where crudcast goes, to test this
 #                                    script without a crudcast binary (the ratios should be ~1.0)
-# Exit status: 0 all targets met, 2 a target missed, 1 the benchmark could not run.
+#   CRUDCAST_BASELINE_BIN [unset]    another crudcast binary (e.g. the build before a change): run
+#                                    as the front `baseline` with crudcast's flags, measured in the
+#                                    same rounds, and a "crudcast / baseline" block (ratios of the
+#                                    medians and per round, no targets) follows the nginx one.
+#                                    CRUDCAST_BASELINE_BIN=$CRUDCAST_BIN shows the noise (~1.0)
+# Exit status: 0 all targets met, 2 a target missed, 1 the benchmark could not run. The targets are
+# against nginx; the baseline front never changes the exit status (its errors are only reported).
 # Everything (configs, logs, raw wrk output) lives in a mktemp directory removed on exit, and every
 # process the script starts is stopped on exit.
 set -euo pipefail
@@ -39,6 +47,7 @@ CONNECTIONS=${BENCH_CONNECTIONS:-32}
 GET_PATH=${BENCH_GET_PATH:-/api/authors/1}
 POST_PATH=${BENCH_POST_PATH:-/api/authors}
 STANDIN=${BENCH_CRUDCAST_STANDIN:-}
+BASELINE_BIN=${CRUDCAST_BASELINE_BIN:-}
 
 EXPECTED_BODY='{"id":1,"name":"Ada Lovelace","born":1815}'
 RPS_TARGET=0.90 # crudcast req/s / nginx req/s must be at least this
@@ -57,6 +66,9 @@ if [[ -z $STANDIN ]]; then
 elif [[ $STANDIN != nginx ]]; then
     die "BENCH_CRUDCAST_STANDIN must be 'nginx' or unset, got '$STANDIN'"
 fi
+if [[ -n $BASELINE_BIN ]]; then
+    [[ -x $BASELINE_BIN ]] || die "no crudcast binary at CRUDCAST_BASELINE_BIN=$BASELINE_BIN"
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/crudcast-bench.XXXXXX")
 chmod 0711 "$work" # nginx workers drop root privileges and must reach their temp dirs
@@ -66,9 +78,9 @@ load_pid=
 
 bench_install_cleanup
 
-ports=$(bench_free_ports 3) || true
-read -r port_backend port_nginx port_crudcast <<<"$ports"
-[[ -n ${port_crudcast:-} ]] || die "could not pick free ports"
+ports=$(bench_free_ports $((${BASELINE_BIN:+1} + 3))) || true
+read -r port_backend port_nginx port_crudcast port_baseline <<<"$ports"
+[[ -n ${port_crudcast:-} && ( -z $BASELINE_BIN || -n ${port_baseline:-} ) ]] || die "could not pick free ports"
 
 # Servers run in their own session (setsid): a Ctrl-C on the terminal reaches only this script,
 # whose EXIT trap then stops wrk, the fronts and the backend in that order.
@@ -114,8 +126,8 @@ start_nginx backend nginx-backend.conf.in "$port_backend"
 wait_ready backend "$port_backend" "$work/backend-error.log"
 start_nginx nginx nginx-proxy.conf.in "$port_nginx" "$port_backend"
 wait_ready nginx "$port_nginx" "$work/nginx-error.log"
-crudcast_cmd=("$CRUDCAST_BIN" --listen "127.0.0.1:$port_crudcast" --upstream "http://127.0.0.1:$port_backend"
-    --threads 1 --admin-listen off --log-level warn)
+crudcast_flags=(--upstream "http://127.0.0.1:$port_backend" --threads 1 --admin-listen off --log-level warn)
+crudcast_cmd=("$CRUDCAST_BIN" --listen "127.0.0.1:$port_crudcast" "${crudcast_flags[@]}")
 if [[ -n $STANDIN ]]; then
     note "NOTE: BENCH_CRUDCAST_STANDIN=nginx: the 'crudcast' front is a second nginx, not crudcast"
     start_nginx crudcast-standin nginx-proxy.conf.in "$port_crudcast" "$port_backend"
@@ -133,6 +145,17 @@ declare -A url=(
     [nginx]="http://127.0.0.1:$port_nginx"
     [crudcast]="http://127.0.0.1:$port_crudcast"
 )
+if [[ -n $BASELINE_BIN ]]; then
+    baseline_cmd=("$BASELINE_BIN" --listen "127.0.0.1:$port_baseline" "${crudcast_flags[@]}")
+    setsid "${baseline_cmd[@]}" </dev/null >/dev/null 2>&1 &
+    pids+=("$!")
+    note "baseline: ${baseline_cmd[*]}  (output discarded)"
+    cmp -s "$BASELINE_BIN" "$CRUDCAST_BIN" &&
+        note "NOTE: CRUDCAST_BASELINE_BIN is the same file as CRUDCAST_BIN: the crudcast / baseline ratios show the noise"
+    wait_ready baseline "$port_baseline"
+    fronts+=(baseline)
+    url[baseline]="http://127.0.0.1:$port_baseline"
+fi
 
 # run_wrk FRONT METHOD DURATION: one wrk run; sets w_rps, w_p50, w_p99 (microseconds) and w_errors.
 # wrk runs in the background and is waited for, so a signal to this script stops it at once.
@@ -178,7 +201,7 @@ if [[ $WARMUP != 0 && $WARMUP != 0s ]]; then
 fi
 
 declare -A rps=() p50=() p99=()
-failures=0
+failures=0 baseline_failures=0
 for ((round = 0; round < ROUNDS; round++)); do
     for method in GET POST; do
         for ((i = 0; i < ${#fronts[@]}; i++)); do
@@ -191,7 +214,11 @@ for ((round = 0; round < ROUNDS; round++)); do
                 "$((round + 1))" "$ROUNDS" "$method" "$front" "$w_rps" "$w_p50" "$w_p99")"
             if ((w_errors > 0)); then
                 note "WARNING: $front $method: $w_errors socket errors or non-2xx responses in this round"
-                failures=$((failures + w_errors))
+                if [[ $front == baseline ]]; then
+                    baseline_failures=$((baseline_failures + w_errors))
+                else
+                    failures=$((failures + w_errors))
+                fi
             fi
         done
     done
@@ -220,13 +247,27 @@ for front in "${fronts[@]}"; do
         "${med[$front,POST,rps]}" "$(ms "${med[$front,POST,p50]}")" "$(ms "${med[$front,POST,p99]}")"
 done
 [[ -n $STANDIN ]] && echo "(* a second nginx standing in for crudcast: BENCH_CRUDCAST_STANDIN=nginx)"
+
+# ratios A B METHOD METRIC: sets `ratio` (A's median / B's median) and `per_round` (the same ratio
+# round by round: A and B are measured close together in every round, so its spread shows how much
+# the machine's noise moved the result).
+ratios() {
+    local a=$1 b=$2 method=$3 metric=$4
+    ratio=$(awk -v c="${med[$a,$method,$metric]}" -v n="${med[$b,$method,$metric]}" \
+        'BEGIN { printf "%.2f", (n > 0 ? c / n : 0) }')
+    declare -n values=$metric
+    per_round=$(awk -v c="${values[$a,$method]}" -v n="${values[$b,$method]}" 'BEGIN {
+        k = split(c, cv, " "); split(n, nv, " ")
+        for (i = 1; i <= k; i++) printf "%s%.2f", (i > 1 ? " " : ""), (nv[i] > 0 ? cv[i] / nv[i] : 0) }')
+    unset -n values
+}
+
 echo
 echo "crudcast / nginx:"
 missed=0
 for method in GET POST; do
     for metric in rps p99; do
-        ratio=$(awk -v c="${med[crudcast,$method,$metric]}" -v n="${med[nginx,$method,$metric]}" \
-            'BEGIN { printf "%.2f", (n > 0 ? c / n : 0) }')
+        ratios crudcast nginx "$method" "$metric"
         if [[ $metric == rps ]]; then
             verdict=$(awk -v r="$ratio" -v t="$RPS_TARGET" 'BEGIN { print (r >= t ? "PASS" : "FAIL") }')
             name="req/s"
@@ -235,19 +276,28 @@ for method in GET POST; do
             name="p99"
         fi
         [[ $verdict == PASS ]] || missed=1
-        # The same ratio round by round (crudcast and nginx measured close together): its spread
-        # shows how much the machine's noise moved the result.
-        declare -n values=$metric
-        per_round=$(awk -v c="${values[crudcast,$method]}" -v n="${values[nginx,$method]}" 'BEGIN {
-            k = split(c, cv, " "); split(n, nv, " ")
-            for (i = 1; i <= k; i++) printf "%s%.2f", (i > 1 ? " " : ""), (nv[i] > 0 ? cv[i] / nv[i] : 0) }')
-        unset -n values
         printf '  %-4s %-6s ratio %5s  %s   (per round: %s)\n' "$method" "$name" "$ratio" "$verdict" "$per_round"
     done
 done
 echo "target: req/s ratio >= $RPS_TARGET, p99 ratio <= $P99_TARGET"
+if [[ -n $BASELINE_BIN ]]; then
+    echo
+    echo "crudcast / baseline (A/B, no targets: ~1.00 within the per-round spread = no change):"
+    for method in GET POST; do
+        for metric in rps p99; do
+            ratios crudcast baseline "$method" "$metric"
+            [[ $metric == rps ]] && name="req/s" || name="p99"
+            printf '  %-4s %-6s ratio %5s         (per round: %s)\n' "$method" "$name" "$ratio" "$per_round"
+        done
+    done
+    echo "  crudcast = $CRUDCAST_BIN"
+    echo "  baseline = $BASELINE_BIN"
+fi
 if ((failures > 0)); then
     echo "WARNING: $failures errors or non-2xx responses during the measured rounds (see above)"
     missed=1
+fi
+if ((baseline_failures > 0)); then
+    echo "WARNING: $baseline_failures errors or non-2xx responses from baseline (see above; the exit status ignores them)"
 fi
 exit $((missed ? 2 : 0))
