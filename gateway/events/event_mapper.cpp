@@ -18,6 +18,7 @@
 #include <rapidjson/writer.h>
 
 #include "common/json_text.hpp"
+#include "common/text.hpp"
 #include "gateway/events/route_rules.hpp"
 
 namespace crudcast::gateway {
@@ -25,18 +26,6 @@ namespace {
 
 using std::string;
 using std::string_view;
-
-char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-string lower(string_view text) {
-    string out(text);
-    std::ranges::transform(out, out.begin(), ascii_lower);
-    return out;
-}
-
-bool iequals(string_view a, string_view b) {
-    return a.size() == b.size() && std::ranges::equal(a, b, {}, ascii_lower, ascii_lower);
-}
 
 bool is_digits(string_view text) {
     return !text.empty() && std::ranges::all_of(text, [](char c) { return c >= '0' && c <= '9'; });
@@ -56,7 +45,7 @@ bool is_version(string_view segment) {
 
 // application/json and any */*+json (application/vnd.api+json, ...), parameters allowed.
 bool is_json_content_type(string_view content_type) {
-    const string media = lower(trim_json_whitespace(content_type.substr(0, content_type.find(';'))));
+    const string media = ascii_lower(trim(content_type.substr(0, content_type.find(';'))));
     if (media == "application/json") return true;
     const auto slash = media.find('/');
     return slash != string::npos && slash > 0 && media.size() - slash - 1 > 5 && media.ends_with("+json");
@@ -143,9 +132,9 @@ string singular_by_suffix(const string& word) {
 }  // namespace
 
 std::string singularize(std::string_view plural, const std::vector<std::pair<std::string, std::string>>& irregular) {
-    const string word = lower(plural);
+    const string word = ascii_lower(plural);
     for (const auto& [from, to] : irregular)
-        if (iequals(from, word)) return lower(to);
+        if (iequals(from, word)) return ascii_lower(to);
     if (auto singular = builtin_singular(word)) return *singular;
     // "sales-people", "user_addresses": the last word of a compound decides.
     if (const auto joint = word.find_last_of("-_"); joint != string::npos) {
@@ -176,10 +165,10 @@ struct EventMapper::Impl {
             throw std::invalid_argument("payload-pointer " + json_string(pointer_text) + " is not a JSON Pointer");
         for (const auto& prefix : config.path_prefixes) {
             std::vector<string> segments;
-            for (auto& segment : path_segments("/" + prefix)) segments.push_back(lower(segment));
+            for (auto& segment : path_segments("/" + prefix)) segments.push_back(ascii_lower(segment));
             if (!segments.empty()) prefixes.push_back(std::move(segments));  // "" or "/" means no prefix
         }
-        for (const auto& [from, to] : config.models) irregular.emplace_back(lower(from), lower(to));
+        for (const auto& [from, to] : config.models) irregular.emplace_back(ascii_lower(from), ascii_lower(to));
     }
 
     Plan plan(string_view method, string_view target, unsigned status) const {
