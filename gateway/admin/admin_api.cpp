@@ -100,9 +100,9 @@ std::string render_stats_json(const proxy::ProxyCounters& p, const WebSocketCoun
             o.key("events_skipped_by");
             {
                 JsonObject by(out);
-                for (std::size_t i = 0; i < ev.reasons.size(); ++i) {
-                    const auto n = load(ev.skipped_by[i]);
-                    by.number(ev.reasons[i], n);
+                for (const auto& row : no_event_reasons) {
+                    const auto n = load(ev.skipped_by[index_of(row.reason)]);
+                    by.number(row.name, n);
                     total += n;
                 }
             }

@@ -113,9 +113,9 @@ std::string render_metrics(const proxy::ProxyCounters& p, const WebSocketCounter
         }
     }
     header(out, "crudcast_events_skipped_total", "counter", "Responses that made no event, by reason");
-    for (std::size_t i = 0; i < ev.reasons.size(); ++i) {
-        sample(out, "crudcast_events_skipped_total{reason=\"" + std::string(ev.reasons[i]) + "\"}",
-               load(ev.skipped_by[i]));
+    for (const auto& row : no_event_reasons) {
+        sample(out, "crudcast_events_skipped_total{reason=\"" + std::string(row.name) + "\"}",
+               load(ev.skipped_by[index_of(row.reason)]));
     }
     header(out, "crudcast_websocket_subscribers", "gauge", "WebSocket subscribers, by topic");
     for (const auto& [topic, n] : bus.subscriber_counts())
