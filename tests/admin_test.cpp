@@ -12,6 +12,7 @@
 
 #include <rapidjson/document.h>
 
+#include "gateway/admin/admin_api.hpp"
 #include "proxy/recent_requests.hpp"
 #include "testkit.hpp"
 
@@ -273,6 +274,24 @@ TEST(RecentRequests, FormatsTheEventNoteAndMergesThreadsNewestFirst) {
     EXPECT_EQ(by_rid["a2"].event, "ws=subscribe");
     EXPECT_EQ(by_rid["b2"].event, "");
     EXPECT_EQ(by_rid["b2"].error, "connect to upstream failed");
+}
+
+// Paths and rids are client bytes; the page must still be able to parse what it polls. RapidJSON's
+// Writer copies bytes as they are, so what is not UTF-8 becomes U+FFFD before it gets there.
+TEST(AdminApi, ClientBytesThatAreNotUtf8StayParseableJson) {
+    proxy::RequestRecord record;
+    record.request_id = "r\"id\x01";
+    record.method = "GET";
+    record.path = "/caf\xc3\xa9/\xff\xc3";
+    record.duration_ms = 1.9996;
+    const auto text = gateway::render_requests_json({record});
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseValidateEncodingFlag>(text.c_str(), text.size());
+    ASSERT_FALSE(doc.HasParseError()) << text;
+    const auto& r = doc["requests"][0];
+    EXPECT_EQ(std::string(r["path"].GetString()), "/caf\xc3\xa9/\xef\xbf\xbd\xef\xbf\xbd");
+    EXPECT_EQ(std::string(r["rid"].GetString()), "r\"id\x01");
+    EXPECT_NE(text.find("\"ms\":2.000,"), std::string::npos) << text;  // 3 decimals, rounded
 }
 
 TEST_F(Admin, MetricsPassPromtool) {
