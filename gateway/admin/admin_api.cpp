@@ -3,7 +3,9 @@
 // client data: the page renders them as text only, and must be able to parse them at all.
 #include "gateway/admin/admin_api.hpp"
 
+#include <array>
 #include <cstdio>
+#include <mutex>
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -48,9 +50,60 @@ void milliseconds(JsonWriter& w, std::string_view name, double value) {
 
 std::string text_of(const rapidjson::StringBuffer& buffer) { return std::string(buffer.GetString(), buffer.GetSize()); }
 
-template <class Atomic>
-auto load(const Atomic& a) {
-    return a.load(std::memory_order_relaxed);
+// A key and number for each declared counter that has an /api/stats key.
+template <class Counters>
+void scalars(JsonWriter& w, const Counters& counters) {
+    counters.for_each_stat([&](const stats::Info& info, auto value) {
+        if (!info.json.empty()) number(w, info.json, value);
+    });
+}
+
+// By status class only (what the page shows), with their total; /metrics has them by method too.
+void requests(JsonWriter& w, const proxy::ProxyCounters& p) {
+    std::array<std::uint64_t, p.status_classes.size()> by_class{};
+    for (const auto& method : p.responses)
+        for (std::size_t c = 0; c < by_class.size(); ++c) by_class[c] += stats::load(method[c]);
+    std::uint64_t total = 0;
+    for (auto n : by_class) total += n;
+    key(w, p.responses_info.json);
+    w.StartObject();
+    number(w, "total", total);
+    for (std::size_t c = 0; c < by_class.size(); ++c) number(w, p.status_classes[c], by_class[c]);
+    w.EndObject();
+}
+
+void events(JsonWriter& w, const EventCounters& ev) {
+    std::uint64_t published = 0;
+    key(w, ev.published_info.json);
+    w.StartObject();
+    {
+        std::lock_guard lock(ev.mutex);
+        for (const auto& [model_method, n] : ev.published_by) {
+            std::string label = model_method;  // "model\tMETHOD" -> "model/METHOD"
+            if (const auto tab = label.find('\t'); tab != std::string::npos) label[tab] = '/';
+            number(w, label, n);
+            published += n;
+        }
+    }
+    w.EndObject();
+    number(w, ev.published_info.json_total, published);
+    std::uint64_t skipped = 0;
+    key(w, ev.skipped_info.json);
+    w.StartObject();
+    for (const auto& row : no_event_reasons) {
+        const auto n = stats::load(ev.skipped_by[index_of(row.reason)]);
+        number(w, row.name, n);
+        skipped += n;
+    }
+    w.EndObject();
+    number(w, ev.skipped_info.json_total, skipped);
+}
+
+void subscribers(JsonWriter& w, const bus::InMemoryBus& bus) {
+    key(w, WebSocketCounters::by_topic_info.json);
+    w.StartObject();
+    for (const auto& [topic, n] : bus.subscriber_counts()) number(w, topic, static_cast<std::uint64_t>(n));
+    w.EndObject();
 }
 
 }  // namespace
@@ -60,64 +113,11 @@ std::string render_stats_json(const proxy::ProxyCounters& p, const WebSocketCoun
     rapidjson::StringBuffer buffer(nullptr, 1024);
     JsonWriter w(buffer);
     w.StartObject();
-    {
-        static constexpr const char* classes[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
-        std::uint64_t by_class[6] = {};
-        for (const auto& method : p.responses)
-            for (std::size_t c = 0; c < 6; ++c) by_class[c] += load(method[c]);
-        std::uint64_t total = 0;
-        for (auto n : by_class) total += n;
-        key(w, "requests");
-        w.StartObject();
-        number(w, "total", total);
-        for (std::size_t c = 0; c < 6; ++c) number(w, classes[c], by_class[c]);
-        w.EndObject();
-    }
-    number(w, "in_flight", load(p.in_flight));
-    number(w, "client_connections", load(p.open_client_connections));
-    number(w, "upstream_connections", load(p.open_upstream_connections));
-    number(w, "upstream_pool_hits", load(p.pool_hits));
-    number(w, "upstream_pool_misses", load(p.pool_misses));
-    number(w, "bad_gateway", load(p.bad_gateway));
-    number(w, "gateway_timeout", load(p.gateway_timeout));
-    number(w, "request_body_bytes", load(p.bytes_in));
-    number(w, "response_body_bytes", load(p.bytes_out));
-    {
-        std::uint64_t total = 0;
-        key(w, "events_published_by");
-        w.StartObject();
-        {
-            std::lock_guard lock(ev.mutex);
-            for (const auto& [model_method, n] : ev.published_by) {
-                std::string label = model_method;  // "model\tMETHOD" -> "model/METHOD"
-                if (const auto tab = label.find('\t'); tab != std::string::npos) label[tab] = '/';
-                number(w, label, n);
-                total += n;
-            }
-        }
-        w.EndObject();
-        number(w, "events_published", total);
-    }
-    {
-        std::uint64_t total = 0;
-        key(w, "events_skipped_by");
-        w.StartObject();
-        for (const auto& row : no_event_reasons) {
-            const auto n = load(ev.skipped_by[index_of(row.reason)]);
-            number(w, row.name, n);
-            total += n;
-        }
-        w.EndObject();
-        number(w, "events_skipped", total);
-    }
-    number(w, "websocket_subscribers", load(ws.open));
-    key(w, "websocket_subscribers_by_topic");
-    w.StartObject();
-    for (const auto& [topic, n] : bus.subscriber_counts()) number(w, topic, static_cast<std::uint64_t>(n));
-    w.EndObject();
-    number(w, "websocket_connections_total", load(ws.connections));
-    number(w, "websocket_frames_sent", load(ws.frames_sent));
-    number(w, "websocket_slow_closes", load(ws.slow_closes));
+    requests(w, p);
+    scalars(w, p);
+    events(w, ev);
+    scalars(w, ws);
+    subscribers(w, bus);
     w.EndObject();
     return text_of(buffer);
 }
