@@ -68,6 +68,24 @@ inline void append_json_escaped(std::string& out, std::string_view text) {
     }
 }
 
+// `text` with each byte that does not start well-formed UTF-8 replaced by U+FFFD, as
+// append_json_escaped does: for text handed to RapidJSON's Writer, which copies bytes as they are.
+inline std::string valid_utf8(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size();) {
+        const auto length = utf8_sequence_length(text, i);
+        if (length == 0) {
+            out += "\xEF\xBF\xBD";
+            ++i;
+            continue;
+        }
+        out.append(text.substr(i, length));
+        i += length;
+    }
+    return out;
+}
+
 // Appends `text` as a quoted JSON string.
 inline void append_json_string(std::string& out, std::string_view text) {
     out += '"';

@@ -1,6 +1,7 @@
 // admin_test.cpp: the admin listener over real sockets: /healthz, /readyz flipping as the upstream
 // dies and returns, /metrics moving as requests and events happen, the live page and the JSON it
-// polls (/api/stats, /api/requests, /api/info); and the per-thread ring of recent requests.
+// polls (/api/stats, /api/requests, /api/info), every declared counter and no-event reason in both
+// /metrics and /api/stats; and the per-thread ring of recent requests.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -8,10 +9,16 @@
 #include <cstdio>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include <rapidjson/document.h>
 
+#include "common/stats.hpp"
+#include "gateway/admin/admin_api.hpp"
+#include "gateway/events/event_counters.hpp"
+#include "gateway/ws/ws_counters.hpp"
+#include "proxy/counters.hpp"
 #include "proxy/recent_requests.hpp"
 #include "testkit.hpp"
 
@@ -239,6 +246,89 @@ TEST_F(Admin, StatsMoveWithRequestsEventsAndErrors) {
     EXPECT_TRUE(after["websocket_subscribers_by_topic"].IsObject());
 }
 
+// Each counter is declared once, with its names (proxy/counters.hpp, gateway/ws/ws_counters.hpp,
+// gateway/events/event_counters.hpp), and both exporters write it from there: every declared name is in
+// /metrics (with its HELP and TYPE) and in /api/stats as declared, a counter in both shows the same value
+// in both, and neither has a family or key that is not declared.
+TEST_F(Admin, EveryDeclaredCounterIsInMetricsAndStats) {
+    std::vector<stats::Info> scalars;
+    const auto collect = [&](const stats::Info& info, auto) { scalars.push_back(info); };
+    proxy::ProxyCounters{}.for_each_stat(collect);
+    gateway::WebSocketCounters{}.for_each_stat(collect);
+    std::vector<stats::Info> declared = scalars;
+    for (const auto& family : {proxy::ProxyCounters::responses_info, proxy::ProxyCounters::latency_info,
+                               gateway::EventCounters::published_info, gateway::EventCounters::skipped_info,
+                               gateway::WebSocketCounters::by_topic_info})
+        declared.push_back(family);
+
+    // Some traffic, so that the counters are not all 0 and the labelled families have samples.
+    EXPECT_EQ(exchange(gateway_->port(), get_request("/api/authors")).status, 200u);
+    poll_json(admin_, "/api/stats", [](const rapidjson::Document& d) {
+        return d.IsObject() && d["requests"]["total"].GetUint64() >= 1;
+    });
+    const auto metrics = exchange(admin_, get_request("/metrics")).body;
+    const auto json = parse_json(exchange(admin_, get_request("/api/stats")).body);
+    ASSERT_TRUE(json.IsObject());
+
+    std::set<std::string> families, keys;
+    for (const auto& info : declared) {
+        EXPECT_FALSE(info.metric.empty() && info.json.empty()) << info.help << ": exported nowhere";
+        if (!info.metric.empty()) {
+            EXPECT_TRUE(families.emplace(info.metric).second) << info.metric << " declared twice";
+            const auto head = "# HELP " + std::string(info.metric) + " " + std::string(info.help) + "\n# TYPE " +
+                              std::string(info.metric) + " " + std::string(info.type) + "\n";
+            EXPECT_NE(metrics.find(head), std::string::npos) << head;
+        }
+        for (const auto key : {info.json, info.json_total}) {
+            if (key.empty()) continue;
+            EXPECT_TRUE(keys.emplace(key).second) << key << " declared twice";
+            EXPECT_TRUE(json.HasMember(std::string(key).c_str())) << key;
+        }
+    }
+    for (const auto& info : scalars) {
+        if (info.metric.empty() || info.json.empty()) continue;
+        const auto& value = json[std::string(info.json).c_str()];
+        ASSERT_TRUE(value.IsInt64()) << info.json;
+        EXPECT_EQ(metric(metrics, std::string(info.metric)), static_cast<double>(value.GetInt64())) << info.metric;
+    }
+    std::istringstream lines(metrics);
+    std::string line;
+    while (std::getline(lines, line)) {
+        if (line.starts_with("# TYPE ")) {
+            const auto name = line.substr(7, line.find(' ', 7) - 7);
+            EXPECT_TRUE(families.contains(name)) << name << " is in /metrics but not declared";
+        }
+    }
+    for (const auto& member : json.GetObject()) {
+        const std::string key = member.name.GetString();
+        EXPECT_TRUE(keys.contains(key)) << key << " is in /api/stats but not declared";
+    }
+}
+
+// The no-event reasons come from one table (gateway/events/no_event_reason.hpp): each is a reason label
+// in /metrics and a key of events_skipped_by in /api/stats, and there are no others.
+TEST_F(Admin, EveryNoEventReasonIsInMetricsAndStats) {
+    EXPECT_EQ(exchange(gateway_->port(), get_request("/api/authors")).status, 200u);  // reason=method
+    const auto json = poll_json(admin_, "/api/stats", [](const rapidjson::Document& d) {
+        return d.IsObject() && d["events_skipped"].GetUint64() >= 1;
+    });
+    const auto metrics = exchange(admin_, get_request("/metrics")).body;
+    ASSERT_TRUE(json.IsObject());
+    const auto& by_reason = json["events_skipped_by"];
+    for (const auto& row : gateway::no_event_reasons) {
+        const std::string name(row.name);
+        const double expected = row.reason == gateway::NoEventReason::method ? 1 : 0;
+        EXPECT_EQ(metric(metrics, "crudcast_events_skipped_total{reason=\"" + name + "\"}"), expected) << name;
+        ASSERT_TRUE(by_reason.HasMember(name.c_str())) << name;
+        EXPECT_EQ(by_reason[name.c_str()].GetUint64(), expected) << name;
+    }
+    EXPECT_EQ(by_reason.MemberCount(), gateway::no_event_reasons.size());
+    std::size_t samples = 0;
+    for (std::size_t at = 0; (at = metrics.find("\ncrudcast_events_skipped_total{", at)) != std::string::npos; ++at)
+        ++samples;
+    EXPECT_EQ(samples, gateway::no_event_reasons.size());
+}
+
 TEST(RecentRequests, KeepsTheNewestUpToItsCapacity) {
     proxy::RecentRequests ring(3);
     for (int i = 1; i <= 5; ++i)
@@ -273,6 +363,24 @@ TEST(RecentRequests, FormatsTheEventNoteAndMergesThreadsNewestFirst) {
     EXPECT_EQ(by_rid["a2"].event, "ws=subscribe");
     EXPECT_EQ(by_rid["b2"].event, "");
     EXPECT_EQ(by_rid["b2"].error, "connect to upstream failed");
+}
+
+// Paths and rids are client bytes; the page must still be able to parse what it polls. RapidJSON's
+// Writer copies bytes as they are, so what is not UTF-8 becomes U+FFFD before it gets there.
+TEST(AdminApi, ClientBytesThatAreNotUtf8StayParseableJson) {
+    proxy::RequestRecord record;
+    record.request_id = "r\"id\x01";
+    record.method = "GET";
+    record.path = "/caf\xc3\xa9/\xff\xc3";
+    record.duration_ms = 1.9996;
+    const auto text = gateway::render_requests_json({record});
+    rapidjson::Document doc;
+    doc.Parse<rapidjson::kParseValidateEncodingFlag>(text.c_str(), text.size());
+    ASSERT_FALSE(doc.HasParseError()) << text;
+    const auto& r = doc["requests"][0];
+    EXPECT_EQ(std::string(r["path"].GetString()), "/caf\xc3\xa9/\xef\xbf\xbd\xef\xbf\xbd");
+    EXPECT_EQ(std::string(r["rid"].GetString()), "r\"id\x01");
+    EXPECT_NE(text.find("\"ms\":2.000,"), std::string::npos) << text;  // 3 decimals, rounded
 }
 
 TEST_F(Admin, MetricsPassPromtool) {

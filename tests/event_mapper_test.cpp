@@ -19,6 +19,7 @@ using crudcast::config::RouteRule;
 using crudcast::gateway::EventMapper;
 using crudcast::gateway::Exchange;
 using crudcast::gateway::MapResult;
+using crudcast::gateway::NoEventReason;
 using crudcast::gateway::singularize;
 
 // What a test expects: an event (model, id, many, payload) or the reason for none.
@@ -43,21 +44,26 @@ void PrintTo(const Case& c, std::ostream* out) {
     *out << c.method << ' ' << c.target << ' ' << c.status << " [" << c.content_type << "] " << c.body;
 }
 
+// A reason by its name on the wire; "" when there is none (an event was made, or might be).
+std::string text(const std::optional<NoEventReason>& reason) {
+    return reason ? std::string(crudcast::gateway::name_of(*reason)) : "";
+}
+
 MapResult run(const EventMapper& mapper, const Case& c, bool too_large = false) {
     return mapper.map(Exchange{.method = c.method, .target = c.target, .status = c.status,
                                .content_type = c.content_type, .body = c.body, .body_too_large = too_large});
 }
 
 void check(const MapResult& result, const Case& c) {
-    SCOPED_TRACE(c.method + " " + c.target + " -> " + (result.reason.empty() ? "event" : result.reason) +
+    SCOPED_TRACE(c.method + " " + c.target + " -> " + (result.reason ? text(result.reason) : "event") +
                  " detail: " + result.detail);
     if (!c.expect.reason.empty()) {
         EXPECT_FALSE(result.event.has_value());
-        EXPECT_EQ(result.reason, c.expect.reason);
+        EXPECT_EQ(text(result.reason), c.expect.reason);
         return;
     }
-    ASSERT_TRUE(result.event.has_value()) << "reason: " << result.reason;
-    EXPECT_EQ(result.reason, "");
+    ASSERT_TRUE(result.event.has_value()) << "reason: " << text(result.reason);
+    EXPECT_EQ(text(result.reason), "");
     EXPECT_EQ(result.event->model, c.expect.model);
     EXPECT_EQ(result.event->method, c.method);
     EXPECT_EQ(result.event->id_json, c.expect.id);
@@ -173,7 +179,7 @@ TEST(Inference, PrefixesDefaultToApiOnly) {
 TEST(Inference, ReservedExplainsItself) {
     const EventMapper mapper{Config{}};
     const auto result = run(mapper, path("/api/all", {}));
-    EXPECT_EQ(result.reason, "reserved");
+    EXPECT_EQ(text(result.reason), "reserved");
     EXPECT_NE(result.detail.find("\"all\""), std::string::npos) << result.detail;
 }
 
@@ -364,6 +370,17 @@ INSTANTIATE_TEST_SUITE_P(
         ReasonCase{"ByteOrderMarkIsDropped", json("\xEF\xBB\xBF {}", with(event("author"), "{}"))}),
     [](const auto& info) { return info.param.name; });
 
+// The access line, the log, /metrics' reason label and /api/stats all take these names from one table;
+// dashboards and the README's list read them, so they never change by accident.
+TEST(Reasons, NamesOnTheWireStayAsTheyAre) {
+    std::vector<std::string> names;
+    for (const auto& row : crudcast::gateway::no_event_reasons) names.emplace_back(row.name);
+    EXPECT_EQ(names, (std::vector<std::string>{"method", "status", "content-type", "invalid-json", "too-large", "rule",
+                                               "no-model", "reserved", "other"}));
+    EXPECT_EQ(crudcast::gateway::name_of(NoEventReason::content_type), "content-type");
+    EXPECT_EQ(crudcast::gateway::name_of(NoEventReason::no_model), "no-model");
+}
+
 TEST(Reasons, GetPublishesWhenConfigured) {
     Config config;
     config.publish_methods = {"GET", "POST"};
@@ -383,11 +400,11 @@ TEST(Reasons, DeepNestingIsRefusedNotRecursed) {
     const EventMapper mapper(config);
     const auto deep = std::string(100'000, '[') + std::string(100'000, ']');
     const auto refused = run(mapper, json(deep, {}));
-    EXPECT_EQ(refused.reason, "invalid-json");
+    EXPECT_EQ(text(refused.reason), "invalid-json");
     EXPECT_NE(refused.detail.find("nested deeper"), std::string::npos) << refused.detail;
     const auto fine = "{\"value\": " + std::string(200, '[') + std::string(200, ']') + "}";
     const auto result = run(mapper, json(fine, {}));
-    ASSERT_TRUE(result.event.has_value()) << result.reason << ": " << result.detail;
+    ASSERT_TRUE(result.event.has_value()) << text(result.reason) << ": " << result.detail;
     EXPECT_EQ(result.event->payload_json, std::string(200, '[') + std::string(200, ']'));
     // Brackets inside strings do not count.
     EXPECT_TRUE(run(mapper, json("[\"" + std::string(1000, '[') + "\"]", {})).event.has_value());
@@ -395,7 +412,7 @@ TEST(Reasons, DeepNestingIsRefusedNotRecursed) {
 
 TEST(Reasons, InvalidJsonSaysWhere) {
     const auto result = run(EventMapper(Config{}), json(R"({"a": })", {}));
-    EXPECT_EQ(result.reason, "invalid-json");
+    EXPECT_EQ(text(result.reason), "invalid-json");
     EXPECT_NE(result.detail.find("byte 6"), std::string::npos) << result.detail;
 }
 
@@ -420,7 +437,7 @@ TEST_P(Precheck, DecidesFromTheHeadersAlone) {
     Config config = reason_config();
     config.routes = {Rule{.path = "/auth/login", .publish = false}};
     const EventMapper mapper(config);
-    EXPECT_EQ(mapper.precheck(c.method, c.target, c.status, c.content_type, c.content_length), c.reason);
+    EXPECT_EQ(text(mapper.precheck(c.method, c.target, c.status, c.content_type, c.content_length)), c.reason);
 }
 
 INSTANTIATE_TEST_SUITE_P(

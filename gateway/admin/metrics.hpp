@@ -4,8 +4,8 @@
 #include <string>
 
 #include "bus/in_memory_bus.hpp"
-#include "gateway/events/event_publisher.hpp"
-#include "gateway/ws/websocket_session.hpp"
+#include "gateway/events/event_counters.hpp"
+#include "gateway/ws/ws_counters.hpp"
 #include "proxy/counters.hpp"
 
 namespace crudcast::gateway {

@@ -18,6 +18,7 @@
 #include <rapidjson/writer.h>
 
 #include "common/json_text.hpp"
+#include "common/text.hpp"
 #include "gateway/events/route_rules.hpp"
 
 namespace crudcast::gateway {
@@ -25,18 +26,6 @@ namespace {
 
 using std::string;
 using std::string_view;
-
-char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-string lower(string_view text) {
-    string out(text);
-    std::ranges::transform(out, out.begin(), ascii_lower);
-    return out;
-}
-
-bool iequals(string_view a, string_view b) {
-    return a.size() == b.size() && std::ranges::equal(a, b, {}, ascii_lower, ascii_lower);
-}
 
 bool is_digits(string_view text) {
     return !text.empty() && std::ranges::all_of(text, [](char c) { return c >= '0' && c <= '9'; });
@@ -56,7 +45,7 @@ bool is_version(string_view segment) {
 
 // application/json and any */*+json (application/vnd.api+json, ...), parameters allowed.
 bool is_json_content_type(string_view content_type) {
-    const string media = lower(trim_json_whitespace(content_type.substr(0, content_type.find(';'))));
+    const string media = ascii_lower(trim(content_type.substr(0, content_type.find(';'))));
     if (media == "application/json") return true;
     const auto slash = media.find('/');
     return slash != string::npos && slash > 0 && media.size() - slash - 1 > 5 && media.ends_with("+json");
@@ -143,9 +132,9 @@ string singular_by_suffix(const string& word) {
 }  // namespace
 
 std::string singularize(std::string_view plural, const std::vector<std::pair<std::string, std::string>>& irregular) {
-    const string word = lower(plural);
+    const string word = ascii_lower(plural);
     for (const auto& [from, to] : irregular)
-        if (iequals(from, word)) return lower(to);
+        if (iequals(from, word)) return ascii_lower(to);
     if (auto singular = builtin_singular(word)) return *singular;
     // "sales-people", "user_addresses": the last word of a compound decides.
     if (const auto joint = word.find_last_of("-_"); joint != string::npos) {
@@ -158,7 +147,7 @@ std::string singularize(std::string_view plural, const std::vector<std::pair<std
 struct EventMapper::Impl {
     // What the request line and status decide, before any body.
     struct Plan {
-        string reason;
+        std::optional<NoEventReason> reason;
         string detail;
         const CompiledRule* rule = nullptr;
         string model;
@@ -176,10 +165,10 @@ struct EventMapper::Impl {
             throw std::invalid_argument("payload-pointer " + json_string(pointer_text) + " is not a JSON Pointer");
         for (const auto& prefix : config.path_prefixes) {
             std::vector<string> segments;
-            for (auto& segment : path_segments("/" + prefix)) segments.push_back(lower(segment));
+            for (auto& segment : path_segments("/" + prefix)) segments.push_back(ascii_lower(segment));
             if (!segments.empty()) prefixes.push_back(std::move(segments));  // "" or "/" means no prefix
         }
-        for (const auto& [from, to] : config.models) irregular.emplace_back(lower(from), lower(to));
+        for (const auto& [from, to] : config.models) irregular.emplace_back(ascii_lower(from), ascii_lower(to));
     }
 
     Plan plan(string_view method, string_view target, unsigned status) const {
@@ -187,11 +176,11 @@ struct EventMapper::Impl {
         const auto segments = path_segments(target);
         plan.rule = routes.match(segments);
         if (plan.rule != nullptr) plan.detail = plan.rule->describe();
-        if (plan.rule != nullptr && !plan.rule->publish) return fail(std::move(plan), "rule");
+        if (plan.rule != nullptr && !plan.rule->publish) return fail(std::move(plan), NoEventReason::rule);
 
         const auto& allowed = plan.rule != nullptr && plan.rule->methods ? *plan.rule->methods : methods;
-        if (std::ranges::find(allowed, method) == allowed.end()) return fail(std::move(plan), "method");
-        if (!is_success(status)) return fail(std::move(plan), "status");
+        if (std::ranges::find(allowed, method) == allowed.end()) return fail(std::move(plan), NoEventReason::method);
+        if (!is_success(status)) return fail(std::move(plan), NoEventReason::status);
 
         // Skip prefixes and versions, then the rest alternates collection, id, collection, id...
         std::size_t at = 0;
@@ -211,12 +200,12 @@ struct EventMapper::Impl {
         if (plan.rule != nullptr && plan.rule->model) {
             plan.model = *plan.rule->model;
         } else if (rest == 0) {
-            return fail(std::move(plan), "no-model");
+            return fail(std::move(plan), NoEventReason::no_model);
         } else {
             plan.model = singularize(segments[collection], irregular);
             if (plan.model == "all") {
                 append(plan.detail, "path's model is \"all\", the reserved topic; a route rule can name its model");
-                return fail(std::move(plan), "reserved");
+                return fail(std::move(plan), NoEventReason::reserved);
             }
         }
         if (plan.rule != nullptr && plan.rule->id_segment) plan.url_id = segments[*plan.rule->id_segment];
@@ -224,8 +213,8 @@ struct EventMapper::Impl {
         return plan;
     }
 
-    static Plan fail(Plan plan, string reason) {
-        plan.reason = std::move(reason);
+    static Plan fail(Plan plan, NoEventReason reason) {
+        plan.reason = reason;
         return plan;
     }
 
@@ -246,17 +235,17 @@ struct EventMapper::Impl {
 
 EventMapper::EventMapper(const config::Config& config) : impl_(std::make_shared<const Impl>(config)) {}
 
-std::string EventMapper::precheck(std::string_view method, std::string_view target, unsigned status,
-                                  std::string_view content_type, long long content_length) const {
+std::optional<NoEventReason> EventMapper::precheck(std::string_view method, std::string_view target, unsigned status,
+                                                   std::string_view content_type, long long content_length) const {
     auto plan = impl_->plan(method, target, status);
-    if (!plan.reason.empty()) return plan.reason;
+    if (plan.reason) return plan.reason;
     if (content_length > 0 && static_cast<unsigned long long>(content_length) > impl_->max_event_bytes)
-        return "too-large";
+        return NoEventReason::too_large;
     // 204 and 205 never have a body. With an unknown length a non-JSON type is refused already:
     // an empty chunked body under such a type is rare, and capturing would stop it streaming.
     const bool surely_empty = content_length == 0 || status == 204 || status == 205;
-    if (!surely_empty && !is_json_content_type(content_type)) return "content-type";
-    return "";
+    if (!surely_empty && !is_json_content_type(content_type)) return NoEventReason::content_type;
+    return std::nullopt;
 }
 
 MapResult EventMapper::map(const Exchange& exchange) const {
@@ -264,12 +253,12 @@ MapResult EventMapper::map(const Exchange& exchange) const {
     auto plan = impl.plan(exchange.method, exchange.target, exchange.status);
     MapResult result;
     result.detail = std::move(plan.detail);
-    const auto fail = [&](string reason) {
-        result.reason = std::move(reason);
+    const auto fail = [&](NoEventReason reason) {
+        result.reason = reason;
         return std::move(result);
     };
-    if (!plan.reason.empty()) return fail(std::move(plan.reason));
-    if (exchange.body_too_large || exchange.body.size() > impl.max_event_bytes) return fail("too-large");
+    if (plan.reason) return fail(*plan.reason);
+    if (exchange.body_too_large || exchange.body.size() > impl.max_event_bytes) return fail(NoEventReason::too_large);
 
     bus::Event event;
     event.model = std::move(plan.model);
@@ -285,10 +274,10 @@ MapResult EventMapper::map(const Exchange& exchange) const {
         result.event = std::move(event);
         return result;
     }
-    if (!is_json_content_type(exchange.content_type)) return fail("content-type");
+    if (!is_json_content_type(exchange.content_type)) return fail(NoEventReason::content_type);
     if (nested_too_deep(body)) {
         Impl::append(result.detail, "JSON nested deeper than " + std::to_string(max_json_depth) + " levels");
-        return fail("invalid-json");
+        return fail(NoEventReason::invalid_json);
     }
     rapidjson::Document document;
     // Validated UTF-8, because the raw bytes go into a WebSocket text frame; full precision, so a
@@ -299,7 +288,7 @@ MapResult EventMapper::map(const Exchange& exchange) const {
     if (document.HasParseError()) {
         Impl::append(result.detail, "JSON error at byte " + std::to_string(document.GetErrorOffset()) + ": " +
                                         rapidjson::GetParseError_En(document.GetParseError()));
-        return fail("invalid-json");
+        return fail(NoEventReason::invalid_json);
     }
 
     const bool rule_pointer = plan.rule != nullptr && plan.rule->pointer;

@@ -10,6 +10,7 @@
 
 #include "bus/event.hpp"
 #include "config/config.hpp"
+#include "gateway/events/no_event_reason.hpp"
 
 namespace crudcast::gateway {
 
@@ -24,10 +25,8 @@ struct Exchange {
 
 struct MapResult {
     std::optional<bus::Event> event;  // ts and seq left 0: the bus sets them
-    // When no event: one of "method", "status", "content-type", "invalid-json", "too-large",
-    // "rule" (a route rule says publish: false), "no-model" (no collection in the path), "reserved"
-    // (inferred model is "all"). Empty when an event was made.
-    std::string reason;
+    // Why there is no event (no_event_reason.hpp); empty when an event was made.
+    std::optional<NoEventReason> reason;
     // Extra detail for the debug log, e.g. which rule matched or why the pointer fell back.
     std::string detail;
 };
@@ -37,11 +36,11 @@ public:
     explicit EventMapper(const config::Config& config);
 
     // Cheap pre-check at response-header time: could this exchange make an event at all?
-    // Returns "" when it might (then the body is captured up to max-event-bytes), or the reason
-    // it cannot ("method", "status", "content-type", "rule", "no-model", "reserved", "too-large"
-    // when Content-Length is known and above the limit). content_length < 0 means unknown.
-    std::string precheck(std::string_view method, std::string_view target, unsigned status,
-                         std::string_view content_type, long long content_length) const;
+    // Returns nothing when it might (then the body is captured up to max-event-bytes), or the reason
+    // it cannot (method, status, content-type, rule, no-model, reserved; too-large when
+    // Content-Length is known and above the limit). content_length < 0 means unknown.
+    std::optional<NoEventReason> precheck(std::string_view method, std::string_view target, unsigned status,
+                                          std::string_view content_type, long long content_length) const;
 
     MapResult map(const Exchange& exchange) const;
 

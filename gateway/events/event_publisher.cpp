@@ -25,18 +25,19 @@ long long content_length_of(const http::response_header<>& head) {
 EventPublisher::EventPublisher(const config::Config& config, bus::Bus& bus, EventCounters& counters)
     : config_(config), mapper_(config), bus_(bus), counters_(counters) {}
 
-void EventPublisher::skip(const proxy::ObservedRequest& request, unsigned status, const std::string& reason,
+void EventPublisher::skip(const proxy::ObservedRequest& request, unsigned status, NoEventReason reason,
                           const std::string& detail, proxy::NoteFields& note) {
     counters_.count_skip(reason);
-    std::string shown = reason == "status" ? "status-" + std::to_string(status) : reason;
-    if (reason == "reserved") {
-        log::write(LogLevel::warn, "no event: the inferred model is the reserved topic 'all'; name it with a route rule",
-                   {{"rid", request.request_id}, {"target", request.target}});
-    } else if (reason == "too-large") {
-        log::write(LogLevel::warn, "no event: response body larger than max-event-bytes",
+    const auto& row = describe(reason);
+    std::string shown = reason == NoEventReason::status ? "status-" + std::to_string(status) : std::string(row.name);
+    // The warn lines carry what fixes them; the debug line says which reason and why.
+    if (reason == NoEventReason::reserved) {
+        log::write(row.level, row.message, {{"rid", request.request_id}, {"target", request.target}});
+    } else if (reason == NoEventReason::too_large) {
+        log::write(row.level, row.message,
                    {{"rid", request.request_id}, {"max_event_bytes", static_cast<std::uint64_t>(config_.max_event_bytes)}});
-    } else if (log::enabled(LogLevel::debug)) {
-        log::write(LogLevel::debug, "no event", {{"rid", request.request_id}, {"reason", shown}, {"detail", detail}});
+    } else if (log::enabled(row.level)) {
+        log::write(row.level, row.message, {{"rid", request.request_id}, {"reason", shown}, {"detail", detail}});
     }
     note.emplace_back("event", "none");
     note.emplace_back("reason", std::move(shown));
@@ -46,8 +47,8 @@ std::size_t EventPublisher::on_response_head(const proxy::ObservedRequest& reque
                                              proxy::NoteFields& note) {
     const auto reason = mapper_.precheck(request.method, request.target, head.result_int(),
                                          std::string_view(head[http::field::content_type]), content_length_of(head));
-    if (!reason.empty()) {
-        skip(request, head.result_int(), reason, "decided from the response head", note);
+    if (reason) {
+        skip(request, head.result_int(), *reason, "decided from the response head", note);
         return 0;
     }
     return config_.max_event_bytes;
@@ -64,7 +65,7 @@ void EventPublisher::on_response_complete(const proxy::ObservedRequest& request,
     exchange.body_too_large = overflow;
     auto result = mapper_.map(exchange);
     if (!result.event) {
-        skip(request, exchange.status, result.reason, result.detail, note);
+        skip(request, exchange.status, result.reason.value_or(NoEventReason::other), result.detail, note);
         return;
     }
     const std::string label = result.event->model + "/" + result.event->method;

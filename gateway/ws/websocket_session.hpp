@@ -20,18 +20,12 @@
 #include "bus/in_memory_bus.hpp"
 #include "config/config.hpp"
 #include "gateway/ws/frame_log.hpp"
+#include "gateway/ws/ws_counters.hpp"
 #include "common/asio.hpp"
 
 namespace crudcast::gateway {
 
 namespace http = beast::http;
-
-struct WebSocketCounters {
-    std::atomic<std::uint64_t> connections{0};
-    std::atomic<std::int64_t> open{0};
-    std::atomic<std::uint64_t> frames_sent{0};
-    std::atomic<std::uint64_t> slow_closes{0};
-};
 
 class WebSocketSession;
 
