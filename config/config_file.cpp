@@ -1,5 +1,5 @@
 // config_file.cpp: the YAML file named by --config — its plain settings as the text a flag would
-// carry, and the file-only `routes:` and `models:`.
+// carry, and the file-only `routes:` (each rule compiled by route_rules.cpp to check it) and `models:`.
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -14,6 +14,7 @@
 
 #include "common/text.hpp"
 #include "config/layers.hpp"
+#include "config/route_rules.hpp"
 
 namespace crudcast::config {
 namespace {
@@ -93,54 +94,14 @@ namespace {
 
 // --- routes: and models: ---------------------------------------------------------------------
 
-// A model is a WebSocket topic, listed comma-separated in ?topic=, so: lower-case, no commas.
-void check_model_name(const string& name) {
-    const bool ok = !name.empty() && std::isalnum(static_cast<unsigned char>(name[0])) &&
-                    std::ranges::all_of(name, [](unsigned char c) {
-                        return std::islower(c) || std::isdigit(c) || c == '_' || c == '-' || c == '.';
-                    });
-    if (!ok) throw std::invalid_argument(quoted(name) + " is not a lower-case model name (a-z, 0-9, _ - .)");
-    if (name == "all") throw std::invalid_argument("\"all\" is reserved: it is the topic of every model");
-}
-
-// A rule's path template: literal segments, {name}, * and a final **. Returns the parameter names.
-std::vector<string> route_parameters(const string& path) {
-    if (!path.starts_with('/')) throw std::invalid_argument("path " + quoted(path) + " must start with '/'");
-    if (std::ranges::any_of(path, [](unsigned char c) { return c <= ' ' || c == 0x7f || c == '?' || c == '#'; }))
-        throw std::invalid_argument("path " + quoted(path) + " must be a plain path (no spaces, query or fragment)");
-    std::vector<string> segments;  // empty ones dropped, as request paths are matched
-    for (std::size_t start = 0, slash = 0; start <= path.size(); start = slash + 1) {
-        slash = std::min(path.find('/', start), path.size());
-        if (slash > start) segments.push_back(path.substr(start, slash - start));
-    }
-    std::vector<string> names;
-    for (const auto& segment : segments) {
-        if (segment == "**") {
-            if (&segment != &segments.back()) throw std::invalid_argument("'**' may only be the last segment of the path");
-        } else if (segment.starts_with('{') && segment.ends_with('}') && segment.size() > 2 &&
-                   !std::isdigit(static_cast<unsigned char>(segment[1])) &&
-                   std::all_of(segment.begin() + 1, segment.end() - 1,
-                               [](unsigned char c) { return std::isalnum(c) || c == '_'; })) {
-            const string name = segment.substr(1, segment.size() - 2);
-            if (std::ranges::find(names, name) != names.end())
-                throw std::invalid_argument("parameter {" + name + "} appears twice in the path");
-            names.push_back(name);
-        } else if (segment != "*" && segment.find_first_of("{}*") != string::npos) {
-            throw std::invalid_argument("path segment " + quoted(segment) +
-                                        " must be a literal, {name} (letters, digits, _), * or **");
-        }
-    }
-    return names;
-}
-
 string scalar(const YAML::Node& node, const string& key) {
     if (node.IsNull()) return "";
     if (!node.IsScalar()) throw std::invalid_argument(key + " must be a single value, not a " + node_kind(node));
     return node.Scalar();
 }
 
-// Validates through the settings table, so a rule's pointer, methods and publish flag accept
-// exactly what --payload-pointer, --publish-methods and a boolean flag accept.
+// Validates through the settings table, so a rule's methods and publish flag accept exactly what
+// --publish-methods and a boolean flag accept (compile_rule does the same for its pointer).
 template <auto member>
 auto through_setting(const char* setting, const string& text) {
     Config scratch;
@@ -148,6 +109,7 @@ auto through_setting(const char* setting, const string& text) {
     return scratch.*member;
 }
 
+// The YAML shape of one rule; what its values mean is checked where the rule is compiled.
 RouteRule parse_rule(const YAML::Node& node, std::size_t number, string& label) {
     label = "rule " + std::to_string(number);
     if (!node.IsMap()) throw std::invalid_argument("must be a mapping with a path, not a " + node_kind(node));
@@ -155,7 +117,6 @@ RouteRule parse_rule(const YAML::Node& node, std::size_t number, string& label) 
     RouteRule rule;
     rule.path = scalar(node["path"], "path");
     label += " (" + rule.path + ")";
-    const auto parameters = route_parameters(rule.path);
 
     std::set<string> seen;
     for (const auto& entry : node) {
@@ -165,16 +126,10 @@ RouteRule parse_rule(const YAML::Node& node, std::size_t number, string& label) 
         if (key == "path") continue;
         if (key == "model") {
             rule.model = scalar(value, key);
-            check_model_name(*rule.model);
         } else if (key == "id") {
-            const string id = scalar(value, key);
-            if (id.empty()) throw std::invalid_argument("id is empty (a {parameter} of the path or a field name)");
-            if (id.starts_with('{') && (!id.ends_with('}') || std::ranges::find(parameters, id.substr(1, id.size() - 2)) ==
-                                                                  parameters.end()))
-                throw std::invalid_argument("id " + quoted(id) + " is not a {parameter} of the path");
-            rule.id = id;
+            rule.id = scalar(value, key);
         } else if (key == "payload_pointer") {
-            rule.payload_pointer = through_setting<&Config::payload_pointer>("payload-pointer", scalar(value, key));
+            rule.payload_pointer = scalar(value, key);
         } else if (key == "methods") {
             string joined;
             if (value.IsSequence()) {
@@ -194,6 +149,9 @@ RouteRule parse_rule(const YAML::Node& node, std::size_t number, string& label) 
                                         " (expected path, model, id, payload_pointer, methods or publish)");
         }
     }
+    // Compiled now only to be checked (the event mapper compiles the rules it keeps), so a bad
+    // template, model, id or pointer stops the load as a config error naming `routes`.
+    compile_rule(rule, number);
     return rule;
 }
 
