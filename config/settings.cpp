@@ -108,12 +108,14 @@ string show_endpoint(const Endpoint& endpoint) {
     if (authority.starts_with('[')) {
         const auto close = authority.find(']');
         if (close == string::npos) fail(shown + " has no closing ']'" + expected);
-        if (!url::parse_authority(authority.substr(0, close + 1))) fail(shown + " has an invalid IPv6 address" + expected);
+        if (!url::parse_authority(authority.substr(0, close + 1)))
+            fail(shown + " has an invalid IPv6 address" + expected);
         if (authority[close + 1] != ':') fail(shown + " has junk after ']'" + expected);
         port_text = authority.substr(close + 2);
     } else {
         const auto colon = authority.find(':');
-        if (colon == string::npos || !url::parse_authority(authority.substr(0, colon)))
+        const string host = authority.substr(0, colon);
+        if (colon == string::npos || !url::parse_authority(host) || !is_host_name(host))
             fail(shown + " has no valid host" + expected);
         port_text = authority.substr(colon + 1);
     }

@@ -332,6 +332,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"UpstreamIpvFuture", {"--upstream", "http://[v1.x]"}, {}, "", "upstream", "has an invalid IPv6 address"},
         ErrorCase{"UpstreamJunkAfterBracket", {"--upstream", "http://[::1]x"}, {}, "", "upstream", "has junk after ']'"},
         ErrorCase{"UpstreamBadHost", {"--upstream", "http://a|b:80/x"}, {}, "", "upstream", "has no valid host"},
+        ErrorCase{"UpstreamHostAndPortBad", {"--upstream", "http://a!b:x/"}, {}, "", "upstream", "has no valid host"},
         ErrorCase{"UpstreamEscapedHost", {"--upstream", "http://%61pp/x"}, {}, "", "upstream", "has no valid host"},
         ErrorCase{"UpstreamPortWord", {"--upstream", "http://x:abc/a"}, {}, "", "upstream", "invalid port \"abc\""},
         ErrorCase{"UpstreamBadEscape", {"--upstream", "http://x/a%zz"}, {}, "", "upstream", "has an invalid path"},
