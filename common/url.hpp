@@ -10,10 +10,11 @@
 namespace crudcast::url {
 
 // The decoded path segments of a request target in origin form (`/a/b%20c?x` -> {"a", "b c"}) or
-// absolute form (`http://h/a` -> {"a"}). Empty segments are kept (`/a//b` -> {"a", "", "b"}), and so
-// are `.` and `..` (nothing is normalized); `/` alone has none. A target that starts with '/' is a
-// path even when it starts with `//`. A `+` in a path is a plus. nullopt when the target is not a
-// valid URI reference (e.g. a bad % escape): see escape_invalid for readers that must not refuse.
+// absolute form (`http://h/a` -> {"a"}); `*` and `h:443` are bare paths. Empty segments are kept
+// (`/a//b` -> {"a", "", "b"}), and so are `.` and `..` (nothing is normalized); `/` alone has none. A
+// target that starts with '/' is a path even when it starts with `//`. A `+` in a path is a plus.
+// nullopt when Boost.URL refuses the target (e.g. a bad % escape, a raw space): see escape_invalid
+// for readers that must not refuse.
 std::optional<std::vector<std::string>> path_segments(std::string_view target);
 
 // The decoded values of every `key=value` query parameter named `key` in a request target, in order
