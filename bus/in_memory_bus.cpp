@@ -4,12 +4,14 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/text.hpp"
+
 namespace crudcast::bus {
 
 std::vector<std::string> normalize_topics(const std::vector<std::string>& topics) {
     std::vector<std::string> out;
-    for (auto t : topics) {
-        std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+    for (const auto& topic : topics) {
+        auto t = ascii_lower(topic);
         if (t.empty()) continue;
         if (t == "all") return {"all"};
         if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(std::move(t));

@@ -1,21 +1,16 @@
-// config.cpp: parse() — flags over env over the YAML file over defaults — plus --help, describe(),
-// the duration and size syntax every setting shares, and the file-only `routes:` and `models:`.
+// config.cpp: parse() — flags over env over the YAML file over defaults — and the syntax every
+// setting shares (durations, sizes, names, quoting). The flags, the file and --help have files of
+// their own (command_line.cpp, config_file.cpp, help.cpp); the settings table is settings.cpp.
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <limits>
-#include <set>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
-#include <yaml-cpp/yaml.h>
-
+#include "common/text.hpp"
 #include "config/config.hpp"
+#include "config/layers.hpp"
 
 extern char** environ;
 
@@ -35,302 +30,6 @@ std::size_t leading_digits(const string& text) {
     std::size_t count = 0;
     while (count < text.size() && std::isdigit(static_cast<unsigned char>(text[count]))) ++count;
     return count;
-}
-
-string lower(string text) {
-    std::ranges::transform(text, text.begin(), [](unsigned char c) { return std::tolower(c); });
-    return text;
-}
-
-string dashes_to_underscores(string text) {
-    std::ranges::replace(text, '-', '_');
-    return text;
-}
-
-string underscores_to_dashes(string text) {
-    std::ranges::replace(text, '_', '-');
-    return text;
-}
-
-struct CommandLine {
-    bool check_config = false;
-    std::map<string, string> values;  // setting name -> text; a repeated flag's last value wins
-};
-
-[[noreturn]] void unknown_flag(const string& flag, const string& name) {
-    string problem = "unknown flag " + flag;
-    // A common slip is writing the YAML spelling on the command line.
-    if (const auto* spec = find_setting(underscores_to_dashes(name)); spec != nullptr && name != spec->name)
-        problem += " (did you mean --" + string(spec->name) + "?)";
-    throw ConfigError(name.empty() ? "arguments" : name, problem + "; see crudcast --help");
-}
-
-CommandLine read_flags(const std::vector<string>& args) {
-    CommandLine line;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const string& arg = args[i];
-        if (arg == "--check-config") {
-            line.check_config = true;
-            continue;
-        }
-        if (!arg.starts_with("--") || arg == "--") {
-            if (arg.size() > 1 && arg[0] == '-') unknown_flag(arg, arg.substr(1));
-            // "--preserve-host false" reads naturally but would silently mean true.
-            if (i > 0 && args[i - 1].starts_with("--")) {
-                const auto* previous = find_setting(args[i - 1].substr(2));
-                if (previous != nullptr && string(previous->value_hint).empty())
-                    throw ConfigError(previous->name, "write --" + string(previous->name) + "=" + arg +
-                                                          " (a boolean flag does not take a separate value)");
-            }
-            throw ConfigError("arguments", "unexpected argument " + quoted(arg) +
-                                               " (settings are given as --name VALUE or --name=VALUE)");
-        }
-        const string body = arg.substr(2);
-        const auto equals = body.find('=');
-        const string name = body.substr(0, equals);
-        const bool has_value = equals != string::npos;
-        const string inline_value = has_value ? body.substr(equals + 1) : "";
-        if (name == "check-config") throw ConfigError(name, "--check-config takes no value");
-
-        const auto* negated = name.starts_with("no-") ? find_setting(name.substr(3)) : nullptr;
-        if (negated != nullptr && string(negated->value_hint).empty()) {
-            if (has_value) throw ConfigError(negated->name, "--" + name + " takes no value");
-            line.values[negated->name] = "false";
-            continue;
-        }
-        const auto* spec = find_setting(name);
-        if (spec == nullptr) unknown_flag("--" + name, name);
-        if (has_value) {
-            line.values[name] = inline_value;
-        } else if (string(spec->value_hint).empty()) {
-            line.values[name] = "true";
-        } else if (i + 1 < args.size() && !args[i + 1].starts_with("--")) {
-            line.values[name] = args[++i];
-        } else {
-            throw ConfigError(name, "--" + name + " needs a value (" + spec->value_hint + ")");
-        }
-    }
-    return line;
-}
-
-string node_kind(const YAML::Node& node) {
-    return node.IsMap() ? "mapping" : node.IsSequence() ? "list" : "value";
-}
-
-// One setting's value from the file as the text a flag would carry.
-string file_value(const SettingSpec& spec, const YAML::Node& node, const string& where) {
-    if (node.IsNull()) return "";  // "key:" with nothing after it reads as an empty value
-    if (node.IsScalar()) return node.Scalar();
-    if (node.IsSequence() && spec.is_list) {
-        string joined;
-        bool first = true;
-        for (const auto& item : node) {
-            if (!item.IsScalar()) throw ConfigError(spec.name, "list items must be plain values (" + where + ")");
-            joined += (first ? "" : ",") + item.Scalar();
-            first = false;
-        }
-        return joined;
-    }
-    throw ConfigError(spec.name, "expected a single value, not a " + node_kind(node) + " (" + where + ")");
-}
-
-// The file's plain settings as flag text, plus the structured keys only a file can give.
-struct FileContents {
-    std::map<string, string> values;
-    std::optional<YAML::Node> routes;
-    std::optional<YAML::Node> models;
-};
-
-FileContents read_file(const string& path) {
-    std::error_code error;
-    if (std::filesystem::is_directory(path, error))
-        throw ConfigError("config", "cannot read " + quoted(path) + ": it is a directory");
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw ConfigError("config", "cannot read " + quoted(path) + ": " + std::strerror(errno));
-    std::stringstream text;
-    text << in.rdbuf();
-    if (in.bad()) throw ConfigError("config", "cannot read " + quoted(path) + ": " + std::strerror(errno));
-
-    YAML::Node root;
-    try {
-        root = YAML::Load(text.str());
-    } catch (const YAML::Exception& e) {
-        throw ConfigError("config", quoted(path) + " is not valid YAML: line " + std::to_string(e.mark.line + 1) +
-                                        ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg);
-    }
-    FileContents contents;
-    if (root.IsNull()) return contents;  // an empty file sets nothing
-    if (!root.IsMap())
-        throw ConfigError("config", quoted(path) + " must be a mapping of setting: value at the top level");
-
-    std::set<string> seen;
-    for (const auto& entry : root) {
-        if (!entry.first.IsScalar())
-            throw ConfigError("config", quoted(path) + " has a key that is not a setting name");
-        const string key = entry.first.Scalar();
-        if (!seen.insert(key).second)
-            throw ConfigError("config", "key " + quoted(key) + " appears twice in " + quoted(path));
-        // Lists of maps have no flag or env form; they are read after the plain settings.
-        if (key == "routes") contents.routes = entry.second;
-        if (key == "models") contents.models = entry.second;
-        if (key == "routes" || key == "models") continue;
-        if (key == "config")
-            throw ConfigError("config", quoted(path) + " cannot name another config file (key \"config\")");
-        const string name = underscores_to_dashes(key);
-        const auto* spec = find_setting(name);
-        if (spec == nullptr || key != yaml_key(name)) {
-            string hint = spec != nullptr ? " (did you mean " + yaml_key(name) + "?)" : "";
-            throw ConfigError("config", "unknown key " + quoted(key) + " in " + quoted(path) + hint);
-        }
-        contents.values[name] = file_value(*spec, entry.second, "key " + key + " in " + path);
-    }
-    return contents;
-}
-
-// --- routes: and models: ---------------------------------------------------------------------
-
-// A model is a WebSocket topic, listed comma-separated in ?topic=, so: lower-case, no commas.
-void check_model_name(const string& name) {
-    const bool ok = !name.empty() && std::isalnum(static_cast<unsigned char>(name[0])) &&
-                    std::ranges::all_of(name, [](unsigned char c) {
-                        return std::islower(c) || std::isdigit(c) || c == '_' || c == '-' || c == '.';
-                    });
-    if (!ok) throw std::invalid_argument(quoted(name) + " is not a lower-case model name (a-z, 0-9, _ - .)");
-    if (name == "all") throw std::invalid_argument("\"all\" is reserved: it is the topic of every model");
-}
-
-// A rule's path template: literal segments, {name}, * and a final **. Returns the parameter names.
-std::vector<string> route_parameters(const string& path) {
-    if (!path.starts_with('/')) throw std::invalid_argument("path " + quoted(path) + " must start with '/'");
-    if (std::ranges::any_of(path, [](unsigned char c) { return c <= ' ' || c == 0x7f || c == '?' || c == '#'; }))
-        throw std::invalid_argument("path " + quoted(path) + " must be a plain path (no spaces, query or fragment)");
-    std::vector<string> segments;  // empty ones dropped, as request paths are matched
-    for (std::size_t start = 0, slash = 0; start <= path.size(); start = slash + 1) {
-        slash = std::min(path.find('/', start), path.size());
-        if (slash > start) segments.push_back(path.substr(start, slash - start));
-    }
-    std::vector<string> names;
-    for (const auto& segment : segments) {
-        if (segment == "**") {
-            if (&segment != &segments.back()) throw std::invalid_argument("'**' may only be the last segment of the path");
-        } else if (segment.starts_with('{') && segment.ends_with('}') && segment.size() > 2 &&
-                   !std::isdigit(static_cast<unsigned char>(segment[1])) &&
-                   std::all_of(segment.begin() + 1, segment.end() - 1,
-                               [](unsigned char c) { return std::isalnum(c) || c == '_'; })) {
-            const string name = segment.substr(1, segment.size() - 2);
-            if (std::ranges::find(names, name) != names.end())
-                throw std::invalid_argument("parameter {" + name + "} appears twice in the path");
-            names.push_back(name);
-        } else if (segment != "*" && segment.find_first_of("{}*") != string::npos) {
-            throw std::invalid_argument("path segment " + quoted(segment) +
-                                        " must be a literal, {name} (letters, digits, _), * or **");
-        }
-    }
-    return names;
-}
-
-string scalar(const YAML::Node& node, const string& key) {
-    if (node.IsNull()) return "";
-    if (!node.IsScalar()) throw std::invalid_argument(key + " must be a single value, not a " + node_kind(node));
-    return node.Scalar();
-}
-
-// Validates through the settings table, so a rule's pointer, methods and publish flag accept
-// exactly what --payload-pointer, --publish-methods and a boolean flag accept.
-template <auto member>
-auto through_setting(const char* setting, const string& text) {
-    Config scratch;
-    find_setting(setting)->apply(scratch, text);
-    return scratch.*member;
-}
-
-RouteRule parse_rule(const YAML::Node& node, std::size_t number, string& label) {
-    label = "rule " + std::to_string(number);
-    if (!node.IsMap()) throw std::invalid_argument("must be a mapping with a path, not a " + node_kind(node));
-    if (!node["path"]) throw std::invalid_argument("has no path (e.g. path: /api/v2/people/{id})");
-    RouteRule rule;
-    rule.path = scalar(node["path"], "path");
-    label += " (" + rule.path + ")";
-    const auto parameters = route_parameters(rule.path);
-
-    std::set<string> seen;
-    for (const auto& entry : node) {
-        const string key = entry.first.IsScalar() ? entry.first.Scalar() : "";
-        if (!seen.insert(key).second) throw std::invalid_argument("key " + quoted(key) + " appears twice");
-        const YAML::Node& value = entry.second;
-        if (key == "path") continue;
-        if (key == "model") {
-            rule.model = scalar(value, key);
-            check_model_name(*rule.model);
-        } else if (key == "id") {
-            const string id = scalar(value, key);
-            if (id.empty()) throw std::invalid_argument("id is empty (a {parameter} of the path or a field name)");
-            if (id.starts_with('{') && (!id.ends_with('}') || std::ranges::find(parameters, id.substr(1, id.size() - 2)) ==
-                                                                  parameters.end()))
-                throw std::invalid_argument("id " + quoted(id) + " is not a {parameter} of the path");
-            rule.id = id;
-        } else if (key == "payload_pointer") {
-            rule.payload_pointer = through_setting<&Config::payload_pointer>("payload-pointer", scalar(value, key));
-        } else if (key == "methods") {
-            string joined;
-            if (value.IsSequence()) {
-                for (const auto& item : value) {
-                    if (!joined.empty()) joined += ',';
-                    joined += scalar(item, "each method");
-                }
-                if (value.size() == 0) throw std::invalid_argument("methods is empty (publish: false excludes a path)");
-            } else {
-                joined = scalar(value, key);
-            }
-            rule.methods = through_setting<&Config::publish_methods>("publish-methods", joined);
-        } else if (key == "publish") {
-            rule.publish = through_setting<&Config::preserve_host>("preserve-host", scalar(value, key));
-        } else {
-            throw std::invalid_argument("unknown key " + quoted(key) +
-                                        " (expected path, model, id, payload_pointer, methods or publish)");
-        }
-    }
-    return rule;
-}
-
-std::vector<RouteRule> parse_routes(const YAML::Node& node, const string& file) {
-    const string where = "; set by routes in " + file;
-    if (node.IsNull()) return {};
-    if (!node.IsSequence())
-        throw ConfigError("routes", "must be a list of rules (- path: /api/...), not a " + node_kind(node) + where);
-    std::vector<RouteRule> rules;
-    for (const auto& item : node) {
-        string label;
-        try {
-            rules.push_back(parse_rule(item, rules.size() + 1, label));
-        } catch (const std::logic_error& e) {
-            throw ConfigError("routes", label + ": " + e.what() + where);
-        }
-    }
-    return rules;
-}
-
-std::vector<std::pair<string, string>> parse_models(const YAML::Node& node, const string& file) {
-    const string where = "; set by models in " + file;
-    if (node.IsNull()) return {};
-    if (!node.IsMap())
-        throw ConfigError("models", "must be a mapping of plural: singular (e.g. people: person), not a " +
-                                        node_kind(node) + where);
-    std::vector<std::pair<string, string>> models;
-    for (const auto& entry : node) {
-        const string plural = entry.first.IsScalar() ? lower(entry.first.Scalar()) : "";
-        try {
-            if (plural.empty()) throw std::invalid_argument("a key is not a plural word");
-            if (std::ranges::find(models, plural, &std::pair<string, string>::first) != models.end())
-                throw std::invalid_argument("appears twice (plurals are compared case-insensitively)");
-            const string singular = scalar(entry.second, "the singular");
-            check_model_name(singular);
-            models.emplace_back(plural, singular);
-        } catch (const std::logic_error& e) {
-            throw ConfigError("models", (plural.empty() ? "" : quoted(plural) + ": ") + e.what() + where);
-        }
-    }
-    return models;
 }
 
 // Where a value came from, so an error points at the place to fix.
@@ -369,7 +68,7 @@ ParseResult parse_checked(const std::vector<string>& args, const std::map<string
     string file_path;
     if (auto flag = line.values.find("config"); flag != line.values.end()) file_path = flag->second;
     else if (auto var = env_values.find("config"); var != env_values.end()) file_path = var->second;
-    const auto file = file_path.empty() ? FileContents{} : read_file(file_path);
+    const auto file = file_path.empty() ? FileContents{} : read_config_file(file_path);
     const auto& file_values = file.values;
 
     Config& config = result.config;
@@ -443,58 +142,6 @@ std::map<std::string, std::string> environment() {
     return env;
 }
 
-std::string help_text() {
-    std::string text =
-        "Usage: crudcast --upstream http://HOST[:PORT][/BASE] [OPTIONS]\n"
-        "\n"
-        "A sidecar reverse proxy that turns successful CRUD responses into WebSocket events.\n"
-        "\n"
-        "Each setting is a flag (--name VALUE or --name=VALUE), an environment variable\n"
-        "(CRUDCAST_NAME) or a key in the YAML file named by --config (name with '_' for '-').\n"
-        "A flag beats the environment, which beats the file, which beats the default.\n"
-        "Durations: 1500ms, 5s, 2m, 1h or a number of seconds. Sizes: 1024, 64k, 16m, 1g.\n"
-        "\n"
-        "  -h, --help        Print this help and exit\n"
-        "  -V, --version     Print the version and exit\n"
-        "  --check-config    Validate the settings, print each with its source, and exit\n";
-    const std::pair<const char*, const char*> groups[] = {{"proxy", "Proxy"},   {"timeouts", "Timeouts"},
-                                                          {"limits", "Limits"}, {"logging", "Logging"},
-                                                          {"events", "Events"}, {"admin", "Admin"}};
-    for (const auto& [group, title] : groups) {
-        text += std::string("\n") + title + ":\n";
-        for (const auto& spec : settings()) {
-            if (std::string(spec.group) != group) continue;
-            const std::string hint = spec.value_hint;
-            const std::string name = spec.name;
-            text += hint.empty() ? "  --" + name + "[=BOOL], --no-" + name : "  --" + name + " " + hint;
-            text += "\n      " + std::string(spec.description) + "\n      env " + env_var_name(name) +
-                    ", default " + default_text(spec) + "\n";
-        }
-    }
-    return text;
-}
-
-std::string describe(const Config& config) {
-    // No effective value can hold a secret: the only candidate, a password in --upstream, is refused
-    // at parse time (with the password masked in the error), and show() prints the normalized URL,
-    // which has no userinfo. A future secret-bearing setting must mask itself in its show().
-    std::string text;
-    for (const auto& spec : settings()) {
-        const auto source = config.sources.find(spec.name);
-        text += std::string(spec.name) + " = " + spec.show(config) + "  (" +
-                to_string(source == config.sources.end() ? Source::default_value : source->second) + ")\n";
-    }
-    // Only when the file gives them, so the common case stays one line per flag-settable setting.
-    const auto count = [](std::size_t n, const char* one, const char* many) {
-        return std::to_string(n) + " " + (n == 1 ? one : many);
-    };
-    if (config.sources.contains("routes"))
-        text += "routes = " + count(config.routes.size(), "rule", "rules") + "  (file)\n";
-    if (config.sources.contains("models"))
-        text += "models = " + count(config.models.size(), "override", "overrides") + "  (file)\n";
-    return text;
-}
-
 std::chrono::milliseconds parse_duration(const std::string& text) {
     const std::string expected = " (expected e.g. 1500ms, 5s, 2m, 1h or a number of seconds)";
     if (text.starts_with('-')) throw std::invalid_argument(quoted(text) + " is negative");
@@ -517,7 +164,7 @@ std::uint64_t parse_size(const std::string& text) {
     const std::string expected = " (expected e.g. 1024, 64k, 16m or 1g)";
     if (text.starts_with('-')) throw std::invalid_argument(quoted(text) + " is negative");
     const auto digits = leading_digits(text);
-    const std::string unit = lower(text.substr(digits));
+    const std::string unit = ascii_lower(text.substr(digits));
     std::uint64_t multiplier = 0;
     if (unit.empty()) multiplier = 1;
     else if (unit == "k") multiplier = 1ull << 10;
@@ -565,12 +212,16 @@ std::string quoted(const std::string& value) {
 }
 
 std::string env_var_name(const std::string& name) {
-    std::string var = "CRUDCAST_" + dashes_to_underscores(name);
+    std::string var = "CRUDCAST_" + yaml_key(name);
     std::ranges::transform(var, var.begin(), [](unsigned char c) { return std::toupper(c); });
     return var;
 }
 
-std::string yaml_key(const std::string& name) { return dashes_to_underscores(name); }
+std::string yaml_key(const std::string& name) {
+    std::string key = name;
+    std::ranges::replace(key, '-', '_');
+    return key;
+}
 
 const char* to_string(LogLevel level) {
     switch (level) {

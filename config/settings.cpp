@@ -9,6 +9,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/text.hpp"
+#include "common/url.hpp"
 #include "config/config.hpp"
 
 namespace crudcast::config {
@@ -17,12 +19,6 @@ namespace {
 using std::string;
 
 [[noreturn]] void fail(const string& problem) { throw std::invalid_argument(problem); }
-
-string lower(std::string_view text) {
-    string out(text);
-    std::ranges::transform(out, out.begin(), [](unsigned char c) { return std::tolower(c); });
-    return out;
-}
 
 string upper(std::string_view text) {
     string out(text);
@@ -101,13 +97,41 @@ string show_endpoint(const Endpoint& endpoint) {
     return show_host(endpoint.host) + ":" + std::to_string(endpoint.port);
 }
 
+// Why Boost.URL refused `rest` (the URL after "http://"), in the words of the part to fix.
+[[noreturn]] void refuse_upstream(const string& rest, const string& shown, bool hide_port_text) {
+    const string expected = " (expected http://host[:port][/base])";
+    const string authority = rest.substr(0, rest.find('/'));
+    if (authority.find('@') != string::npos) fail(shown + " must not contain user credentials" + expected);
+    if (url::parse_authority(authority))
+        fail(shown + " has an invalid path (percent-encode other characters, and '%' as %25)" + expected);
+    string port_text;
+    if (authority.starts_with('[')) {
+        const auto close = authority.find(']');
+        if (close == string::npos) fail(shown + " has no closing ']'" + expected);
+        if (!url::parse_authority(authority.substr(0, close + 1)))
+            fail(shown + " has an invalid IPv6 address" + expected);
+        if (authority[close + 1] != ':') fail(shown + " has junk after ']'" + expected);
+        port_text = authority.substr(close + 2);
+    } else {
+        const auto colon = authority.find(':');
+        const string host = authority.substr(0, colon);
+        if (colon == string::npos || !url::parse_authority(host) || !is_host_name(host))
+            fail(shown + " has no valid host" + expected);
+        port_text = authority.substr(colon + 1);
+    }
+    parse_port(shown, port_text, false, hide_port_text);
+    fail(shown + " is not a valid URL" + expected);  // not reached: a valid host and port parse
+}
+
+// Boost.URL reads the URL (common/url.hpp); the checks around it choose the message.
 UpstreamUrl parse_upstream(const string& text) {
     const string expected = " (expected http://host[:port][/base])";
     if (text.empty()) fail("is empty" + expected);
     // Every message below quotes the URL; a password in it must not reach stderr or a journal.
     const string shown = quoted(mask_url_password(text));
+    const bool masked = shown != quoted(text);
     const auto scheme_end = text.find("://");
-    const string scheme = scheme_end == string::npos ? "" : lower(text.substr(0, scheme_end));
+    const string scheme = scheme_end == string::npos ? "" : ascii_lower(text.substr(0, scheme_end));
     if (scheme == "https")
         fail(shown + ": TLS to the upstream is not supported yet; use an http:// URL");
     if (scheme != "http") fail(shown + " is not an http:// URL" + expected);
@@ -115,35 +139,17 @@ UpstreamUrl parse_upstream(const string& text) {
         fail(shown + " must not have a query or fragment" + expected);
     if (has_space_or_control(text)) fail(shown + " contains spaces or control characters");
 
-    const string rest = text.substr(scheme_end + 3);
-    const auto path_start = std::min(rest.find('/'), rest.size());
-    const string authority = rest.substr(0, path_start);
-    if (authority.find('@') != string::npos)
-        fail(shown + " must not contain user credentials" + expected);
-
+    const auto parts = url::parse_url(text);
+    if (!parts) refuse_upstream(text.substr(scheme_end + 3), shown, masked);
+    if (parts->has_userinfo) fail(shown + " must not contain user credentials" + expected);
+    // A registered name is kept to the characters a resolver takes (Boost.URL would also take
+    // %-escapes and sub-delims there).
+    if (!parts->ipv6 && !is_host_name(parts->host)) fail(shown + " has no valid host" + expected);
     UpstreamUrl url;
     url.text = text;
-    string port_text;
-    bool has_port = false;
-    if (authority.starts_with('[')) {
-        const auto close = authority.find(']');
-        if (close == string::npos) fail(shown + " has no closing ']'" + expected);
-        url.host = authority.substr(1, close - 1);
-        if (!is_ipv6_literal(url.host)) fail(shown + " has an invalid IPv6 address" + expected);
-        const string after = authority.substr(close + 1);
-        if (!after.empty() && after[0] != ':') fail(shown + " has junk after ']'" + expected);
-        has_port = !after.empty();
-        if (has_port) port_text = after.substr(1);
-    } else {
-        const auto colon = authority.find(':');
-        url.host = authority.substr(0, colon);
-        if (!is_host_name(url.host)) fail(shown + " has no valid host" + expected);
-        has_port = colon != string::npos;
-        if (has_port) port_text = authority.substr(colon + 1);
-    }
-    if (has_port) url.port = parse_port(shown, port_text, false, shown != quoted(text));
-
-    url.base_path = rest.substr(path_start);
+    url.host = parts->host;
+    if (parts->port) url.port = parse_port(shown, *parts->port, false, masked);
+    url.base_path = parts->path;
     // "/base/" and "/base" must mean the same prefix, and "/" means none.
     while (url.base_path.ends_with('/')) url.base_path.pop_back();
     url.host_header = show_host(url.host);
@@ -152,7 +158,7 @@ UpstreamUrl parse_upstream(const string& text) {
 }
 
 bool parse_bool(const string& text) {
-    const string word = lower(text);
+    const string word = ascii_lower(text);
     if (word == "true" || word == "on" || word == "1" || word == "yes") return true;
     if (word == "false" || word == "off" || word == "0" || word == "no") return false;
     fail(quoted(text) + " is not a boolean (expected true/false, on/off, 1/0 or yes/no)");
@@ -233,7 +239,7 @@ void apply_ws_allowed_origins(Config& config, const string& text) {
     std::vector<string> origins;
     if (!text.empty()) {
         for (auto item : split_list(text)) {
-            item = lower(item);
+            item = ascii_lower(item);
             if (item.ends_with('/')) item.pop_back();
             const auto scheme_end = item.find("://");
             const string scheme = scheme_end == string::npos ? "" : item.substr(0, scheme_end);
@@ -273,7 +279,7 @@ void apply_payload_pointer(Config& config, const string& text) {
 }
 
 void apply_log_level(Config& config, const string& text) {
-    const string word = lower(text);
+    const string word = ascii_lower(text);
     for (auto level : {LogLevel::error, LogLevel::warn, LogLevel::info, LogLevel::debug, LogLevel::trace}) {
         if (word == to_string(level)) {
             config.log_level = level;
@@ -284,19 +290,21 @@ void apply_log_level(Config& config, const string& text) {
 }
 
 void apply_log_format(Config& config, const string& text) {
-    const string word = lower(text);
+    const string word = ascii_lower(text);
     if (word == "text") config.log_format = LogFormat::text;
     else if (word == "json") config.log_format = LogFormat::json;
     else fail(quoted(text) + " is not a log format (expected text or json)");
 }
 
 void apply_admin_listen(Config& config, const string& text) {
-    if (lower(text) == "off") config.admin_listen.reset();
+    if (ascii_lower(text) == "off") config.admin_listen.reset();
     else config.admin_listen = parse_endpoint(text);
 }
 
-std::vector<SettingSpec> make_settings() {
-    using C = Config;
+using C = Config;
+
+// The listener, the upstream and the proxy path.
+std::vector<SettingSpec> proxy_settings() {
     return {
         {.name = "config", .group = "proxy", .value_hint = "FILE",
          .description = "YAML file of settings; keys are setting names with '_' for '-'",
@@ -327,7 +335,11 @@ std::vector<SettingSpec> make_settings() {
          .description = "Forward the client's Host header rather than the upstream's host:port",
          .apply = [](C& c, const string& t) { c.preserve_host = parse_bool(t); },
          .show = [](const C& c) { return string(c.preserve_host ? "true" : "false"); }},
+    };
+}
 
+std::vector<SettingSpec> timeout_settings() {
+    return {
         {.name = "connect-timeout", .group = "timeouts", .value_hint = "DURATION",
          .description = "Limit on opening a TCP connection to the upstream",
          .apply = apply_timeout<&C::connect_timeout>, .show = show_duration<&C::connect_timeout>},
@@ -347,7 +359,11 @@ std::vector<SettingSpec> make_settings() {
          .description = "Close pooled upstream connections idle for this long",
          .apply = apply_timeout<&C::upstream_keepalive_timeout>,
          .show = show_duration<&C::upstream_keepalive_timeout>},
+    };
+}
 
+std::vector<SettingSpec> limit_settings() {
+    return {
         {.name = "max-header-bytes", .group = "limits", .value_hint = "SIZE",
          .description = "Largest request header accepted from a client",
          .apply = apply_size<&C::max_header_bytes, 1>, .show = show_size<&C::max_header_bytes>},
@@ -360,14 +376,23 @@ std::vector<SettingSpec> make_settings() {
         {.name = "upstream-max-idle", .group = "limits", .value_hint = "N",
          .description = "Idle upstream connections kept per worker thread; 0 = no reuse",
          .apply = apply_size<&C::upstream_max_idle, 0>, .show = show_count<&C::upstream_max_idle>},
+    };
+}
 
+std::vector<SettingSpec> logging_settings() {
+    return {
         {.name = "log-level", .group = "logging", .value_hint = "LEVEL",
          .description = "error, warn, info, debug or trace",
          .apply = apply_log_level, .show = [](const C& c) { return string(to_string(c.log_level)); }},
         {.name = "log-format", .group = "logging", .value_hint = "FORMAT",
          .description = "text or json (one object per line)",
          .apply = apply_log_format, .show = [](const C& c) { return string(to_string(c.log_format)); }},
+    };
+}
 
+// What becomes an event, and the WebSocket that carries it.
+std::vector<SettingSpec> event_settings() {
+    return {
         {.name = "path-prefixes", .group = "events", .value_hint = "LIST",
          .description = "Leading path segments skipped when inferring the model (comma-separated)",
          .apply = apply_path_prefixes, .show = [](const C& c) { return show_string(join(c.path_prefixes)); },
@@ -400,7 +425,11 @@ std::vector<SettingSpec> make_settings() {
          .apply = apply_ws_allowed_origins,
          .show = [](const C& c) { return show_string(join(c.ws_allowed_origins)); },
          .is_list = true},
+    };
+}
 
+std::vector<SettingSpec> admin_settings() {
+    return {
         {.name = "admin-listen", .group = "admin", .value_hint = "HOST:PORT|off",
          .description = "Address of the admin listener (health, metrics, live page); off disables it",
          .apply = apply_admin_listen,
@@ -410,6 +439,15 @@ std::vector<SettingSpec> make_settings() {
          .apply = [](C& c, const string& t) { check_path(t, true); c.upstream_health_path = t; },
          .show = [](const C& c) { return show_string(c.upstream_health_path); }},
     };
+}
+
+// One table, in the order --check-config lists it; --help shows it group by group.
+std::vector<SettingSpec> make_settings() {
+    std::vector<SettingSpec> table;
+    for (const auto& group : {proxy_settings(), timeout_settings(), limit_settings(), logging_settings(),
+                              event_settings(), admin_settings()})
+        table.insert(table.end(), group.begin(), group.end());
+    return table;
 }
 
 }  // namespace

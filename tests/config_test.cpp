@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "config/config.hpp"
+#include "config/route_rules.hpp"
 
 namespace {
 
@@ -325,6 +326,18 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"UpstreamNoHost", {"--upstream", "http:///a"}, {}, "", "upstream", "no valid host"},
         ErrorCase{"UpstreamCredentials", {"--upstream", "http://u:p@x"}, {}, "", "upstream", "credentials"},
         ErrorCase{"UpstreamNewline", {"--upstream", "http://x/a\nb"}, {}, "", "upstream", "\\x0a"},
+        // Boost.URL refuses these; the message still names the part to fix.
+        ErrorCase{"UpstreamUnclosedBracket", {"--upstream", "http://[::1"}, {}, "", "upstream", "has no closing ']'"},
+        ErrorCase{"UpstreamBadIpv6", {"--upstream", "http://[zz]:80"}, {}, "", "upstream", "has an invalid IPv6 address"},
+        ErrorCase{"UpstreamIpvFuture", {"--upstream", "http://[v1.x]"}, {}, "", "upstream", "has an invalid IPv6 address"},
+        ErrorCase{"UpstreamJunkAfterBracket", {"--upstream", "http://[::1]x"}, {}, "", "upstream", "has junk after ']'"},
+        ErrorCase{"UpstreamBadHost", {"--upstream", "http://a|b:80/x"}, {}, "", "upstream", "has no valid host"},
+        ErrorCase{"UpstreamHostAndPortBad", {"--upstream", "http://a!b:x/"}, {}, "", "upstream", "has no valid host"},
+        ErrorCase{"UpstreamEscapedHost", {"--upstream", "http://%61pp/x"}, {}, "", "upstream", "has no valid host"},
+        ErrorCase{"UpstreamPortWord", {"--upstream", "http://x:abc/a"}, {}, "", "upstream", "invalid port \"abc\""},
+        ErrorCase{"UpstreamBadEscape", {"--upstream", "http://x/a%zz"}, {}, "", "upstream", "has an invalid path"},
+        ErrorCase{"UpstreamBadPathByte", {"--upstream", "http://x/{a}"}, {}, "", "upstream", "has an invalid path"},
+        ErrorCase{"UpstreamUserOnly", {"--upstream", "http://u@x"}, {}, "", "upstream", "credentials"},
         ErrorCase{"ErrorSaysWhereFromEnv", {}, {{"CRUDCAST_UPSTREAM", "ftp://x"}}, "", "upstream",
                   "set by CRUDCAST_UPSTREAM"},
         ErrorCase{"ErrorSaysWhereFromFlag", {"--upstream", "ftp://x"}, {}, "", "upstream", "set by --upstream"},
@@ -627,5 +640,58 @@ INSTANTIATE_TEST_SUITE_P(
                   "\"people\": appears twice"},
         ErrorCase{"ModelsKeyNotWord", {up}, {}, "models: {[a]: b}\n", "models", "a key is not a plural word"}),
     [](const auto& info) { return info.param.name; });
+
+// --- route rules: request paths and compiled templates ------------------------------------------
+
+TEST(RouteRules, RequestPathsAreReadLeniently) {
+    // The upstream has answered these targets already: what a strict URL parser refuses is kept as
+    // the client sent it, so the path still names its collection.
+    const std::pair<std::string, std::vector<std::string>> cases[] = {
+        {"/api/v1/a%2Fb//x/?q=1", {"api", "v1", "a/b", "x"}},
+        {"//api///authors//42//", {"api", "authors", "42"}},
+        {"/./a", {".", "a"}},
+        {"/api/authors/%zz", {"api", "authors", "%zz"}},
+        {"/api/authors/%4", {"api", "authors", "%4"}},
+        {"/api/caf\xC3\xA9s/a b", {"api", "caf\xC3\xA9s", "a b"}},
+        {"/api/{x}/a|b", {"api", "{x}", "a|b"}},
+        {"/api/authors?filter[name]=x&y=%zz", {"api", "authors"}},
+        {"/api/authors#a#b", {"api", "authors"}},
+        {"http://example.com:8080/api/authors/42", {"api", "authors", "42"}},
+        {"http://[::1]/a", {"a"}},
+        {"*", {"*"}},
+        {"", {}},
+    };
+    for (const auto& [target, segments] : cases) EXPECT_EQ(path_segments(target), segments) << target;
+}
+
+RouteRule route(std::string path, std::optional<std::string> model = {}, std::optional<std::string> id = {},
+                std::optional<std::string> pointer = {}) {
+    RouteRule rule;
+    rule.path = std::move(path);
+    rule.model = std::move(model);
+    rule.id = std::move(id);
+    rule.payload_pointer = std::move(pointer);
+    return rule;
+}
+
+TEST(RouteRules, TemplateLiteralsAreDecodedLikeRequestPaths) {
+    const auto rule = compile_rule(route("/x/caf%C3%A9/%zz/{id}", {}, "{id}"), 1);
+    EXPECT_TRUE(rule.matches(path_segments("/x/caf%c3%a9/%zz/7")));
+    EXPECT_TRUE(rule.matches(path_segments("/x/caf\xC3\xA9/%zz/7")));
+    EXPECT_FALSE(rule.matches(path_segments("/x/caf/%zz/7")));
+    EXPECT_EQ(rule.id_segment, 3u);
+}
+
+TEST(RouteRules, TableNamesTheBadRule) {
+    try {
+        RouteTable table({route("/a"), route("/a/**/b")});
+        FAIL() << "no exception";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_STREQ(e.what(), "rule 2 (/a/**/b): '**' may only be the last segment of the path");
+    }
+    // The same checks as the file's, for a Config built in code.
+    for (const auto& rule : {route("/a b"), route("/a", "Person"), route("/a", {}, {}, "#/x"), route("/a", {}, "")})
+        EXPECT_THROW(RouteTable({rule}), std::invalid_argument) << rule.path;
+}
 
 }  // namespace

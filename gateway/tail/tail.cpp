@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -23,6 +22,8 @@
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+
+#include "common/url.hpp"
 
 namespace crudcast::gateway {
 namespace {
@@ -49,26 +50,9 @@ struct Options {
     bool json = false;
 };
 
-// Topic names go into the query string; escape everything but unreserved characters so a model
-// name can never change the meaning of the URL.
-std::string percent_encode(std::string_view s) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
-
 // Fills `o` from the arguments; returns the problem as one line, or "" when they are fine.
 std::string parse_args(const std::vector<std::string>& args, Options& o) {
-    std::string url;
+    std::string address;
     std::vector<std::string> topics;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
@@ -83,8 +67,8 @@ std::string parse_args(const std::vector<std::string>& args, Options& o) {
             value = a.substr(8);
         } else if (a.starts_with("-")) {
             return "unknown option " + a + " (see crudcast tail --help)";
-        } else if (url.empty()) {
-            url = a;
+        } else if (address.empty()) {
+            address = a;
             continue;
         } else {
             return "unexpected argument " + a + " (one URL only)";
@@ -97,37 +81,26 @@ std::string parse_args(const std::vector<std::string>& args, Options& o) {
             start = comma + 1;
         }
     }
-    if (url.empty()) url = "ws://127.0.0.1:8080/ws";
-    if (!url.starts_with("ws://")) return "URL must start with ws:// (wss is not supported): " + url;
-    const std::string_view rest = std::string_view(url).substr(5);
-    const auto slash = std::min(rest.find_first_of("/?"), rest.size());
-    std::string_view authority = rest.substr(0, slash);
-    o.target = std::string(rest.substr(slash));
+    if (address.empty()) address = "ws://127.0.0.1:8080/ws";
+    if (!address.starts_with("ws://")) return "URL must start with ws:// (wss is not supported): " + address;
+    const auto parts = url::parse_url(address);
+    if (!parts) return "bad URL " + address + " (expected ws://HOST[:PORT][/PATH])";
+    if (parts->has_userinfo) return "bad host in URL " + address + " (user credentials are not supported)";
+    if (parts->has_fragment) return "bad URL " + address + " (a #fragment has no meaning here)";
+    const std::string port = parts->port.value_or("80");
+    if (parts->host.empty() || port.empty() || port.size() > 5 || std::stoul(port) == 0 || std::stoul(port) > 65535)
+        return "bad host or port in URL " + address;
+    o.host = parts->host;
+    o.port = port;
+    o.target = parts->target;
     if (o.target.empty() || o.target.front() == '?') o.target.insert(0, "/");
-    std::string_view port = "80";
-    if (authority.starts_with("[")) {  // [v6]:port
-        const auto close = authority.find(']');
-        if (close == std::string_view::npos) return "bad host in URL " + url;
-        if (close + 1 < authority.size()) {
-            if (authority[close + 1] != ':') return "bad host in URL " + url;
-            port = authority.substr(close + 2);
-        }
-        o.host = std::string(authority.substr(1, close - 1));
-    } else {
-        const auto colon = authority.rfind(':');
-        if (colon != std::string_view::npos) port = authority.substr(colon + 1);
-        o.host = std::string(authority.substr(0, colon));
-    }
-    const bool digits = !port.empty() && port.size() <= 5 && std::all_of(port.begin(), port.end(), ::isdigit);
-    if (o.host.empty() || !digits || std::stoul(std::string(port)) == 0 || std::stoul(std::string(port)) > 65535)
-        return "bad host or port in URL " + url;
-    o.port = std::string(port);
     if (!topics.empty()) {
+        // Escaped to unreserved characters, so a model name can never change the meaning of the URL.
         std::string query = "topic=";
-        for (std::size_t i = 0; i < topics.size(); ++i) query += (i ? "," : "") + percent_encode(topics[i]);
+        for (std::size_t i = 0; i < topics.size(); ++i) query += (i ? "," : "") + url::encode_query_value(topics[i]);
         o.target += (o.target.find('?') == std::string::npos ? "?" : "&") + query;
     }
-    o.url = "ws://" + std::string(authority) + o.target;
+    o.url = "ws://" + parts->authority + o.target;
     return {};
 }
 
