@@ -457,6 +457,25 @@ constexpr std::string_view raw_handshake_headers =
     "Host: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
+TEST_F(Events, AMalformedTopicQueryIsRefusedWith400InsteadOfWidenedToEveryTopic) {
+    start();
+    for (const char* target : {"/ws?topic=%zz", "/ws?topic=author%", "/ws?topic=a|b"}) {
+        SCOPED_TRACE(target);
+        const auto r =
+            exchange(port_, "GET " + std::string(target) + " HTTP/1.1\r\n" + std::string(raw_handshake_headers));
+        EXPECT_EQ(r.status, 400u);
+        EXPECT_EQ(r.headers.get("Content-Type"), "application/json");
+        EXPECT_NE(r.body.find(R"("error":"bad_request")"), std::string::npos) << r.body;
+        EXPECT_FALSE(r.headers.get("X-Request-ID").empty());
+    }
+    // Percent escapes that are well formed still name topics.
+    Subscriber authors(port_, "/ws?topic=%61uthor");
+    send("POST", "/api/books", R"({"id":1})");
+    send("POST", "/api/authors", R"({"id":2})");
+    EXPECT_EQ(authors.next()["id"].GetInt(), 2);
+    EXPECT_EQ(upstream_->request_count(), 2u);  // the refused handshakes never reached the upstream
+}
+
 // A client frame, masked as clients must (RFC 6455 §5.3).
 std::string masked_frame(std::uint8_t first, std::string_view payload) {
     const unsigned char mask[4] = {0x11, 0x22, 0x33, 0x44};

@@ -4,9 +4,14 @@
 #include <algorithm>
 
 #include <boost/asio/write.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
+#include "common/json_text.hpp"
 #include "common/log.hpp"
+#include "common/text.hpp"
+#include "common/url.hpp"
 
 namespace crudcast::gateway {
 
@@ -16,28 +21,6 @@ namespace websocket = beast::websocket;
 namespace {
 
 constexpr auto close_grace = std::chrono::seconds(5);
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-std::string percent_decode(std::string_view s) {
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-            out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-            i += 2;
-        } else if (s[i] == '+') {
-            out += ' ';
-        } else {
-            out += s[i];
-        }
-    }
-    return out;
-}
 
 std::string join(const std::vector<std::string>& v) {
     std::string out;
@@ -50,27 +33,17 @@ std::string join(const std::vector<std::string>& v) {
 
 }  // namespace
 
-std::vector<std::string> topics_from_query(std::string_view target) {
+std::optional<std::vector<std::string>> topics_from_query(std::string_view target) {
+    const auto values = url::query_values(target, "topic");
+    if (!values) return std::nullopt;
     std::vector<std::string> topics;
-    const auto q = target.find('?');
-    if (q != std::string_view::npos) {
-        auto query = target.substr(q + 1);
-        while (!query.empty()) {
-            const auto amp = query.find('&');
-            auto pair = query.substr(0, amp);
-            query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-            const auto eq = pair.find('=');
-            if (percent_decode(pair.substr(0, eq)) != "topic" || eq == std::string_view::npos) continue;
-            auto value = percent_decode(pair.substr(eq + 1));
-            std::string_view rest = value;
-            while (!rest.empty()) {
-                const auto comma = rest.find(',');
-                auto topic = rest.substr(0, comma);
-                while (!topic.empty() && topic.front() == ' ') topic.remove_prefix(1);
-                while (!topic.empty() && topic.back() == ' ') topic.remove_suffix(1);
-                if (!topic.empty()) topics.emplace_back(topic);
-                rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-            }
+    for (const auto& value : *values) {
+        std::string_view rest = value;
+        while (!rest.empty()) {
+            const auto comma = rest.find(',');
+            const auto topic = trim(rest.substr(0, comma));
+            if (!topic.empty()) topics.emplace_back(topic);
+            rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
         }
     }
     return bus::normalize_topics(topics);
@@ -127,7 +100,12 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
 }
 
 asio::awaitable<bool> WebSocketSession::handshake(http::request<http::buffer_body>& request) {
-    topics_ = topics_from_query(request.target());
+    auto topics = topics_from_query(request.target());
+    if (!topics) {
+        co_await refuse(request.version(), "the query string is not valid (RFC 3986): no topics can be read from it");
+        co_return false;
+    }
+    topics_ = std::move(*topics);
     // Subscribed before the 101 goes out: every event published once the client holds the 101 is
     // delivered, also one its own next request causes. Nothing is written before the 101.
     shard_.subscribe(this);
@@ -150,6 +128,25 @@ asio::awaitable<bool> WebSocketSession::handshake(http::request<http::buffer_bod
     if (state_ == State::handshaking) state_ = State::open;  // else a drain began meanwhile: closing
     writer_.release();
     co_return true;
+}
+
+asio::awaitable<void> WebSocketSession::refuse(unsigned version, std::string_view detail) {
+    // Before any subscription: a 400 like every error crudcast answers itself, then the end.
+    http::response<http::string_body> res{http::status::bad_request, version};
+    res.set(http::field::server, "crudcast");
+    res.set(http::field::content_type, "application/json");
+    res.set("X-Request-ID", request_id_);
+    auto& body = res.body();
+    body = "{\"error\":\"bad_request\",\"detail\":\"";
+    append_json_escaped(body, detail);
+    body += "\"}\n";
+    res.keep_alive(false);
+    res.prepare_payload();
+    log::write(LogLevel::info, "websocket handshake refused",
+               {{"client", client_address_}, {"rid", request_id_}, {"status", 400u}, {"detail", detail}});
+    state_ = State::closed;
+    co_await http::async_write(socket_, res, use_nothrow);
+    shutdown_socket();
 }
 
 asio::awaitable<void> WebSocketSession::read_loop() {

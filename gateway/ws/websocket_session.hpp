@@ -28,8 +28,10 @@ namespace crudcast::gateway {
 
 namespace http = beast::http;
 
-// Topics from a ws-path query string: `topic=a,b&topic=c`, percent-decoded, normalised.
-std::vector<std::string> topics_from_query(std::string_view target);
+// Topics from a ws-path query string: `topic=a,b&topic=c`, percent-decoded (`+` is a space),
+// trimmed, normalised (no topic at all is "all"). nullopt when the target is not a valid URI
+// reference (a bad % escape): the handshake is refused rather than widened to every topic.
+std::optional<std::vector<std::string>> topics_from_query(std::string_view target);
 
 class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
 public:
@@ -71,6 +73,7 @@ private:
 
     asio::awaitable<void> run(http::request<http::buffer_body> request);
     asio::awaitable<bool> handshake(http::request<http::buffer_body>& request);
+    asio::awaitable<void> refuse(unsigned version, std::string_view detail);
     asio::awaitable<void> read_loop();
     // Acts on one frame from the peer; true when the connection is over.
     bool on_frame(const Frame& frame);
