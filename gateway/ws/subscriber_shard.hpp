@@ -46,7 +46,7 @@ public:
 
     const FrameLog& log() const { return log_; }
     const config::Config& config() const { return config_; }
-    WebSocketCounters& counters() const { return counters_; }
+    WebSocketCounters& counters() { return counters_; }
 
 private:
     static constexpr std::uint32_t no_topic = UINT32_MAX;  // a model nobody here subscribed to by name

@@ -189,7 +189,8 @@ asio::awaitable<void> WebSocketSession::read_loop() {
 
 bool WebSocketSession::on_frame(const Frame& frame) {
     switch (frame.opcode) {
-        case Opcode::ping: queue_control(control_frame(Opcode::pong, {frame.payload.data(), frame.payload.size()}));
+        case Opcode::ping:
+            queue_control(control_frame(Opcode::pong, std::string_view(frame.payload.data(), frame.payload.size())));
             break;
         case Opcode::pong: break;
         case Opcode::close: return on_peer_close(frame.payload);
