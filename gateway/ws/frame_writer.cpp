@@ -37,7 +37,7 @@ bool FrameWriter::gather(const FrameLog& log, const Subscription& subscription) 
     pieces.clear();
     batch_ = Batch{.end = subscription.cursor()};
     // Control frames first (between whole frames, never inside one), then data in seq order.
-    gather_control();
+    if (!control_.empty()) gather_control();
     if (subscription.cursor() < log.end_index()) {
         if (subscription.all()) {
             gather_all(log, subscription);
@@ -150,12 +150,6 @@ void FrameWriter::drop_sent(std::size_t sent) {
     }
     gather_.erase(gather_.begin(), first);
     if (sent > 0) gather_.front() += sent;
-}
-
-FrameWriter::Batch FrameWriter::finish() {
-    state_ = State::idle;
-    inflight_control_.clear();
-    return std::exchange(batch_, Batch{});
 }
 
 }  // namespace crudcast::gateway

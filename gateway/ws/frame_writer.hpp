@@ -49,7 +49,11 @@ public:
     const std::vector<asio::const_buffer>& remaining() const { return gather_; }
 
     // The write completed or failed: the writer is idle again; returns what the write carried.
-    Batch finish();
+    Batch finish() {
+        state_ = State::idle;
+        inflight_control_.clear();
+        return batch_;
+    }
 
 private:
     enum class State : std::uint8_t { held, idle, writing };
