@@ -25,8 +25,8 @@ enum class Opcode : std::uint8_t { continuation = 0, text = 1, binary = 2, close
 // Opcodes 8-15 are control frames (§5.5), the reserved ones included.
 constexpr bool is_control(Opcode opcode) { return (static_cast<std::uint8_t>(opcode) & 0x08) != 0; }
 
-constexpr std::size_t max_client_payload = 64 * 1024;  // subscribers have nothing big to send
-constexpr std::size_t max_control_payload = 125;       // §5.5
+constexpr std::size_t max_client_payload = std::size_t{64} * 1024;  // subscribers have nothing big to send
+constexpr std::size_t max_control_payload = 125;                    // §5.5
 constexpr std::size_t max_close_reason = max_control_payload - 2;
 
 // A frame header as it is on the wire, before any check.
