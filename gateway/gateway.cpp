@@ -36,14 +36,14 @@ struct Worker {
         : context(1),
           guard(asio::make_work_guard(context)),
           proxy(std::make_shared<proxy::ProxyContext>(context.get_executor(), config, counters, draining)),
-          ws(std::make_shared<WebSocketContext>(context.get_executor(), config, bus, index, ws_counters)) {}
+          ws(std::make_shared<SubscriberShard>(context.get_executor(), config, bus, index, ws_counters)) {}
 
     asio::io_context context;  // concurrency hint 1: no internal locking
     asio::executor_work_guard<asio::io_context::executor_type> guard;
     // Shared with the sessions: whichever goes last (this worker or a session destroyed by the
     // io_context's shutdown) frees them, so no session ever points at a dead context.
     std::shared_ptr<proxy::ProxyContext> proxy;
-    std::shared_ptr<WebSocketContext> ws;
+    std::shared_ptr<SubscriberShard> ws;
     std::thread thread;
     bool drained = false;
 };
@@ -92,7 +92,7 @@ struct Gateway::Impl {
             const auto now = std::chrono::steady_clock::now();
             for (auto* session : w.proxy->sessions) session->check_deadline(now);
             w.proxy->pool.close_expired(now);
-            if (draining.load() && w.proxy->sessions.empty() && w.ws->sessions.empty()) {
+            if (draining.load() && w.proxy->sessions.empty() && !w.ws->has_sessions()) {
                 worker_drained(w);
                 co_return;
             }
@@ -216,8 +216,7 @@ void Gateway::shutdown() {
                 std::vector<proxy::DownstreamSession*> sessions(raw->proxy->sessions.begin(),
                                                                 raw->proxy->sessions.end());
                 for (auto* s : sessions) s->drain();
-                std::vector<WebSocketSession*> subscribers(raw->ws->sessions.begin(), raw->ws->sessions.end());
-                for (auto* s : subscribers) s->go_away();
+                raw->ws->drain();
                 raw->proxy->pool.close_idle();
             });
         }

@@ -453,6 +453,85 @@ TEST_F(Events, WsAllowedOriginsRefusesOtherBrowserOriginsWith403) {
     EXPECT_EQ(upstream_->request_count(), 1u);  // the handshakes never reached the upstream
 }
 
+constexpr std::string_view raw_handshake_headers =
+    "Host: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+TEST_F(Events, AMalformedTopicQueryIsRefusedWith400InsteadOfWidenedToEveryTopic) {
+    start();
+    for (const char* target : {"/ws?topic=%zz", "/ws?topic=author%", "/ws?topic=a|b"}) {
+        SCOPED_TRACE(target);
+        const auto r =
+            exchange(port_, "GET " + std::string(target) + " HTTP/1.1\r\n" + std::string(raw_handshake_headers));
+        EXPECT_EQ(r.status, 400u);
+        EXPECT_EQ(r.headers.get("Content-Type"), "application/json");
+        EXPECT_NE(r.body.find(R"("error":"bad_request")"), std::string::npos) << r.body;
+        EXPECT_FALSE(r.headers.get("X-Request-ID").empty());
+    }
+    // Percent escapes that are well formed still name topics.
+    Subscriber authors(port_, "/ws?topic=%61uthor");
+    send("POST", "/api/books", R"({"id":1})");
+    send("POST", "/api/authors", R"({"id":2})");
+    EXPECT_EQ(authors.next()["id"].GetInt(), 2);
+    EXPECT_EQ(upstream_->request_count(), 2u);  // the refused handshakes never reached the upstream
+}
+
+// A client frame, masked as clients must (RFC 6455 §5.3).
+std::string masked_frame(std::uint8_t first, std::string_view payload) {
+    const unsigned char mask[4] = {0x11, 0x22, 0x33, 0x44};
+    std::string out(1, static_cast<char>(first));
+    out += static_cast<char>(0x80 | payload.size());  // short payloads only
+    for (auto b : mask) out += static_cast<char>(b);
+    for (std::size_t i = 0; i < payload.size(); ++i) out += static_cast<char>(payload[i] ^ mask[i % 4]);
+    return out;
+}
+
+TEST_F(Events, BadFramesAndClosesFromTheClientGetTheRightCloseFrameBack) {
+    struct Row {
+        const char* name;
+        std::string bytes;
+        unsigned close_code;
+        bool ends_promptly;  // the peer closed first: the connection ends once our close is written
+    };
+    const std::vector<Row> rows = {
+        {"unmasked frame", std::string("\x81\x02hi", 4), 1002, false},
+        {"frame over 64 KiB", std::string("\x82\xff\x00\x00\x00\x00\x00\x01\x00\x01\x11\x22\x33\x44", 14), 1009,
+         false},
+        {"ping over 125 bytes", std::string("\x89\xfe\x00\x7e\x11\x22\x33\x44", 8), 1009, false},
+        {"unknown opcode", masked_frame(0x83, ""), 1002, false},
+        {"close 1000", masked_frame(0x88, std::string("\x03\xe8", 2)), 1000, true},
+        {"close 4001 with a reason", masked_frame(0x88, std::string("\x0f\xa1", 2) + "bye"), 4001, true},
+        {"close 1005, which may not be sent back", masked_frame(0x88, std::string("\x03\xed", 2)), 1000, true},
+        {"bare close", masked_frame(0x88, ""), 1000, true},
+    };
+    start();
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.name);
+        Socket raw = Socket::connect(port_);
+        ASSERT_TRUE(raw.send_all("GET /ws HTTP/1.1\r\n" + std::string(raw_handshake_headers)));
+        const auto head = raw.read_until("\r\n\r\n", default_timeout);
+        ASSERT_TRUE(head.has_value());
+        ASSERT_EQ(head->rfind("HTTP/1.1 101", 0), 0u) << *head;
+        const auto sent_at = std::chrono::steady_clock::now();
+        ASSERT_TRUE(raw.send_all(row.bytes));
+        const auto header = raw.read_exactly(2, default_timeout);
+        ASSERT_TRUE(header.has_value());
+        EXPECT_EQ(static_cast<unsigned char>((*header)[0]), 0x88u);  // nothing was published: the close comes first
+        const auto payload = raw.read_exactly(static_cast<unsigned char>((*header)[1]), default_timeout);
+        ASSERT_TRUE(payload.has_value() && payload->size() >= 2);
+        const unsigned code =
+            static_cast<unsigned char>((*payload)[0]) << 8 | static_cast<unsigned char>((*payload)[1]);
+        EXPECT_EQ(code, row.close_code);
+        if (row.ends_promptly) {
+            Socket::Status status;
+            while ((status = raw.fill(default_timeout)) == Socket::Status::data) raw.consume(raw.buffered().size());
+            EXPECT_NE(status, Socket::Status::timeout);
+            EXPECT_LT(std::chrono::steady_clock::now() - sent_at, std::chrono::seconds(2))
+                << "the connection waited for the close grace instead of ending once both closes were exchanged";
+        }
+    }
+}
+
 TEST_F(Events, ClientMessagesAndPingsAreHarmless) {
     start();
     Subscriber sub(port_, "/ws");

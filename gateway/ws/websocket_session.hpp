@@ -1,78 +1,41 @@
 // websocket_session.hpp: one event subscriber connected at the ws path. Beast performs the
 // handshake; after it, crudcast writes frames itself. Each worker thread keeps the frames its
-// subscribers still need once, in a FrameLog; a subscriber is a cursor into it, and everything
-// from its cursor on leaves in one gather write. One writer per session writes whole frames only,
-// control frames (pong, ping, close) between data frames, never inside.
+// subscribers still need once, in a FrameLog (see subscriber_shard.hpp); a subscriber is a cursor
+// into it, and everything from its cursor on leaves in one gather write (frame_writer.hpp). One
+// writer per session writes whole frames only, control frames (pong, ping, close) between data
+// frames, never inside. Frames from the client are decoded by frame_codec.hpp.
 #pragma once
 
 #include <chrono>
-#include <deque>
-#include <list>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
 
-#include "bus/in_memory_bus.hpp"
-#include "config/config.hpp"
-#include "gateway/ws/frame_log.hpp"
-#include "gateway/ws/ws_counters.hpp"
 #include "common/asio.hpp"
+#include "gateway/ws/frame_codec.hpp"
+#include "gateway/ws/frame_writer.hpp"
+#include "gateway/ws/subscriber_shard.hpp"
+#include "gateway/ws/subscription.hpp"
+#include "gateway/ws/ws_counters.hpp"
 
 namespace crudcast::gateway {
 
 namespace http = beast::http;
 
-class WebSocketSession;
-
-// What the sessions of one worker thread share: the thread's bus sink. Touched only by that thread.
-struct WebSocketContext : bus::ShardSink, std::enable_shared_from_this<WebSocketContext> {
-    WebSocketContext(asio::any_io_executor ex, const config::Config& cfg, bus::InMemoryBus& b, std::size_t shard_index,
-                     WebSocketCounters& c)
-        : executor(std::move(ex)), config(cfg), bus(b), shard(shard_index), counters(c) {}
-
-    // Appends the events some subscriber here wants to the log, then lets every subscriber
-    // write what it has not sent yet (or closes it with 1013 when it is too far behind).
-    void on_events(const std::vector<bus::Delivery>& events) override;
-
-    asio::any_io_executor executor;
-    const config::Config& config;
-    bus::InMemoryBus& bus;
-    std::size_t shard;  // this worker's index
-    WebSocketCounters& counters;
-    std::list<WebSocketSession*> sessions;  // every session, subscribed or not (for drain)
-
-    FrameLog log;
-    static constexpr std::uint32_t no_topic = UINT32_MAX;  // a model nobody here subscribed to by name
-    std::unordered_map<std::string, std::uint32_t> topic_ids;  // topics someone here subscribed to
-    std::vector<std::vector<WebSocketSession*>> by_topic;     // indexed by topic id
-    std::vector<std::string> topic_names;                     // indexed by topic id
-    std::vector<std::uint32_t> free_topic_ids;                // ids of topics nobody here wants now
-    std::vector<WebSocketSession*> subscribed;            // every subscribed session, "all" included
-    std::size_t all_subscribers = 0;
-
-    void subscribe(WebSocketSession* session);
-    void unsubscribe(WebSocketSession* session);
-
-private:
-    static constexpr std::size_t pass_slice = 32;  // subscribers served per handler (bench: 32 beat 64 and 256)
-    void begin_pass();
-    void run_pass();
-    bool pass_posted_ = false;
-    std::size_t pass_next_ = 0;        // index in `subscribed` the pass continues at
-    std::uint64_t pass_keep_ = 0;      // the lowest cursor seen in this pass: trim before it
-};
-
-// Topics from a ws-path query string: `topic=a,b&topic=c`, percent-decoded, normalised.
-std::vector<std::string> topics_from_query(std::string_view target);
+// Topics from a ws-path query string: `topic=a,b&topic=c`, percent-decoded (`+` is a space),
+// trimmed, normalised (no topic at all is "all"). nullopt when the target is not a valid URI
+// reference (a bad % escape): the handshake is refused rather than widened to every topic.
+std::optional<std::vector<std::string>> topics_from_query(std::string_view target);
 
 class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
 public:
-    WebSocketSession(tcp::socket socket, std::shared_ptr<WebSocketContext> context, std::string client_address,
+    WebSocketSession(tcp::socket socket, std::shared_ptr<SubscriberShard> shard, std::string client_address,
                      std::string request_id);
     ~WebSocketSession();
 
@@ -82,61 +45,64 @@ public:
     // Drain: close with 1001 (going away).
     void go_away();
 
+    // For the thread's SubscriberShard.
+    const std::vector<std::string>& topics() const { return topics_; }
+    Subscription& subscription() { return subscription_; }
+    const Subscription& subscription() const { return subscription_; }
+    // The log grew: close with 1013 when the backlog is over the limits, else write.
+    void on_log_grew();
+    // The log must keep what this session's cursor points at: it may still send it.
+    bool holds_log() const { return state_ == State::handshaking || state_ == State::open || writer_.writing(); }
+    // Idle with frames to send before `log_end`: it needs another pass.
+    bool can_send_more(std::uint64_t log_end) const {
+        return state_ == State::open && writer_.ready() && subscription_.cursor() < log_end;
+    }
+
 private:
+    enum class State : std::uint8_t {
+        handshaking,      // subscribed; Beast writes the 101 (the writer is held until it is out)
+        open,             // events go out, control frames both ways
+        closing,          // our close frame is queued or written; the rest of the log is skipped
+        answering_close,  // the peer closed first; ours is queued: the connection ends once it is written
+        broken,           // a write failed and the socket is closed; the read loop is about to notice
+        closed,           // the read loop has ended (or the handshake failed)
+    };
+    bool close_sent() const { return state_ == State::closing || state_ == State::answering_close; }
+    // Nothing more of the log will be sent: the cursor follows the log's end.
+    bool skipping_log() const { return close_sent() || state_ == State::broken; }
+
     asio::awaitable<void> run(http::request<http::buffer_body> request);
+    asio::awaitable<bool> handshake(http::request<http::buffer_body>& request);
+    asio::awaitable<void> refuse(unsigned version, std::string_view detail);
     asio::awaitable<void> read_loop();
+    // Acts on one frame from the peer; true when the connection is over.
+    bool on_frame(const Frame& frame);
+    bool on_peer_close(std::span<const char> payload);
     asio::awaitable<void> ping_loop();
-    void queue_control(std::uint8_t opcode, std::string_view payload);
-    // Starts the close handshake: drops queued data, queues a close frame.
-    void close_with(std::uint16_t code, std::string_view reason);
+    void queue_control(std::string frame);
+    // Starts the close handshake: drops queued data, queues a close frame, enters `next`.
+    void close_with(std::uint16_t code, std::string_view reason, State next = State::closing);
+    void close_for_backlog(std::size_t frames, std::size_t bytes, std::size_t held);
     void write_pending();
     void on_written(error_code ec);
     void shutdown_socket();
 
     tcp::socket socket_;
-    std::shared_ptr<WebSocketContext> owner_;  // keeps the thread's context alive as long as any session
-    WebSocketContext& context_;
-    std::list<WebSocketSession*>::iterator registration_;
+    std::shared_ptr<SubscriberShard> owner_;  // keeps the thread's shard alive as long as any session
+    SubscriberShard& shard_;
+    SubscriberShard::Registration registration_;
     std::string client_address_;
     std::string request_id_;
     std::vector<std::string> topics_;
     beast::flat_buffer read_buffer_;
+    State state_ = State::handshaking;
 
-    // Outbound: control frames go first, then data frames from the log, whole frames only.
-    std::deque<std::string> control_;
-    std::vector<std::string> inflight_control_;
-    std::vector<asio::const_buffer> gather_;
-    std::string scratch_;  // control frames, and a topic subscriber's small frames, copied together
-    bool writing_ = false;
+    Subscription subscription_;  // position in the shard's log
+    FrameWriter writer_;
 
-    // Position in the context's log: entries before cursor_ are sent (or skipped: other topics).
-    std::uint64_t cursor_ = 0;
-    bool all_ = false;                    // subscribed to "all": every entry is for this session
-    std::vector<std::uint32_t> topic_ids_;  // otherwise: these topics
-    std::size_t pending_frames_ = 0;      // topic subscribers: frames at or after cursor_ for them
-    std::size_t pending_bytes_ = 0;
-    bool subscribed_ = false;
-    bool dropped_ = false;  // closing: the rest of the log is skipped
-    // The data part of the write in flight.
-    std::uint64_t inflight_end_ = 0;  // cursor_ once it is written
-    std::size_t inflight_frames_ = 0;
-    std::size_t inflight_bytes_ = 0;
-    std::uint64_t inflight_last_seq_ = 0;
-
-    friend struct WebSocketContext;
-    std::size_t backlog_frames() const;
-    std::size_t backlog_bytes() const;
-    // The log grew: close with 1013 when the backlog is over the limits, else write.
-    void on_log_grew();
-
-    bool handshake_done_ = false;  // the 101 is written: frames may follow
-    bool close_sent_ = false;      // our close frame is queued or written
-    bool close_received_ = false;  // the peer's close frame arrived
-    bool discard_input_ = false;   // after a protocol error
-    bool closed_ = false;          // socket closed
     std::uint16_t close_code_ = 0;
     std::string close_reason_;
-    bool alive_ = true;  // something arrived since the last ping
+    bool alive_ = true;  // something arrived since the last ping (liveness, apart from the state)
     asio::steady_timer ping_timer_;
     asio::steady_timer close_timer_;
     std::uint64_t frames_sent_ = 0;

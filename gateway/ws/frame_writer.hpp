@@ -1,0 +1,75 @@
+// frame_writer.hpp: one subscriber's outbound side. Control frames wait in a queue; data frames wait
+// in the thread's FrameLog behind the subscriber's cursor. A write gathers the control frames first,
+// then the subscriber's frames in seq order, whole frames only (a control frame never lands inside a
+// data frame), and offers them to the kernel at once with one sendmsg; only what the kernel does not
+// take waits for the socket (an asynchronous write, which the session starts and completes).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include <boost/asio/buffer.hpp>
+
+#include "common/asio.hpp"
+#include "gateway/ws/frame_log.hpp"
+#include "gateway/ws/subscription.hpp"
+
+namespace crudcast::gateway {
+
+class FrameWriter {
+public:
+    // What the write in flight carries.
+    struct Batch {
+        std::uint64_t end = 0;  // the subscription's cursor once it is written
+        std::size_t frames = 0;  // data frames
+        std::size_t bytes = 0;   // their bytes (counted for topic subscribers only)
+        std::uint64_t last_seq = 0;
+        bool close = false;  // our close frame is in it
+    };
+
+    // Nothing may be written before the 101 (Beast writes it): the writer starts held.
+    void release() { state_ = State::idle; }
+    bool ready() const { return state_ == State::idle; }
+    bool writing() const { return state_ == State::writing; }
+
+    void queue_control(std::string frame) { control_.push_back(std::move(frame)); }
+    bool has_control() const { return !control_.empty(); }
+
+    // Gathers the next write: every queued control frame, then the subscription's frames from its
+    // cursor on, up to max_write_bytes. False when there is nothing to send (batch().end may still
+    // have moved past other topics' entries); true when a write begins: writing() until finish().
+    bool gather(const FrameLog& log, const Subscription& subscription);
+    const Batch& batch() const { return batch_; }
+
+    // Offers the gathered bytes to the kernel without waiting. True when the write is over (all taken,
+    // or `ec` says why not); false when the rest, remaining(), must wait for the socket.
+    bool send_now(int fd, error_code& ec);
+    const std::vector<asio::const_buffer>& remaining() const { return gather_; }
+
+    // The write completed or failed: the writer is idle again; returns what the write carried.
+    Batch finish() {
+        state_ = State::idle;
+        inflight_control_.clear();
+        return batch_;
+    }
+
+private:
+    enum class State : std::uint8_t { held, idle, writing };
+
+    void gather_control();
+    void gather_all(const FrameLog& log, const Subscription& subscription);
+    void gather_topics(const FrameLog& log, const Subscription& subscription);
+    void add(const char* bytes, std::size_t size, bool copy);
+    void drop_sent(std::size_t sent);
+
+    State state_ = State::held;
+    std::deque<std::string> control_;
+    std::vector<std::string> inflight_control_;
+    std::vector<asio::const_buffer> gather_;
+    std::string scratch_;  // control frames, and a topic subscriber's small frames, copied together
+    Batch batch_;
+};
+
+}  // namespace crudcast::gateway
