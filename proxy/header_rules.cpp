@@ -77,6 +77,18 @@ void apply_forwarding_headers(http::fields& fields, const ForwardContext& ctx) {
     fields.set("X-Request-ID", ctx.request_id);
 }
 
+void prepare_response_head(http::response<http::buffer_body>& head, const ResponseHeadRules& rules) {
+    strip_hop_by_hop(head);
+    add_request_id(head, rules.request_id);
+    if (rules.own_version) head.version(11);
+    if (rules.chunked) head.chunked(*rules.chunked);
+    head.keep_alive(rules.keep_alive);  // after the version: what it writes depends on it
+}
+
+void add_request_id(http::fields& fields, std::string_view request_id) {
+    if (fields.count("X-Request-ID") == 0) fields.set("X-Request-ID", request_id);
+}
+
 bool is_acceptable_request_id(std::string_view id) {
     if (id.empty() || id.size() > 128) return false;
     return std::all_of(id.begin(), id.end(), [](unsigned char c) {
