@@ -123,7 +123,8 @@ asio::awaitable<void> DownstreamSession::refuse_header(RequestParser& parser, co
     ex.request_id = generate_request_id();
     if (deadline_.expired()) {
         log::write(LogLevel::info, "client disconnected: request header not complete within client-header-timeout",
-                   {{"client", client_address_}, {"timeout_ms", static_cast<std::int64_t>(cfg.client_header_timeout.count())},
+                   {{"client", client_address_},
+                    {"timeout_ms", static_cast<std::int64_t>(cfg.client_header_timeout.count())},
                     {"rid", ex.request_id}});
         co_return;
     }
