@@ -212,7 +212,8 @@ TEST(ResponseHead, TheUpstreamsRequestIdStays) {
 
 TEST(ResponseHead, FramingAndConnectionAsCrudcastDecides) {
     auto eof_delimited = upstream_head(11, {{"Content-Type", "text/plain"}});
-    prepare_response_head(eof_delimited, {.request_id = "r", .keep_alive = false, .own_version = true, .chunked = true});
+    prepare_response_head(eof_delimited,
+                          {.request_id = "r", .keep_alive = false, .own_version = true, .chunked = true});
     EXPECT_EQ(to_list(eof_delimited.base()), (Headers{{"Content-Type", "text/plain"},
                                                       {"X-Request-ID", "r"},
                                                       {"Transfer-Encoding", "chunked"},
