@@ -76,14 +76,18 @@ private:
     // Serves one parsed request header; returns whether the connection may carry another request.
     asio::awaitable<bool> serve(RequestParser& parser);
 
-    // downstream_forward.cpp: the request upstream, the response back, each step reporting its failure.
+    // downstream_forward.cpp: the request upstream, the response back. Each step of forward returns the
+    // failure that stopped it, if any; forward retries or hands it to fail().
     asio::awaitable<bool> forward(RequestParser& parser, Exchange& ex);
     asio::awaitable<std::optional<Failed>> send_request(Forwarding& fw, Exchange& ex);
     asio::awaitable<std::optional<Failed>> read_response_head(Forwarding& fw, Exchange& ex);
     asio::awaitable<std::optional<Failed>> relay_response(Forwarding& fw, Exchange& ex);
+    // The exchange went through: the upstream connection back to the pool (when it may be), the access line.
     void finish_exchange(Forwarding& fw, Exchange& ex);
     // The retry half of the failure funnel: true (after its debug line) when the rule replays the attempt.
     bool retries(const Failed& failed, const Forwarding& fw, const Exchange& ex) const;
+    // An Upgrade request other than a WebSocket subscription: passed to the upstream on a fresh
+    // connection; after its 101 the two connections are spliced byte for byte.
     asio::awaitable<bool> tunnel(RequestParser& parser, Exchange& ex);
     asio::awaitable<bool> splice_upgraded(Exchange& ex, UpstreamConnection& up, http::response_header<>& res);
     // The failure funnel: carries out failure_rule(kind) (counter, answer or log line, access line);
