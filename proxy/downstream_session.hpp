@@ -1,17 +1,23 @@
 // downstream_session.hpp: one client connection: reads requests (keep-alive, pipelined in order),
 // forwards each to the upstream through the pool, streams the answer back, logs one access line.
+// The connection loop and crudcast's own answers live in downstream_session.cpp, the way of one
+// request to the upstream and back (and every failure on it) in downstream_forward.cpp.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
 #include "common/asio.hpp"
 #include "proxy/deadline.hpp"
+#include "proxy/exchange_failure.hpp"
 #include "proxy/proxy_context.hpp"
 
 namespace crudcast::proxy {
@@ -33,14 +39,62 @@ public:
     void check_deadline(std::chrono::steady_clock::time_point now) { deadline_.check(now); }
 
 private:
+    using Clock = std::chrono::steady_clock;
     using RequestParser = http::request_parser<http::buffer_body>;
-    struct Exchange;  // one request/response: ids, timings, outcome for the access line
+    using ResponseParser = http::response_parser<http::buffer_body>;
+
+    // One request/response: ids, timings, outcome for the access line.
+    struct Exchange {
+        Clock::time_point start = Clock::now();
+        std::string request_id;
+        std::string method;
+        std::string target;  // as the client sent it
+        unsigned status = 0;
+        std::uint64_t bytes_out = 0;  // response body bytes sent to the client
+        std::uint64_t bytes_in = 0;   // request body bytes sent to the upstream
+        std::optional<double> upstream_ms;
+        const char* connection = "-";  // upstream connection: new, reused, or - (none)
+        std::string error;             // why crudcast answered itself, or why the exchange broke
+        NoteFields note;               // the observer's fields for the access line (events)
+    };
+    static double ms_since(Clock::time_point t) {
+        return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+    }
+    struct Forwarding;  // one request on its way upstream, across its attempts
+    // A step of an exchange that failed: which way, and the error behind it.
+    struct Failed {
+        Failure kind;
+        error_code ec;
+        std::string_view pool_detail = {};  // the pool's sentence, for connect failures (the lease outlives it)
+    };
 
     asio::awaitable<void> run();
+    // Waits for the first byte of the next request; false when the connection should end instead.
+    asio::awaitable<bool> await_request(bool first_request);
+    // Answers a request whose header could not be read (when the client is still there to hear it).
+    asio::awaitable<void> refuse_header(RequestParser& parser, const error_code& ec);
     // Serves one parsed request header; returns whether the connection may carry another request.
     asio::awaitable<bool> serve(RequestParser& parser);
+
+    // downstream_forward.cpp: the request upstream, the response back. Each step of forward returns the
+    // failure that stopped it, if any; forward retries or hands it to fail().
     asio::awaitable<bool> forward(RequestParser& parser, Exchange& ex);
+    asio::awaitable<std::optional<Failed>> send_request(Forwarding& fw, Exchange& ex);
+    asio::awaitable<std::optional<Failed>> read_response_head(Forwarding& fw, Exchange& ex);
+    asio::awaitable<std::optional<Failed>> relay_response(Forwarding& fw, Exchange& ex);
+    // The exchange went through: the upstream connection back to the pool (when it may be), the access line.
+    void finish_exchange(Forwarding& fw, Exchange& ex);
+    // The retry half of the failure funnel: true (after its debug line) when the rule replays the attempt.
+    bool retries(const Failed& failed, const Forwarding& fw, const Exchange& ex) const;
+    // An Upgrade request other than a WebSocket subscription: passed to the upstream on a fresh
+    // connection; after its 101 the two connections are spliced byte for byte.
     asio::awaitable<bool> tunnel(RequestParser& parser, Exchange& ex);
+    asio::awaitable<bool> splice_upgraded(Exchange& ex, UpstreamConnection& up, http::response_header<>& res);
+    // The failure funnel: carries out failure_rule(kind) (counter, answer or log line, access line);
+    // returns whether the connection may stay open.
+    asio::awaitable<bool> fail(Exchange& ex, const Failed& failed, bool client_keep_alive = false,
+                               bool has_body = false);
+
     // Answers with crudcast's own JSON error; returns whether the connection may stay open.
     asio::awaitable<bool> reply_error(Exchange& ex, http::status status, std::string_view error,
                                       std::string detail, bool keep_alive, std::string_view upgrade = {});

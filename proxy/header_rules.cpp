@@ -6,24 +6,14 @@
 #include <random>
 #include <vector>
 
-#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
+#include <boost/url/scheme.hpp>
+
+#include "common/text.hpp"
 
 namespace crudcast::proxy {
 
-namespace beast = boost::beast;
-
-namespace {
-
-bool iequals(std::string_view a, std::string_view b) { return beast::iequals(a, b); }
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-}  // namespace
+namespace urls = boost::urls;
 
 void strip_hop_by_hop(http::fields& fields, bool keep_upgrade) {
     // Headers named by Connection are hop-by-hop too; collect every Connection header's tokens.
@@ -77,6 +67,18 @@ void apply_forwarding_headers(http::fields& fields, const ForwardContext& ctx) {
     fields.set("X-Request-ID", ctx.request_id);
 }
 
+void prepare_response_head(http::response<http::buffer_body>& head, const ResponseHeadRules& rules) {
+    strip_hop_by_hop(head);
+    add_request_id(head, rules.request_id);
+    if (rules.own_version) head.version(11);
+    if (rules.chunked) head.chunked(*rules.chunked);
+    head.keep_alive(rules.keep_alive);  // after the version: what it writes depends on it
+}
+
+void add_request_id(http::fields& fields, std::string_view request_id) {
+    if (fields.count("X-Request-ID") == 0) fields.set("X-Request-ID", request_id);
+}
+
 bool is_acceptable_request_id(std::string_view id) {
     if (id.empty() || id.size() > 128) return false;
     return std::all_of(id.begin(), id.end(), [](unsigned char c) {
@@ -118,14 +120,18 @@ TargetDecision decide_target(std::string_view target, std::string_view base_path
         d.target = base_path.empty() ? std::string("*") : std::string(base_path);
         return d;
     }
-    const bool http_scheme = target.size() > 7 && iequals(target.substr(0, 7), "http://");
-    const bool https_scheme = target.size() > 8 && iequals(target.substr(0, 8), "https://");
-    if (!http_scheme && !https_scheme) {
+    // absolute-form: Boost.URL names the scheme (in any case). The authority is compared as it is with
+    // crudcast's own (stricter than any parse), and the path and query pass byte for byte as in
+    // origin-form: a full URL parse would refuse targets forwarded today (a `%zz` in a query).
+    const auto scheme_end = target.find("://");
+    const auto scheme = scheme_end == std::string_view::npos ? urls::scheme::none
+                                                             : urls::string_to_scheme(target.substr(0, scheme_end));
+    const auto rest = scheme == urls::scheme::none ? std::string_view() : target.substr(scheme_end + 3);
+    if ((scheme != urls::scheme::http && scheme != urls::scheme::https) || rest.empty()) {
         d.kind = TargetDecision::reject;
         d.reason = "request target is not origin-form or absolute-form";
         return d;
     }
-    auto rest = target.substr(http_scheme ? 7 : 8);
     const auto slash = rest.find_first_of("/?");
     const auto authority = rest.substr(0, slash);
     const bool own = std::any_of(own_authorities.begin(), own_authorities.end(),

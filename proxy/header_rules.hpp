@@ -7,7 +7,9 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/message.hpp>
 
 namespace crudcast::proxy {
 
@@ -30,6 +32,22 @@ struct ForwardContext {
 // client, usually a load balancer in front of crudcast, already set them; set otherwise), Host and
 // X-Request-ID to a request about to go upstream. Call after strip_hop_by_hop.
 void apply_forwarding_headers(http::fields& fields, const ForwardContext& ctx);
+
+// How crudcast passes an upstream response head on to its client.
+struct ResponseHeadRules {
+    std::string_view request_id;  // set as X-Request-ID unless the upstream echoed one
+    bool keep_alive = false;      // crudcast's own decision about the client connection
+    bool own_version = false;     // send HTTP/1.1: an intermediary sends its own version (RFC 9110 §6.2)
+    // Re-frames the body: false for an HTTP/1.0 client (no chunked coding there: the body ends at
+    // close), true for an EOF-delimited body to keep the client's connection; unset: as received.
+    std::optional<bool> chunked = {};
+};
+
+// Strips the hop-by-hop headers, adds X-Request-ID, then sets version, framing and Connection as
+// `rules` say. Forwarded responses and declined upgrades go through it.
+void prepare_response_head(http::response<http::buffer_body>& head, const ResponseHeadRules& rules);
+// Adds X-Request-ID unless the upstream's response already carries one.
+void add_request_id(http::fields& fields, std::string_view request_id);
 
 // A client's X-Request-ID is kept when it is 1..128 characters of [A-Za-z0-9._~:/+=@-];
 // anything else (empty, too long, spaces, control bytes) is replaced by a generated id.

@@ -159,7 +159,74 @@ INSTANTIATE_TEST_SUITE_P(
                       TargetCase{"http://127.0.0.1:8081/", "", false, ""},
                       TargetCase{"https://evil.example/x", "", false, ""},
                       TargetCase{"example.com:443", "", false, ""},
-                      TargetCase{"", "", false, ""}));
+                      TargetCase{"", "", false, ""},
+                      // absolute-form: the scheme in any case, the rest byte for byte, the authority exact
+                      TargetCase{"hTTpS://127.0.0.1:8080/x", "", true, "/x"},
+                      TargetCase{"http://127.0.0.1:8080/a%2F/b?x=%20&y=%zz#f", "", true, "/a%2F/b?x=%20&y=%zz#f"},
+                      TargetCase{"http://127.0.0.1:8080//p", "", true, "//p"},
+                      TargetCase{"http://BACKEND:3000/", "", true, "/"},
+                      TargetCase{"http://user@127.0.0.1:8080/", "", false, ""},
+                      TargetCase{"http://127.0.0.1:8080:/", "", false, ""},
+                      TargetCase{"http://127.0.0.1/", "", false, ""},
+                      TargetCase{"ftp://127.0.0.1:8080/", "", false, ""},
+                      TargetCase{"ws://127.0.0.1:8080/", "", false, ""},
+                      TargetCase{"http:/127.0.0.1:8080/", "", false, ""},
+                      TargetCase{"http:///p", "", false, ""},
+                      TargetCase{"http://", "", false, ""}));
+
+TEST(Targets, RejectionsSayWhy) {
+    const std::vector<std::string> own{"127.0.0.1:8080"};
+    const std::string not_a_form = "request target is not origin-form or absolute-form";
+    const std::string other_host = "absolute-form target names another host; crudcast is not a forward proxy";
+    EXPECT_EQ(decide_target("", "", own).reason, "empty request target");
+    EXPECT_EQ(decide_target("http://", "", own).reason, not_a_form);
+    EXPECT_EQ(decide_target("ftp://127.0.0.1:8080/", "", own).reason, not_a_form);
+    EXPECT_EQ(decide_target("example.com:443", "", own).reason, not_a_form);
+    EXPECT_EQ(decide_target("http:///p", "", own).reason, other_host);
+    EXPECT_EQ(decide_target("https://evil.example/x", "", own).reason, other_host);
+    EXPECT_EQ(decide_target("http://127.0.0.1:8080/", "", {""}).reason, other_host) << "an empty entry matches nothing";
+}
+
+// ---- the response head crudcast passes on (forwarded responses, declined upgrades) ----
+
+http::response<http::buffer_body> upstream_head(unsigned version, const Headers& headers) {
+    http::response<http::buffer_body> res{http::status::ok, version};
+    for (const auto& [k, v] : headers) res.insert(k, v);
+    return res;
+}
+
+TEST(ResponseHead, HopByHopOutRequestIdInOwnVersionAndConnection) {
+    auto res = upstream_head(10, {{"Connection", "keep-alive, X-Internal"}, {"X-Internal", "1"},
+                                  {"Keep-Alive", "timeout=5"}, {"Content-Length", "3"}});
+    prepare_response_head(res, {.request_id = "rid-1", .keep_alive = true, .own_version = true});
+    EXPECT_EQ(res.version(), 11u);
+    EXPECT_EQ(to_list(res.base()), (Headers{{"Content-Length", "3"}, {"X-Request-ID", "rid-1"}}));
+}
+
+TEST(ResponseHead, TheUpstreamsRequestIdStays) {
+    auto res = upstream_head(11, {{"X-Request-ID", "upstream-id"}});
+    prepare_response_head(res, {.request_id = "rid-1", .keep_alive = true});
+    EXPECT_EQ(res.base()["X-Request-ID"], "upstream-id");
+    EXPECT_EQ(res.base().count("X-Request-ID"), 1u);
+}
+
+TEST(ResponseHead, FramingAndConnectionAsCrudcastDecides) {
+    auto eof_delimited = upstream_head(11, {{"Content-Type", "text/plain"}});
+    prepare_response_head(eof_delimited,
+                          {.request_id = "r", .keep_alive = false, .own_version = true, .chunked = true});
+    EXPECT_EQ(to_list(eof_delimited.base()), (Headers{{"Content-Type", "text/plain"},
+                                                      {"X-Request-ID", "r"},
+                                                      {"Transfer-Encoding", "chunked"},
+                                                      {"Connection", "close"}}));
+    auto for_http10 = upstream_head(11, {{"Transfer-Encoding", "chunked"}});
+    prepare_response_head(for_http10, {.request_id = "r", .keep_alive = false, .own_version = true, .chunked = false});
+    EXPECT_EQ(for_http10.base().count(http::field::transfer_encoding), 0u);
+    // A declined upgrade: the version and framing as received, the connection closed.
+    auto declined = upstream_head(10, {{"Content-Length", "0"}});
+    prepare_response_head(declined, {.request_id = "r", .keep_alive = false});
+    EXPECT_EQ(declined.version(), 10u);
+    EXPECT_EQ(to_list(declined.base()), (Headers{{"Content-Length", "0"}, {"X-Request-ID", "r"}}));
+}
 
 TEST(Upgrade, NeedsConnectionUpgradeAndUpgradeHeader) {
     EXPECT_TRUE(is_upgrade_request(make_fields({{"Connection", "keep-alive, Upgrade"}, {"Upgrade", "websocket"}})));

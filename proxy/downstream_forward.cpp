@@ -1,0 +1,290 @@
+// downstream_forward.cpp: the way of one request to the upstream and of its response back (forward,
+// tunnel), in named steps that each report a Failure, and the one funnel every failure goes through.
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/read.hpp>
+
+#include "common/log.hpp"
+#include "common/text.hpp"
+#include "proxy/downstream_session.hpp"
+#include "proxy/header_rules.hpp"
+#include "proxy/relay.hpp"
+#include "proxy/tunnel.hpp"
+#include "proxy/wire.hpp"
+
+namespace crudcast::proxy {
+
+using config::LogLevel;
+
+namespace {
+
+bool is_timeout(const error_code& ec) { return ec == beast::error::timeout; }
+
+}  // namespace
+
+struct DownstreamSession::Forwarding {
+    RequestParser& parser;
+    bool client_http10 = false;
+    bool client_keep_alive = false;
+    bool has_body = false;
+    bool is_head = false;
+    bool expect_continue = false;
+    Lease lease = {};
+    int attempt = 1;
+    Clock::time_point sent_at = {};
+    std::optional<ResponseParser> response = {};
+};
+
+asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange& ex) {
+    const auto& cfg = context_.config;
+    auto& req = parser.get();
+    Forwarding fw{.parser = parser};
+    fw.client_http10 = req.version() == 10;
+    fw.client_keep_alive = req.keep_alive() && !fw.client_http10;
+    fw.has_body = !parser.is_done();
+    fw.is_head = req.method() == http::verb::head;
+    fw.expect_continue = iequals(req[http::field::expect], "100-continue");
+    if (fw.expect_continue) req.erase(http::field::expect);  // crudcast answers 100 itself (send_request)
+    strip_hop_by_hop(req);
+    apply_forwarding_headers(req, {client_ip_, cfg.upstream.host_header, cfg.preserve_host, ex.request_id});
+    req.version(11);
+
+    fw.lease = co_await context_.pool.acquire(ex.request_id, deadline_);
+    for (;; ++fw.attempt) {
+        auto failed = co_await send_request(fw, ex);
+        if (!failed) failed = co_await read_response_head(fw, ex);
+        if (!failed) failed = co_await relay_response(fw, ex);
+        if (!failed) {
+            finish_exchange(fw, ex);
+            co_return fw.client_keep_alive;
+        }
+        if (retries(*failed, fw, ex)) {
+            fw.lease = co_await context_.pool.connect(ex.request_id, deadline_);
+            continue;
+        }
+        co_return co_await fail(ex, *failed, fw.client_keep_alive, fw.has_body);
+    }
+}
+
+// Request: client -> upstream, after a 100 Continue when the client waits for one.
+asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::send_request(Forwarding& fw,
+                                                                                         Exchange& ex) {
+    const auto& cfg = context_.config;
+    auto& lease = fw.lease;
+    deadline_.watch_upstream(lease.connection ? &lease.connection->socket : nullptr);
+    if (!lease.connection)
+        co_return Failed{lease.timed_out ? Failure::connect_timeout : Failure::connect_failed, {}, lease.detail};
+    ex.connection = lease.reused ? "reused" : "new";
+    auto& up = *lease.connection;
+    ++up.requests;
+    if (fw.expect_continue && fw.has_body && fw.attempt == 1) {
+        // The upstream is reachable: now invite the client to send its body.
+        static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+        deadline_.expect(Side::client, cfg.idle_timeout);
+        auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(continue_line), use_nothrow);
+        (void)n;
+        if (ec) co_return Failed{Failure::client_gone_at_interim, ec};
+    }
+    // Only a body-less request can be replayed on a retry.
+    auto sent = co_await relay_message(deadline_, {socket_, Side::client, cfg.idle_timeout}, buffer_, fw.parser,
+                                       {up.socket, Side::upstream, cfg.upstream_timeout}, true, nullptr, [] {});
+    fw.sent_at = Clock::now();
+    ex.bytes_in = sent.body_bytes;
+    if (sent.read_error) co_return Failed{classify_request_body_error(sent.read_error), sent.read_error};
+    if (sent.write_error)
+        co_return Failed{is_timeout(sent.write_error) ? Failure::send_timeout : Failure::send_failed, sent.write_error};
+    co_return std::nullopt;
+}
+
+// Response header: skip 1xx interim answers (crudcast handled Expect itself).
+asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::read_response_head(Forwarding& fw,
+                                                                                               Exchange& ex) {
+    auto& up = *fw.lease.connection;
+    auto& rp = fw.response;
+    error_code rec;
+    deadline_.expect(Side::upstream, context_.config.upstream_timeout);
+    for (;;) {
+        rp.emplace();
+        rp->body_limit(boost::none);
+        rp->header_limit(64 * 1024);
+        if (fw.is_head) rp->skip(true);
+        auto [ec, n] = co_await http::async_read_header(up.socket, up.buffer, *rp, use_nothrow);
+        (void)n;
+        rec = deadline_.expired() ? beast::error::timeout : ec;
+        if (ec || rp->get().result_int() >= 200 || rp->get().result_int() == 101) break;
+        if (log::enabled(LogLevel::debug))
+            log::write(LogLevel::debug, "skipping interim upstream response",
+                       {{"rid", ex.request_id}, {"status", rp->get().result_int()}});
+    }
+    if (rec) co_return Failed{classify_head_error(rec), rec};
+    ex.upstream_ms = ms_since(fw.sent_at);
+    co_return std::nullopt;
+}
+
+// Response: upstream -> client, headers untouched but for hop-by-hop and X-Request-ID.
+asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::relay_response(Forwarding& fw,
+                                                                                           Exchange& ex) {
+    const auto& cfg = context_.config;
+    auto& up = *fw.lease.connection;
+    auto& rp = *fw.response;
+    auto& res = rp.get();
+    ex.status = res.result_int();
+    const ObservedRequest observed{ex.method, ex.target, ex.request_id};
+    BodyCapture capture;
+    if (context_.observer) capture.limit = context_.observer->on_response_head(observed, res.base(), ex.note);
+    const bool body_allowed = !fw.is_head && ex.status != 204 && ex.status != 304;
+    const bool eof_delimited = rp.need_eof() && body_allowed;
+    if (context_.draining.load(std::memory_order_relaxed) || drain_requested_) fw.client_keep_alive = false;
+    prepare_response_head(res, {.request_id = ex.request_id,
+                                       .keep_alive = fw.client_keep_alive,
+                                       .own_version = true,
+                                       .chunked = fw.client_http10 ? std::optional(false)
+                                                  : eof_delimited  ? std::optional(true)
+                                                                   : std::nullopt});
+
+    auto got = co_await relay_message(
+        deadline_, {up.socket, Side::upstream, cfg.upstream_timeout}, up.buffer, rp,
+        {socket_, Side::client, cfg.idle_timeout}, body_allowed, capture.limit > 0 ? &capture : nullptr, [&] {
+            // Read-your-writes: the event is on the bus before the client has the last byte.
+            if (capture.limit > 0)
+                context_.observer->on_response_complete(observed, res.base(), capture.data, capture.overflow,
+                                                        ex.note);
+        });
+    deadline_.clear();
+    ex.bytes_out = got.body_bytes;
+    if (got.read_error) co_return Failed{Failure::response_broke_off, got.read_error};
+    if (got.write_error) co_return Failed{Failure::client_gone_mid_response, got.write_error};
+    co_return std::nullopt;
+}
+
+void DownstreamSession::finish_exchange(Forwarding& fw, Exchange& ex) {
+    deadline_.watch_upstream(nullptr);
+    if (fw.response->keep_alive() && !fw.response->need_eof()) {
+        context_.pool.release(std::move(fw.lease.connection));
+    } else if (log::enabled(LogLevel::debug)) {
+        log::write(LogLevel::debug, "pool: not keeping upstream connection",
+                   {{"rid", ex.request_id}, {"why", "upstream asked to close"}});
+    }
+    log_access(ex);
+}
+
+bool DownstreamSession::retries(const Failed& failed, const Forwarding& fw, const Exchange& ex) const {
+    const auto& rule = failure_rule(failed.kind);
+    if (rule.retry == Retry::never || !fw.lease.connection) return false;
+    const bool replayable = fw.lease.reused && !fw.has_body && fw.attempt == 1 && is_idempotent(ex.method);
+    if (!rule.retries(replayable, fw.lease.connection->buffer.size() > 0)) return false;
+    if (log::enabled(LogLevel::debug))
+        log::write(LogLevel::debug, rule.retry_line,
+                   {{"rid", ex.request_id}, {"conn", fw.lease.connection->id}, {"error", failed.ec.message()}});
+    return true;
+}
+
+asio::awaitable<bool> DownstreamSession::fail(Exchange& ex, const Failed& failed, bool client_keep_alive,
+                                              bool has_body) {
+    const auto& rule = failure_rule(failed.kind);
+    if (rule.counter == FailureCounter::bad_gateway) {
+        context_.counters.bad_gateway.fetch_add(1, std::memory_order_relaxed);
+    } else if (rule.counter == FailureCounter::gateway_timeout) {
+        context_.counters.gateway_timeout.fetch_add(1, std::memory_order_relaxed);
+    }
+    // Built before the co_await: g++ 12 destroys a std::string temporary made by a
+    // conditional expression inside a co_await's arguments twice (double free).
+    std::string detail = failure_detail(failed.kind, failed.ec, failed.pool_detail, context_.config);
+    if (rule.answers()) {
+        co_return co_await reply_error(ex, static_cast<http::status>(rule.status), rule.error, std::move(detail),
+                                       rule.keeps_client(client_keep_alive, has_body));
+    }
+    if (rule.status != 0) ex.status = rule.status;
+    ex.error = std::move(detail);
+    if (!rule.line.empty() && log::enabled(rule.level)) {
+        // Each line names the body bytes that crossed on its side, as it always has.
+        if (failed.kind == Failure::body_stalled) {
+            log::write(rule.level, rule.line,
+                       {{"rid", ex.request_id}, {"client", client_address_}, {"body_bytes", ex.bytes_in}});
+        } else {
+            log::write(rule.level, rule.line,
+                       {{"rid", ex.request_id}, {"error", failed.ec.message()}, {"bytes", ex.bytes_out}});
+        }
+    }
+    if (rule.access_line) log_access(ex);
+    co_return false;
+}
+
+asio::awaitable<bool> DownstreamSession::tunnel(RequestParser& parser, Exchange& ex) {
+    const auto& cfg = context_.config;
+    auto& req = parser.get();
+    strip_hop_by_hop(req, /*keep_upgrade=*/true);
+    apply_forwarding_headers(req, {client_ip_, cfg.upstream.host_header, cfg.preserve_host, ex.request_id});
+    req.version(11);
+    if (log::enabled(LogLevel::debug))
+        log::write(LogLevel::debug, "upgrade request: tunnelling to the upstream",
+                   {{"rid", ex.request_id}, {"upgrade", std::string_view(req[http::field::upgrade])}});
+    Lease lease = co_await context_.pool.connect(ex.request_id, deadline_);
+    if (!lease.connection) {
+        const Failed failed{lease.timed_out ? Failure::connect_timeout : Failure::connect_failed, {}, lease.detail};
+        co_return co_await fail(ex, failed);
+    }
+    deadline_.watch_upstream(&lease.connection->socket);
+    ex.connection = "new";
+    auto& up = *lease.connection;
+    auto sent = co_await relay_message(deadline_, {socket_, Side::client, cfg.idle_timeout}, buffer_, parser,
+                                       {up.socket, Side::upstream, cfg.upstream_timeout}, true, nullptr, [] {});
+    if (!sent.ok()) {
+        const Failed failed{Failure::upgrade_send_failed, sent.read_error ? sent.read_error : sent.write_error};
+        co_return co_await fail(ex, failed);
+    }
+    const auto sent_at = Clock::now();
+    ResponseParser rp;
+    rp.body_limit(boost::none);
+    deadline_.expect(Side::upstream, cfg.upstream_timeout);
+    auto [rec, rn] = co_await http::async_read_header(up.socket, up.buffer, rp, use_nothrow);
+    (void)rn;
+    deadline_.clear();
+    if (rec) {
+        const Failed failed{deadline_.expired() ? Failure::upgrade_head_timeout : Failure::upgrade_head_failed, rec};
+        co_return co_await fail(ex, failed);
+    }
+    ex.upstream_ms = ms_since(sent_at);
+    auto& res = rp.get();
+    ex.status = res.result_int();
+    if (res.result() == http::status::switching_protocols) co_return co_await splice_upgraded(ex, up, res.base());
+    // Upgrade declined: an ordinary response; the upstream connection is not reused.
+    prepare_response_head(res, {.request_id = ex.request_id, .keep_alive = false});
+    auto got = co_await relay_message(deadline_, {up.socket, Side::upstream, cfg.upstream_timeout}, up.buffer, rp,
+                                      {socket_, Side::client, cfg.idle_timeout}, true, nullptr, [] {});
+    deadline_.clear();
+    ex.bytes_out = got.body_bytes;
+    log_access(ex);
+    co_return false;
+}
+
+// 101 from the upstream: its head goes to the client as it came (Upgrade and Connection are the
+// point of it), then both sockets are spliced until either side ends.
+asio::awaitable<bool> DownstreamSession::splice_upgraded(Exchange& ex, UpstreamConnection& up,
+                                                         http::response_header<>& res) {
+    add_request_id(res, ex.request_id);
+    std::string head;
+    serialize_head(res, head);
+    deadline_.expect(Side::client, context_.config.idle_timeout);
+    auto [wec, wn] = co_await asio::async_write(socket_, asio::buffer(head), use_nothrow);
+    (void)wn;
+    if (wec) co_return co_await fail(ex, {Failure::client_gone_at_interim, wec});
+    // Bytes that arrived with the headers belong to the tunnel: pass them on first.
+    if (up.buffer.size() > 0) {
+        co_await asio::async_write(socket_, up.buffer.data(), use_nothrow);
+        up.buffer.consume(up.buffer.size());
+    }
+    if (buffer_.size() > 0) {
+        co_await asio::async_write(up.socket, buffer_.data(), use_nothrow);
+        buffer_.consume(buffer_.size());
+    }
+    deadline_.clear();  // a tunnel may idle for as long as its two ends like
+    log_access(ex);
+    auto bytes = co_await splice(socket_, up.socket);
+    if (log::enabled(LogLevel::debug))
+        log::write(LogLevel::debug, "tunnel closed",
+                   {{"rid", ex.request_id}, {"bytes_to_upstream", bytes.client_to_upstream},
+                    {"bytes_to_client", bytes.upstream_to_client}});
+    co_return false;
+}
+
+}  // namespace crudcast::proxy

@@ -1,0 +1,132 @@
+// exchange_failure.cpp: see exchange_failure.hpp. The table is the one place a failure's answer is decided.
+#include "proxy/exchange_failure.hpp"
+
+#include <array>
+
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+
+namespace crudcast::proxy {
+
+namespace http = beast::http;
+
+namespace {
+
+using config::LogLevel;
+using enum Failure;
+constexpr auto none = FailureCounter::none;
+constexpr auto bad_gateway = FailureCounter::bad_gateway;
+constexpr auto gateway_timeout = FailureCounter::gateway_timeout;
+constexpr std::string_view write_retry = "retry: reused upstream connection failed on write, using a new one";
+constexpr std::string_view answer_retry = "retry: reused upstream connection closed before answering, using a new one";
+
+// clang-format off
+constexpr std::array<FailureRule, failure_count> rules{{
+    // A connect failure is 502 even when it timed out: the upstream was never reached, and the
+    // client's request body (if any) is still unread, so only a body-less request keeps its connection.
+    {.kind = connect_failed, .status = 502, .error = "bad_gateway", .counter = bad_gateway,
+     .after = AfterFailure::keep_if_no_body, .retry = Retry::never},
+    {.kind = connect_timeout, .status = 502, .error = "bad_gateway", .counter = bad_gateway,
+     .after = AfterFailure::keep_if_no_body, .retry = Retry::never},
+    // A write can fail on a pooled connection the upstream closed while it idled: replay once.
+    {.kind = send_failed, .status = 502, .error = "bad_gateway", .counter = bad_gateway,
+     .after = AfterFailure::close, .retry = Retry::if_replayable, .retry_line = write_retry},
+    {.kind = send_timeout, .status = 504, .error = "gateway_timeout", .counter = gateway_timeout,
+     .after = AfterFailure::close, .retry = Retry::if_replayable, .retry_line = write_retry},
+    // A slow upstream is never asked twice: the request may be running there still.
+    {.kind = head_timeout, .status = 504, .error = "gateway_timeout", .counter = gateway_timeout,
+     .after = AfterFailure::keep, .retry = Retry::never},
+    {.kind = head_closed, .status = 502, .error = "bad_gateway", .counter = bad_gateway,
+     .after = AfterFailure::keep, .retry = Retry::if_replayable_unanswered, .retry_line = answer_retry},
+    {.kind = head_invalid, .status = 502, .error = "bad_gateway", .counter = bad_gateway,
+     .after = AfterFailure::keep, .retry = Retry::if_replayable_unanswered, .retry_line = answer_retry},
+    // The status line already went out: the client learns of it by the connection closing early.
+    {.kind = response_broke_off, .status = 0, .error = {}, .counter = none, .after = AfterFailure::close,
+     .retry = Retry::never, .level = LogLevel::warn,
+     .line = "upstream response broke off; closing the client connection"},
+    {.kind = upgrade_send_failed, .status = 502, .error = "bad_gateway", .counter = bad_gateway,
+     .after = AfterFailure::close, .retry = Retry::never},
+    {.kind = upgrade_head_timeout, .status = 504, .error = "gateway_timeout", .counter = gateway_timeout,
+     .after = AfterFailure::close, .retry = Retry::never},
+    {.kind = upgrade_head_failed, .status = 502, .error = "bad_gateway", .counter = bad_gateway,
+     .after = AfterFailure::close, .retry = Retry::never},
+    {.kind = body_too_large, .status = 413, .error = "body_too_large", .counter = none,
+     .after = AfterFailure::close, .retry = Retry::never},
+    // The stalled client's socket is already closed by the deadline: nothing can be written to it.
+    // Logged as 408 so the access line says what happened.
+    {.kind = body_stalled, .status = 408, .error = {}, .counter = none, .after = AfterFailure::close,
+     .retry = Retry::never, .level = LogLevel::info,
+     .line = "client request body stalled past idle-timeout; connection closed"},
+    {.kind = body_malformed, .status = 400, .error = "bad_request", .counter = none,
+     .after = AfterFailure::close, .retry = Retry::never},
+    // Client closed before a response, as nginx logs it.
+    {.kind = client_gone_mid_request, .status = 499, .error = {}, .counter = none,
+     .after = AfterFailure::close, .retry = Retry::never},
+    // The upstream connection holds unread body bytes: it is dropped with the lease.
+    {.kind = client_gone_mid_response, .status = 0, .error = {}, .counter = none,
+     .after = AfterFailure::close, .retry = Retry::never},
+    // No access line here has always been the behaviour (noted for the hardening issue).
+    {.kind = client_gone_at_interim, .status = 0, .error = {}, .counter = none,
+     .after = AfterFailure::close, .retry = Retry::never, .access_line = false},
+}};
+// clang-format on
+
+constexpr bool rules_in_enum_order() {
+    for (std::size_t i = 0; i < rules.size(); ++i)
+        if (static_cast<std::size_t>(rules[i].kind) != i) return false;
+    return true;
+}
+static_assert(rules_in_enum_order(), "one rule per Failure, in the enum's order");
+
+}  // namespace
+
+const FailureRule& failure_rule(Failure kind) { return rules[static_cast<std::size_t>(kind)]; }
+
+std::string failure_detail(Failure kind, const error_code& ec, std::string_view pool_detail,
+                           const config::Config& cfg) {
+    switch (kind) {
+    case connect_failed:
+    case connect_timeout: return std::string(pool_detail);
+    case send_failed: return "sending the request to the upstream failed: " + ec.message();
+    case send_timeout: return "the upstream did not take the request within upstream-timeout";
+    case head_timeout:
+        return "no response from the upstream within upstream-timeout (" +
+               std::to_string(cfg.upstream_timeout.count()) + "ms)";
+    case head_closed: return "upstream closed the connection without a response";
+    case head_invalid: return "invalid response from the upstream: " + ec.message();
+    case response_broke_off: return "upstream failed mid-response: " + ec.message();
+    case upgrade_send_failed: return "sending the upgrade request failed";
+    case upgrade_head_timeout:
+    case upgrade_head_failed: return "upstream did not answer the upgrade request: " + ec.message();
+    case body_too_large:
+        return "request body exceeds max-body-bytes (" + std::to_string(cfg.max_body_bytes) + " bytes)";
+    case body_stalled: return "request body stalled past idle-timeout";
+    case body_malformed: return "malformed request body: " + ec.message();
+    case client_gone_mid_request: return "client request body: " + ec.message();
+    case client_gone_mid_response: return "client went away: " + ec.message();
+    case client_gone_at_interim: return "client went away before an interim answer: " + ec.message();
+    }
+    return {};
+}
+
+Failure classify_head_error(const error_code& ec) {
+    if (ec == beast::error::timeout) return head_timeout;
+    if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset)
+        return head_closed;
+    return head_invalid;
+}
+
+Failure classify_request_body_error(const error_code& ec) {
+    if (ec == http::error::body_limit) return body_too_large;
+    if (ec == beast::error::timeout) return body_stalled;
+    if (!is_client_gone(ec)) return body_malformed;
+    return client_gone_mid_request;
+}
+
+bool is_client_gone(const error_code& ec) {
+    return ec == http::error::end_of_stream || ec == http::error::partial_message || ec == asio::error::eof ||
+           ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+           ec == asio::error::operation_aborted;
+}
+
+}  // namespace crudcast::proxy
