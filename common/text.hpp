@@ -15,6 +15,12 @@ inline std::string ascii_lower(std::string_view text) {
     return out;
 }
 
+inline std::string ascii_upper(std::string_view text) {
+    std::string out(text);
+    for (char& c : out) c = c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c;
+    return out;
+}
+
 // ASCII case-insensitive equality (header names, methods, setting words).
 inline bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;

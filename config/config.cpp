@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/json_text.hpp"
 #include "common/text.hpp"
 #include "config/config.hpp"
 #include "config/layers.hpp"
@@ -193,28 +194,10 @@ std::string format_size(std::uint64_t bytes) {
     return std::to_string(bytes);
 }
 
-std::string quoted(const std::string& value) {
-    std::string out = "\"";
-    for (unsigned char c : value) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c < 0x20 || c == 0x7f) {
-            constexpr char hex[] = "0123456789abcdef";
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 0xf];
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    return out + "\"";
-}
+std::string quoted(const std::string& value) { return json_string(value); }
 
 std::string env_var_name(const std::string& name) {
-    std::string var = "CRUDCAST_" + yaml_key(name);
-    std::ranges::transform(var, var.begin(), [](unsigned char c) { return std::toupper(c); });
-    return var;
+    return "CRUDCAST_" + ascii_upper(yaml_key(name));
 }
 
 std::string yaml_key(const std::string& name) {

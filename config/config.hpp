@@ -151,7 +151,7 @@ std::string default_text(const SettingSpec& spec);  // what --help shows as the 
 std::string mask_url_password(const std::string& url);
 
 // `value` in double quotes with quotes, backslashes and control characters escaped, so that a
-// ConfigError quoting user input stays on one line.
+// ConfigError quoting user input stays on one line (a JSON string: common/json_text.hpp).
 std::string quoted(const std::string& value);
 
 // Human forms used by describe() and --help: 1500ms, 5s, 2m, 1h; 16k, 1g, 1000.

@@ -20,12 +20,6 @@ using std::string;
 
 [[noreturn]] void fail(const string& problem) { throw std::invalid_argument(problem); }
 
-string upper(std::string_view text) {
-    string out(text);
-    std::ranges::transform(out, out.begin(), [](unsigned char c) { return std::toupper(c); });
-    return out;
-}
-
 bool is_digits(std::string_view text) {
     return !text.empty() && std::ranges::all_of(text, [](unsigned char c) { return std::isdigit(c); });
 }
@@ -229,7 +223,7 @@ void apply_publish_methods(Config& config, const string& text) {
             return std::isalnum(c) || token_punctuation.find(static_cast<char>(c)) != std::string_view::npos;
         });
         if (!is_token) fail(quoted(item) + " is not an HTTP method name");
-        if (std::ranges::find(methods, upper(item)) == methods.end()) methods.push_back(upper(item));
+        if (std::ranges::find(methods, ascii_upper(item)) == methods.end()) methods.push_back(ascii_upper(item));
     }
     config.publish_methods = methods;
 }

@@ -80,6 +80,95 @@ struct Gateway::Impl {
         for (auto& w : workers) w->context.stop();
     }
 
+    // One worker per thread, each with its proxy context and subscriber shard, wired to the bus.
+    void make_workers(unsigned n) {
+        bus = std::make_unique<bus::InMemoryBus>(n, [this](std::size_t shard, std::function<void()> fn) {
+            asio::post(workers[shard]->context, std::move(fn));
+        });
+        publisher = std::make_unique<EventPublisher>(config, *bus, event_counters);
+        for (unsigned i = 0; i < n; ++i) {
+            auto w = std::make_unique<Worker>(i, config, counters, draining, *bus, ws_counters);
+            w->proxy->observer = publisher.get();
+            bus->attach(i, w->ws.get());
+            w->proxy->websocket_handoff = [ws = w->ws](tcp::socket socket, http::request<http::buffer_body> request,
+                                                       beast::flat_buffer leftover, std::string client,
+                                                       std::string rid) {
+                std::make_shared<WebSocketSession>(std::move(socket), ws, std::move(client), std::move(rid))
+                    ->start(std::move(request), std::move(leftover));
+            };
+            workers.push_back(std::move(w));
+        }
+    }
+
+    // The listener (on worker 0: accepting is cheap next to serving) hands each connection to a
+    // worker in turn; binding throws on "address in use".
+    void make_listener() {
+        std::vector<asio::io_context*> contexts;
+        for (auto& w : workers) contexts.push_back(&w->context);
+        listener = std::make_unique<Listener>(
+            workers[0]->context, contexts, config,
+            [this] { return counters.open_client_connections.load() + ws_counters.open.load(); },
+            [this](std::size_t i, tcp::socket socket) {
+                Worker& w = *workers[i];
+                asio::post(w.context, [&w, s = std::move(socket)]() mutable {
+                    std::make_shared<proxy::DownstreamSession>(std::move(s), w.proxy)->start();
+                });
+            });
+        listener->bind(config.listen);
+        // The authorities a client may use for crudcast itself (absolute-form targets naming them
+        // are served, not proxied to another host).
+        const auto host = config.listen.host.find(':') != std::string::npos ? "[" + config.listen.host + "]"
+                                                                           : config.listen.host;
+        const auto port = std::to_string(listener->port());
+        for (auto& w : workers) {
+            w->proxy->own_authorities = {host + ":" + port, "localhost:" + port, "127.0.0.1:" + port,
+                                         "[::1]:" + port, config.upstream.host_header};
+        }
+    }
+
+    AdminContent admin_content() {
+        AdminContent content;
+        content.metrics = [this] { return render_metrics(counters, ws_counters, event_counters, *bus); };
+        content.stats = [this] { return render_stats_json(counters, ws_counters, event_counters, *bus); };
+        content.requests = [this] {
+            std::vector<proxy::RequestRecord> records;
+            for (auto& w : workers) w->proxy->recent.append_to(records);
+            return render_requests_json(proxy::newest_first(std::move(records), proxy::RecentRequests::default_capacity));
+        };
+        content.info = [this, info = ServiceInfo{CRUDCAST_VERSION, config.upstream.text, config.listen.host,
+                                                 listener->port(), config.ws_path}] { return render_info_json(info); };
+        return content;
+    }
+
+    void start_admin() {
+        admin = std::make_unique<AdminServer>(workers[0]->context, config, admin_content(), draining);
+        try {
+            admin->bind(*config.admin_listen);
+        } catch (const boost::system::system_error& e) {
+            throw std::runtime_error("cannot listen on admin address " + config.admin_listen->host + ":" +
+                                     std::to_string(config.admin_listen->port) + " (--admin-listen): " +
+                                     e.code().message());
+        }
+        admin->start();
+    }
+
+    void run_threads() {
+        busy_workers = static_cast<unsigned>(workers.size());
+        for (auto& w : workers) {
+            w->thread = std::thread([&ctx = w->context] {
+                for (;;) {
+                    try {
+                        ctx.run();
+                        return;
+                    } catch (const std::exception& e) {
+                        // A bug must not take every connection of the process down with it: log, go on.
+                        log::write(LogLevel::error, "unexpected exception in a worker thread", {{"error", e.what()}});
+                    }
+                }
+            });
+        }
+    }
+
     // Every 100 ms, each thread closes the overdue side of its sessions whose timeout has passed
     // (see proxy/deadline.hpp: one timer per thread instead of one per socket operation), and
     // during a drain notices when its last session has gone.
@@ -111,81 +200,12 @@ Gateway::~Gateway() {
 
 void Gateway::start() {
     auto& im = *impl_;
-    const unsigned n = std::max(1u, im.config.threads);
-    im.bus = std::make_unique<bus::InMemoryBus>(n, [&im](std::size_t shard, std::function<void()> fn) {
-        asio::post(im.workers[shard]->context, std::move(fn));
-    });
-    im.publisher = std::make_unique<EventPublisher>(im.config, *im.bus, im.event_counters);
-    for (unsigned i = 0; i < n; ++i) {
-        auto w = std::make_unique<Worker>(i, im.config, im.counters, im.draining, *im.bus, im.ws_counters);
-        w->proxy->observer = im.publisher.get();
-        im.bus->attach(i, w->ws.get());
-        w->proxy->websocket_handoff = [ws = w->ws](tcp::socket socket, http::request<http::buffer_body> request,
-                                                   beast::flat_buffer leftover, std::string client, std::string rid) {
-            std::make_shared<WebSocketSession>(std::move(socket), ws, std::move(client), std::move(rid))
-                ->start(std::move(request), std::move(leftover));
-        };
-        im.workers.push_back(std::move(w));
-    }
-    std::vector<asio::io_context*> contexts;
-    for (auto& w : im.workers) contexts.push_back(&w->context);
-    // The acceptor lives on worker 0: accepting is cheap next to serving.
-    im.listener = std::make_unique<Listener>(
-        im.workers[0]->context, contexts, im.config,
-        [&im] { return im.counters.open_client_connections.load() + im.ws_counters.open.load(); },
-        [&im](std::size_t i, tcp::socket socket) {
-            Worker& w = *im.workers[i];
-            asio::post(w.context, [&w, s = std::move(socket)]() mutable {
-                std::make_shared<proxy::DownstreamSession>(std::move(s), w.proxy)->start();
-            });
-        });
-    im.listener->bind(im.config.listen);  // throws on "address in use"
-    const auto host = im.config.listen.host.find(':') != std::string::npos ? "[" + im.config.listen.host + "]"
-                                                                            : im.config.listen.host;
-    const auto port = std::to_string(im.listener->port());
-    for (auto& w : im.workers) {
-        w->proxy->own_authorities = {host + ":" + port, "localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port,
-                                     im.config.upstream.host_header};
-    }
-    if (im.config.admin_listen) {
-        AdminContent content;
-        content.metrics = [&im] { return render_metrics(im.counters, im.ws_counters, im.event_counters, *im.bus); };
-        content.stats = [&im] { return render_stats_json(im.counters, im.ws_counters, im.event_counters, *im.bus); };
-        content.requests = [&im] {
-            std::vector<proxy::RequestRecord> records;
-            for (auto& w : im.workers) w->proxy->recent.append_to(records);
-            return render_requests_json(proxy::newest_first(std::move(records), proxy::RecentRequests::default_capacity));
-        };
-        content.info = [&im, info = ServiceInfo{CRUDCAST_VERSION, im.config.upstream.text, im.config.listen.host,
-                                                im.listener->port(), im.config.ws_path}] {
-            return render_info_json(info);
-        };
-        im.admin = std::make_unique<AdminServer>(im.workers[0]->context, im.config, std::move(content), im.draining);
-        try {
-            im.admin->bind(*im.config.admin_listen);
-        } catch (const boost::system::system_error& e) {
-            throw std::runtime_error("cannot listen on admin address " + im.config.admin_listen->host + ":" +
-                                     std::to_string(im.config.admin_listen->port) + " (--admin-listen): " +
-                                     e.code().message());
-        }
-        im.admin->start();
-    }
+    im.make_workers(std::max(1u, im.config.threads));
+    im.make_listener();
+    if (im.config.admin_listen) im.start_admin();
     im.listener->start();
     for (auto& w : im.workers) asio::co_spawn(w->context, im.sweep(*w), asio::detached);
-    im.busy_workers = n;
-    for (auto& w : im.workers) {
-        w->thread = std::thread([&ctx = w->context] {
-            for (;;) {
-                try {
-                    ctx.run();
-                    return;
-                } catch (const std::exception& e) {
-                    // A bug must not take every connection of the process down with it: log, go on.
-                    log::write(LogLevel::error, "unexpected exception in a worker thread", {{"error", e.what()}});
-                }
-            }
-        });
-    }
+    im.run_threads();
     im.started = true;
 }
 

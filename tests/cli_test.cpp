@@ -251,7 +251,7 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"BadSize", {up, "--max-body-bytes", "12q"}, {}, "", "max-body-bytes", "12q"},
         InvalidCase{"BadSizeInFile", {up}, {}, "max_header_bytes: huge\n", "max-header-bytes", "huge"},
         InvalidCase{"BadListen", {up, "--listen", "nowhere"}, {}, "", "listen", "nowhere"},
-        InvalidCase{"NewlineInValueStaysOneLine", {"--upstream", "http://x/a\nb"}, {}, "", "upstream", "\\x0a"}),
+        InvalidCase{"NewlineInValueStaysOneLine", {"--upstream", "http://x/a\nb"}, {}, "", "upstream", "\\n"}),
     [](const auto& info) { return info.param.name; });
 
 TEST(Cli, PortInUseExits1WithOneLine) {
