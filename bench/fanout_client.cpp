@@ -107,14 +107,17 @@ Options opt;
 
 [[noreturn]] void usage_error(const std::string& why) {
     const bool help = why.empty();
-    std::fprintf(help ? stdout : stderr,
-                 "%s%s%s"
-                 "usage: crudcast-fanout-client --port P [--host 127.0.0.1] [--ws-path /ws]\n"
-                 "  [--post-path /api/authors] [--post-body JSON] [--subs 100] [--rate 1000 (0 = as fast as possible)]\n"
-                 "  [--duration 10] [--http-conns 8] [--http-conns-max 256] [--threads 1] [--read-buffer 256k] [--poll-us 0] [--connect-parallel 64]\n"
-                 "  [--drain-idle 3] [--drain-max 30] [--sync-timeout 15] [--connect-timeout 60] [--label NAME] [--server-pid PID[,PID...]]\n"
-                 "durations are seconds (a trailing s or ms is accepted)\n",
-                 help ? "" : "crudcast-fanout-client: ", why.c_str(), help ? "" : "\n");
+    std::fprintf(
+        help ? stdout : stderr,
+        "%s%s%s"
+        "usage: crudcast-fanout-client --port P [--host 127.0.0.1] [--ws-path /ws]\n"
+        "  [--post-path /api/authors] [--post-body JSON] [--subs 100] [--rate 1000 (0 = as fast as possible)]\n"
+        "  [--duration 10] [--http-conns 8] [--http-conns-max 256] [--threads 1] [--read-buffer 256k] [--poll-us 0] "
+        "[--connect-parallel 64]\n"
+        "  [--drain-idle 3] [--drain-max 30] [--sync-timeout 15] [--connect-timeout 60] [--label NAME] [--server-pid "
+        "PID[,PID...]]\n"
+        "durations are seconds (a trailing s or ms is accepted)\n",
+        help ? "" : "crudcast-fanout-client: ", why.c_str(), help ? "" : "\n");
     std::exit(help ? 0 : 1);
 }
 
@@ -139,7 +142,8 @@ std::size_t parse_count(const std::string& name, std::string v) {
     if (scale != 1) v.pop_back();
     std::size_t n = 0;
     const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-    if (v.empty() || ec != std::errc() || p != v.data() + v.size()) usage_error("bad number for " + name + ": '" + v + "'");
+    if (v.empty() || ec != std::errc() || p != v.data() + v.size())
+        usage_error("bad number for " + name + ": '" + v + "'");
     return n * scale;
 }
 
@@ -191,7 +195,9 @@ std::int64_t wall_us() {
         .count();
 }
 
-double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+}
 
 double self_cpu_seconds() {
     rusage ru{};
@@ -291,9 +297,9 @@ struct Worker {
     asio::io_context ioc{1};
     asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(ioc);
     std::thread thread;
-    Histogram hist;                                  // touched only by this worker's thread
-    std::atomic<std::uint64_t> measured{0};          // frames after the sync, all subscribers
-    std::atomic<std::int64_t> last_frame_us{0};      // wall time of the newest measured frame
+    Histogram hist;                              // touched only by this worker's thread
+    std::atomic<std::uint64_t> measured{0};      // frames after the sync, all subscribers
+    std::atomic<std::int64_t> last_frame_us{0};  // wall time of the newest measured frame
 };
 
 struct Sub {
@@ -309,7 +315,7 @@ struct Sub {
     // those gaps, frames older than the previous one (out of order or duplicated).
     std::uint64_t next_seq = 0;
     std::uint64_t frames = 0, gaps = 0, missing = 0, out_of_order = 0, stale = 0, unparsed = 0, masked = 0;
-    std::string first_disorder;  // the first gap or out-of-order frame, for the report
+    std::string first_disorder;              // the first gap or out-of-order frame, for the report
     std::atomic<std::uint64_t> last_seq{0};  // newest seq seen, sync included; read by main
     std::atomic<bool> connected{false};
     std::atomic<bool> failed{false};
@@ -687,8 +693,9 @@ int run() {
             setrlimit(RLIMIT_NOFILE, &rl);
         }
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < opt.subs + opt.http_conns + 64)
-            std::fprintf(stderr, "crudcast-fanout-client: WARNING: open-file limit %llu is below %zu subscribers + %zu "
-                                 "HTTP connections (raise ulimit -n)\n",
+            std::fprintf(stderr,
+                         "crudcast-fanout-client: WARNING: open-file limit %llu is below %zu subscribers + %zu "
+                         "HTTP connections (raise ulimit -n)\n",
                          static_cast<unsigned long long>(rl.rlim_cur), opt.subs, opt.http_conns);
     }
     error_code ec;
@@ -760,11 +767,13 @@ int run() {
             if (failed++ == 0) first_failure = s->error;
         }
     }
-    if (g_connecting.load() > 0) return give_up("subscribers still connecting after " + fmt(opt.connect_timeout) + " s");
+    if (g_connecting.load() > 0)
+        return give_up("subscribers still connecting after " + fmt(opt.connect_timeout) + " s");
     if (failed > 0)
         return give_up(std::to_string(failed) + " of " + std::to_string(opt.subs) +
                        " subscribers failed to connect; first: " + first_failure);
-    std::printf("  connected %zu subscribers in %s s\n", opt.subs, fmt(seconds_between(connect_start, Clock::now()), 2).c_str());
+    std::printf("  connected %zu subscribers in %s s\n", opt.subs,
+                fmt(seconds_between(connect_start, Clock::now()), 2).c_str());
 
     // Sync: one POST at a time until every subscriber got an event, then wait for the newest one
     // everywhere. Frames up to there do not count.
@@ -780,7 +789,8 @@ int run() {
         const unsigned status = sync_post(endpoint, host_header, error);
         ++sync_posts;
         if (status < 200 || status >= 300)
-            return give_up("sync POST " + opt.post_path + " failed: " + (status == 0 ? error : "HTTP " + std::to_string(status)));
+            return give_up("sync POST " + opt.post_path +
+                           " failed: " + (status == 0 ? error : "HTTP " + std::to_string(status)));
         bool all = false;
         for (int i = 0; i < 20 && !all; ++i) {
             std::this_thread::sleep_for(10ms);
@@ -797,7 +807,8 @@ int run() {
     std::uint64_t base = 0;
     for (auto& s : subs) base = std::max(base, s->last_seq.load());
     while (count_if_subs([base](const Sub& s) { return s.last_seq.load() >= base; }) < subs.size()) {
-        if (Clock::now() > sync_deadline + 5s) return give_up("subscribers did not all reach sync seq " + std::to_string(base));
+        if (Clock::now() > sync_deadline + 5s)
+            return give_up("subscribers did not all reach sync seq " + std::to_string(base));
         std::this_thread::sleep_for(5ms);
     }
     g_base_seq.store(base);
@@ -830,7 +841,8 @@ int run() {
     };
     std::uint64_t seen = measured();
     auto last_progress = Clock::now();
-    const auto drain_deadline = P.done_at + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.drain_max));
+    const auto drain_deadline =
+        P.done_at + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.drain_max));
     while (seen < expected) {
         const auto now = Clock::now();
         if (now > drain_deadline || seconds_between(last_progress, now) > opt.drain_idle) break;
@@ -844,7 +856,8 @@ int run() {
     const double wall = seconds_between(P.start, end);
     const double client_cpu = 100.0 * (self_cpu_seconds() - cpu0) / wall;
     const double server1 = servers_cpu_seconds();
-    const double server_cpu = server0 >= 0 && server1 >= 0 && !opt.server_pids.empty() ? 100.0 * (server1 - server0) / wall : -1;
+    const double server_cpu =
+        server0 >= 0 && server1 >= 0 && !opt.server_pids.empty() ? 100.0 * (server1 - server0) / wall : -1;
     const auto machine1 = machine_jiffies();
     const double machine_cpu = machine1.second > machine0.second
                                    ? 100.0 * static_cast<double>(std::thread::hardware_concurrency()) *
@@ -861,7 +874,8 @@ int run() {
         hist.merge(w->hist);
         last_frame_us = std::max(last_frame_us, w->last_frame_us.load());
     }
-    std::uint64_t frames = 0, gaps = 0, missing = 0, ooo = 0, unparsed = 0, masked = 0, min_frames = UINT64_MAX, max_frames = 0;
+    std::uint64_t frames = 0, gaps = 0, missing = 0, ooo = 0, unparsed = 0, masked = 0, min_frames = UINT64_MAX,
+                  max_frames = 0;
     std::size_t short_subs = 0, closed = 0;
     std::string first_close, first_disorder;
     for (auto& s : subs) {
@@ -886,52 +900,58 @@ int run() {
     const double events_per_s = trigger_s > 0 ? static_cast<double>(P.ok) / trigger_s : 0;
     const std::string rate_field = opt.rate == 0 ? std::string("max") : fmt(opt.rate, 0);
 
-    std::printf("  POSTs: %llu sent, %llu 2xx, %llu non-2xx, %llu errors, %llu behind the pace; %s events/s over %s s; "
-                "%zu connection(s), at most %zu POSTs in flight; POST latency p50 %s ms, p99 %s ms%s%s\n",
-                static_cast<unsigned long long>(P.sent), static_cast<unsigned long long>(P.ok),
-                static_cast<unsigned long long>(P.non2xx), static_cast<unsigned long long>(P.errors),
-                static_cast<unsigned long long>(P.behind), fmt(events_per_s).c_str(), fmt(trigger_s, 2).c_str(),
-                P.opened, P.peak_busy, fmt(P.post_latency.quantile_ms(0.5)).c_str(),
-                fmt(P.post_latency.quantile_ms(0.99)).c_str(), P.first_error.empty() ? "" : "; first problem: ", P.first_error.c_str());
-    std::printf("  frames: %llu of %llu expected, %llu lost; per subscriber %llu..%llu, %zu short; seq gaps %llu "
-                "(%llu frames skipped), out of order %llu, unparsable %llu%s\n",
-                static_cast<unsigned long long>(frames), static_cast<unsigned long long>(expected),
-                static_cast<unsigned long long>(lost), static_cast<unsigned long long>(min_frames),
-                static_cast<unsigned long long>(max_frames), short_subs, static_cast<unsigned long long>(gaps),
-                static_cast<unsigned long long>(missing), static_cast<unsigned long long>(ooo),
-                static_cast<unsigned long long>(unparsed), masked ? " (some server frames were masked)" : "");
+    std::printf(
+        "  POSTs: %llu sent, %llu 2xx, %llu non-2xx, %llu errors, %llu behind the pace; %s events/s over %s s; "
+        "%zu connection(s), at most %zu POSTs in flight; POST latency p50 %s ms, p99 %s ms%s%s\n",
+        static_cast<unsigned long long>(P.sent), static_cast<unsigned long long>(P.ok),
+        static_cast<unsigned long long>(P.non2xx), static_cast<unsigned long long>(P.errors),
+        static_cast<unsigned long long>(P.behind), fmt(events_per_s).c_str(), fmt(trigger_s, 2).c_str(), P.opened,
+        P.peak_busy, fmt(P.post_latency.quantile_ms(0.5)).c_str(), fmt(P.post_latency.quantile_ms(0.99)).c_str(),
+        P.first_error.empty() ? "" : "; first problem: ", P.first_error.c_str());
+    std::printf(
+        "  frames: %llu of %llu expected, %llu lost; per subscriber %llu..%llu, %zu short; seq gaps %llu "
+        "(%llu frames skipped), out of order %llu, unparsable %llu%s\n",
+        static_cast<unsigned long long>(frames), static_cast<unsigned long long>(expected),
+        static_cast<unsigned long long>(lost), static_cast<unsigned long long>(min_frames),
+        static_cast<unsigned long long>(max_frames), short_subs, static_cast<unsigned long long>(gaps),
+        static_cast<unsigned long long>(missing), static_cast<unsigned long long>(ooo),
+        static_cast<unsigned long long>(unparsed), masked ? " (some server frames were masked)" : "");
     if (!first_disorder.empty())
-        std::printf("  seq order broken (a frame skipped and delivered later counts as a gap and as out of order, "
-                    "not as lost); first: %s\n",
-                    first_disorder.c_str());
+        std::printf(
+            "  seq order broken (a frame skipped and delivered later counts as a gap and as out of order, "
+            "not as lost); first: %s\n",
+            first_disorder.c_str());
     if (closed > 0) std::printf("  %zu subscribers ended early; first: %s\n", closed, first_close.c_str());
     std::printf("  latency (receive - ts, ms; ts has 1 ms resolution): p50 %s  p90 %s  p99 %s  p99.9 %s  max %s%s\n",
-                fmt(hist.quantile_ms(0.5)).c_str(), fmt(hist.quantile_ms(0.9)).c_str(), fmt(hist.quantile_ms(0.99)).c_str(),
-                fmt(hist.quantile_ms(0.999)).c_str(), fmt(static_cast<double>(hist.max_us) / 1000.0).c_str(),
+                fmt(hist.quantile_ms(0.5)).c_str(), fmt(hist.quantile_ms(0.9)).c_str(),
+                fmt(hist.quantile_ms(0.99)).c_str(), fmt(hist.quantile_ms(0.999)).c_str(),
+                fmt(static_cast<double>(hist.max_us) / 1000.0).c_str(),
                 hist.negative ? " (some negative: clock stepped?)" : "");
     std::printf("  delivery: %s frames/s (frames / time from the first POST to the last frame, %s s); drain %s s\n",
                 fmt(frames_per_s, 0).c_str(), fmt(deliver_s, 2).c_str(), fmt(drain_s, 2).c_str());
-    std::printf("  CPU over %s s: this client %s%% (100%% = one core, %zu subscriber thread(s) + 1 HTTP thread), "
-                "front %s, machine %s%% of %u cores\n",
-                fmt(wall, 2).c_str(), fmt(client_cpu, 0).c_str(), opt.threads,
-                server_cpu < 0 ? "n/a" : (fmt(server_cpu, 0) + "%").c_str(), fmt(machine_cpu, 0).c_str(),
-                std::thread::hardware_concurrency());
-    std::printf("RESULT front=%s subs=%zu rate=%s duration_s=%s http_conns=%zu max_in_flight=%zu sent=%llu ok=%llu failed=%llu behind=%llu "
-                "events_per_s=%s frames=%llu expected=%llu lost=%llu gaps=%llu missing=%llu out_of_order=%llu "
-                "closed=%zu p50_ms=%s p90_ms=%s p99_ms=%s max_ms=%s frames_per_s=%s drain_s=%s post_p50_ms=%s post_p99_ms=%s client_cpu=%s%% "
-                "server_cpu=%s%% machine_cpu=%s%%\n",
-                opt.label.c_str(), opt.subs, rate_field.c_str(), fmt(opt.duration).c_str(), P.opened, P.peak_busy,
-                static_cast<unsigned long long>(P.sent), static_cast<unsigned long long>(P.ok),
-                static_cast<unsigned long long>(P.non2xx + P.errors), static_cast<unsigned long long>(P.behind),
-                fmt(events_per_s).c_str(), static_cast<unsigned long long>(frames),
-                static_cast<unsigned long long>(expected), static_cast<unsigned long long>(lost),
-                static_cast<unsigned long long>(gaps), static_cast<unsigned long long>(missing),
-                static_cast<unsigned long long>(ooo), closed, fmt(hist.quantile_ms(0.5)).c_str(),
-                fmt(hist.quantile_ms(0.9)).c_str(), fmt(hist.quantile_ms(0.99)).c_str(),
-                fmt(static_cast<double>(hist.max_us) / 1000.0).c_str(), fmt(frames_per_s, 0).c_str(),
-                fmt(drain_s, 2).c_str(), fmt(P.post_latency.quantile_ms(0.5)).c_str(),
-                fmt(P.post_latency.quantile_ms(0.99)).c_str(), fmt(client_cpu, 0).c_str(), server_cpu < 0 ? "-1" : fmt(server_cpu, 0).c_str(),
-                fmt(machine_cpu, 0).c_str());
+    std::printf(
+        "  CPU over %s s: this client %s%% (100%% = one core, %zu subscriber thread(s) + 1 HTTP thread), "
+        "front %s, machine %s%% of %u cores\n",
+        fmt(wall, 2).c_str(), fmt(client_cpu, 0).c_str(), opt.threads,
+        server_cpu < 0 ? "n/a" : (fmt(server_cpu, 0) + "%").c_str(), fmt(machine_cpu, 0).c_str(),
+        std::thread::hardware_concurrency());
+    std::printf(
+        "RESULT front=%s subs=%zu rate=%s duration_s=%s http_conns=%zu max_in_flight=%zu sent=%llu ok=%llu failed=%llu "
+        "behind=%llu "
+        "events_per_s=%s frames=%llu expected=%llu lost=%llu gaps=%llu missing=%llu out_of_order=%llu "
+        "closed=%zu p50_ms=%s p90_ms=%s p99_ms=%s max_ms=%s frames_per_s=%s drain_s=%s post_p50_ms=%s post_p99_ms=%s "
+        "client_cpu=%s%% "
+        "server_cpu=%s%% machine_cpu=%s%%\n",
+        opt.label.c_str(), opt.subs, rate_field.c_str(), fmt(opt.duration).c_str(), P.opened, P.peak_busy,
+        static_cast<unsigned long long>(P.sent), static_cast<unsigned long long>(P.ok),
+        static_cast<unsigned long long>(P.non2xx + P.errors), static_cast<unsigned long long>(P.behind),
+        fmt(events_per_s).c_str(), static_cast<unsigned long long>(frames), static_cast<unsigned long long>(expected),
+        static_cast<unsigned long long>(lost), static_cast<unsigned long long>(gaps),
+        static_cast<unsigned long long>(missing), static_cast<unsigned long long>(ooo), closed,
+        fmt(hist.quantile_ms(0.5)).c_str(), fmt(hist.quantile_ms(0.9)).c_str(), fmt(hist.quantile_ms(0.99)).c_str(),
+        fmt(static_cast<double>(hist.max_us) / 1000.0).c_str(), fmt(frames_per_s, 0).c_str(), fmt(drain_s, 2).c_str(),
+        fmt(P.post_latency.quantile_ms(0.5)).c_str(), fmt(P.post_latency.quantile_ms(0.99)).c_str(),
+        fmt(client_cpu, 0).c_str(), server_cpu < 0 ? "-1" : fmt(server_cpu, 0).c_str(), fmt(machine_cpu, 0).c_str());
     std::fflush(stdout);
     return 0;
 }

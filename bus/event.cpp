@@ -44,8 +44,7 @@ std::string websocket_text_frame(std::string_view payload) {
         frame += static_cast<char>(127);
         length_bytes = 8;
     }
-    for (int shift = (length_bytes - 1) * 8; shift >= 0; shift -= 8)
-        frame += static_cast<char>((size >> shift) & 0xff);
+    for (int shift = (length_bytes - 1) * 8; shift >= 0; shift -= 8) frame += static_cast<char>((size >> shift) & 0xff);
     frame.append(payload);
     return frame;
 }

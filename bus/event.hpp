@@ -10,9 +10,9 @@
 namespace crudcast::bus {
 
 struct Event {
-    std::int64_t ts = 0;   // ms since the Unix epoch, set at publish time
-    std::string model;     // lower-case singular model name: the topic
-    std::string method;    // upper-case HTTP method
+    std::int64_t ts = 0;                // ms since the Unix epoch, set at publish time
+    std::string model;                  // lower-case singular model name: the topic
+    std::string method;                 // upper-case HTTP method
     std::string id_json = "null";       // the id as JSON text: 42, "abc" or null
     bool many = false;                  // payload is a JSON array
     std::string payload_json = "null";  // the payload as (compact or raw) JSON text, or null

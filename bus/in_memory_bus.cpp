@@ -51,9 +51,9 @@ PublishResult InMemoryBus::publish(Event event) {
     // Seq, timestamp and the posts to every shard happen under one lock: each shard's queue then
     // receives frames in seq order, whichever thread published them.
     event.seq = ++seq_;
-    event.ts = std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count();
+    event.ts =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     result.seq = event.seq;
     if (auto it = counts_.find(event.model); it != counts_.end()) result.subscribers += it->second;
     if (auto it = counts_.find("all"); it != counts_.end()) result.subscribers += it->second;

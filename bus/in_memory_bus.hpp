@@ -49,9 +49,9 @@ private:
 
     std::vector<std::unique_ptr<Shard>> shards_;
     PostFn post_;
-    mutable std::mutex mutex_;   // orders publications; guards counts_ and every shard's counts
+    mutable std::mutex mutex_;  // orders publications; guards counts_ and every shard's counts
     std::unordered_map<std::string, std::size_t> counts_;  // over all shards
-    std::uint64_t seq_ = 0;      // guarded by mutex_
+    std::uint64_t seq_ = 0;                                // guarded by mutex_
 };
 
 }  // namespace crudcast::bus

@@ -5,12 +5,11 @@
 
 #include <cstdint>
 #include <cstring>
-#include <new>
 #include <initializer_list>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
-
 
 namespace crudcast::log {
 
@@ -37,7 +36,8 @@ struct Field {
     // Numbers are formatted into `storage`; a copy must point at its own storage.
     Field(const Field& other) : key(other.key), text(other.text), number(other.number) {
         std::memcpy(storage, other.storage, sizeof storage);
-        if (other.owns_text()) text = std::string_view(storage + (other.text.data() - other.storage), other.text.size());
+        if (other.owns_text())
+            text = std::string_view(storage + (other.text.data() - other.storage), other.text.size());
     }
     Field& operator=(const Field& other) {
         if (this != &other) {

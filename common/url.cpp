@@ -118,9 +118,7 @@ std::optional<std::string> percent_decode(std::string_view text) {
     return decoded(*pct);
 }
 
-std::string encode_query_value(std::string_view text) {
-    return urls::encode(text, urls::unreserved_chars);
-}
+std::string encode_query_value(std::string_view text) { return urls::encode(text, urls::unreserved_chars); }
 
 std::string escape_invalid(std::string_view target) {
     // Brackets are legal only around an IPv6 host, so they stay only in an absolute URL's authority.
@@ -132,11 +130,11 @@ std::string escape_invalid(std::string_view target) {
     bool in_fragment = false;
     for (std::size_t i = 0; i < target.size(); ++i) {
         const char c = target[i];
-        const bool keep = c == '%' ? starts_escape(target, i)
-                          : c == '#' ? !in_fragment
+        const bool keep = c == '%'               ? starts_escape(target, i)
+                          : c == '#'             ? !in_fragment
                           : c == '[' || c == ']' ? i < host_end
-                          : urls::unreserved_chars(c) || urls::sub_delim_chars(c) || c == ':' || c == '@' ||
-                                c == '/' || c == '?';
+                                                 : urls::unreserved_chars(c) || urls::sub_delim_chars(c) || c == ':' ||
+                                                       c == '@' || c == '/' || c == '?';
         in_fragment = in_fragment || c == '#';
         if (keep) {
             out += c;
@@ -152,8 +150,7 @@ std::string escape_invalid(std::string_view target) {
 std::optional<UrlParts> parse_url(std::string_view text) {
     if (!has_authority(text)) return std::nullopt;
     const auto view = urls::parse_uri(text);
-    if (!view || !valid_after_authority(*view) || view->host_type() == urls::host_type::ipvfuture)
-        return std::nullopt;
+    if (!view || !valid_after_authority(*view) || view->host_type() == urls::host_type::ipvfuture) return std::nullopt;
     UrlParts parts = parts_of(*view);
     parts.scheme = std::string(view->scheme());
     parts.path = std::string(view->encoded_path());

@@ -36,9 +36,9 @@ std::string escape_invalid(std::string_view target);
 
 // An absolute URL or an authority as Boost.URL splits it; nothing is decoded.
 struct UrlParts {
-    std::string scheme;               // as written ("HTTP" stays upper case); "" for a bare authority
-    bool has_userinfo = false;        // "user@host" or "user:password@host"
-    std::string host;                 // "app", "10.0.0.1", or an IPv6 address without its brackets
+    std::string scheme;         // as written ("HTTP" stays upper case); "" for a bare authority
+    bool has_userinfo = false;  // "user@host" or "user:password@host"
+    std::string host;           // "app", "10.0.0.1", or an IPv6 address without its brackets
     bool ipv6 = false;
     std::optional<std::string> port;  // as written (digits), "" after a bare ':'; nullopt when absent
     std::string authority;            // as written: "[::1]:8080"

@@ -36,10 +36,10 @@ std::size_t leading_digits(const string& text) {
 // Where a value came from, so an error points at the place to fix.
 string origin(const SettingSpec& spec, Source source, const string& file) {
     switch (source) {
-    case Source::flag: return "set by --" + string(spec.name);
-    case Source::env: return "set by " + env_var_name(spec.name);
-    case Source::file: return "set by " + yaml_key(spec.name) + " in " + file;
-    case Source::default_value: break;
+        case Source::flag: return "set by --" + string(spec.name);
+        case Source::env: return "set by " + env_var_name(spec.name);
+        case Source::file: return "set by " + yaml_key(spec.name) + " in " + file;
+        case Source::default_value: break;
     }
     return "the default";
 }
@@ -77,8 +77,8 @@ ParseResult parse_checked(const std::vector<string>& args, const std::map<string
         Source source = Source::default_value;
         const string* value = nullptr;
         using Layer = std::pair<const std::map<string, string>*, Source>;
-        for (auto [layer, layer_source] : {Layer{&line.values, Source::flag}, Layer{&env_values, Source::env},
-                                           Layer{&file_values, Source::file}}) {
+        for (auto [layer, layer_source] :
+             {Layer{&line.values, Source::flag}, Layer{&env_values, Source::env}, Layer{&file_values, Source::file}}) {
             if (auto found = layer->find(spec.name); found != layer->end()) {
                 value = &found->second;
                 source = layer_source;
@@ -104,12 +104,14 @@ ParseResult parse_checked(const std::vector<string>& args, const std::map<string
     }
 
     if (config.sources["upstream"] == Source::default_value)
-        throw ConfigError("upstream", "is required: set --upstream, CRUDCAST_UPSTREAM or upstream in the config "
-                                      "file (e.g. http://127.0.0.1:3000)");
+        throw ConfigError("upstream",
+                          "is required: set --upstream, CRUDCAST_UPSTREAM or upstream in the config "
+                          "file (e.g. http://127.0.0.1:3000)");
     if (config.admin_listen && config.listen.port != 0 && config.admin_listen->port == config.listen.port &&
         config.admin_listen->host == config.listen.host)
-        throw ConfigError("admin-listen", "is the same address as listen; give the admin listener its own port "
-                                          "or turn it off");
+        throw ConfigError("admin-listen",
+                          "is the same address as listen; give the admin listener its own port "
+                          "or turn it off");
     if (config.threads == 0) config.threads = std::max(1u, std::thread::hardware_concurrency());
     return result;
 }
@@ -196,9 +198,7 @@ std::string format_size(std::uint64_t bytes) {
 
 std::string quoted(const std::string& value) { return json_string(value); }
 
-std::string env_var_name(const std::string& name) {
-    return "CRUDCAST_" + ascii_upper(yaml_key(name));
-}
+std::string env_var_name(const std::string& name) { return "CRUDCAST_" + ascii_upper(yaml_key(name)); }
 
 std::string yaml_key(const std::string& name) {
     std::string key = name;
@@ -208,11 +208,11 @@ std::string yaml_key(const std::string& name) {
 
 const char* to_string(LogLevel level) {
     switch (level) {
-    case LogLevel::error: return "error";
-    case LogLevel::warn: return "warn";
-    case LogLevel::info: return "info";
-    case LogLevel::debug: return "debug";
-    case LogLevel::trace: return "trace";
+        case LogLevel::error: return "error";
+        case LogLevel::warn: return "warn";
+        case LogLevel::info: return "info";
+        case LogLevel::debug: return "debug";
+        case LogLevel::trace: return "trace";
     }
     return "info";
 }
@@ -221,10 +221,10 @@ const char* to_string(LogFormat format) { return format == LogFormat::json ? "js
 
 const char* to_string(Source source) {
     switch (source) {
-    case Source::default_value: return "default";
-    case Source::file: return "file";
-    case Source::env: return "env";
-    case Source::flag: return "flag";
+        case Source::default_value: return "default";
+        case Source::file: return "file";
+        case Source::env: return "env";
+        case Source::flag: return "flag";
     }
     return "default";
 }

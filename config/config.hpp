@@ -25,21 +25,21 @@ struct Endpoint {
 };
 
 struct UpstreamUrl {
-    std::string text;       // as given, e.g. "http://127.0.0.1:3000/base"
-    std::string host;       // "127.0.0.1"
+    std::string text;  // as given, e.g. "http://127.0.0.1:3000/base"
+    std::string host;  // "127.0.0.1"
     std::uint16_t port = 80;
-    std::string base_path;  // "" or "/base" (never a trailing slash)
+    std::string base_path;    // "" or "/base" (never a trailing slash)
     std::string host_header;  // "127.0.0.1:3000" (port omitted when 80)
 };
 
 // One route rule from the YAML file's `routes:` list; the first rule whose path matches wins.
 struct RouteRule {
-    std::string path;  // template: segments literal, `{name}` (a parameter) or `*` (any one segment)
-    std::optional<std::string> model;            // the event's model (topic); never "all"
-    std::optional<std::string> id;               // "{name}": that path parameter; otherwise a payload field
-    std::optional<std::string> payload_pointer;  // RFC 6901, overrides --payload-pointer
+    std::string path;                  // template: segments literal, `{name}` (a parameter) or `*` (any one segment)
+    std::optional<std::string> model;  // the event's model (topic); never "all"
+    std::optional<std::string> id;     // "{name}": that path parameter; otherwise a payload field
+    std::optional<std::string> payload_pointer;       // RFC 6901, overrides --payload-pointer
     std::optional<std::vector<std::string>> methods;  // overrides --publish-methods
-    bool publish = true;                         // false: never an event for this path
+    bool publish = true;                              // false: never an event for this path
 };
 
 struct Config {
@@ -76,8 +76,8 @@ struct Config {
     // Browser origins ("https://app.example.com", lower case, no trailing slash) allowed to open the
     // events WebSocket; empty: any. Clients that send no Origin (not browsers) are always allowed.
     std::vector<std::string> ws_allowed_origins;
-    std::vector<RouteRule> routes;                               // YAML `routes:`
-    std::vector<std::pair<std::string, std::string>> models;     // YAML `models:` plural -> singular
+    std::vector<RouteRule> routes;                            // YAML `routes:`
+    std::vector<std::pair<std::string, std::string>> models;  // YAML `models:` plural -> singular
 
     // Admin listener (issue: observability). Empty host = off.
     std::optional<Endpoint> admin_listen = Endpoint{"127.0.0.1", 9901};
@@ -128,23 +128,23 @@ const char* to_string(Source source);
 // One row of the settings table (settings.cpp). parse(), help_text() and describe() are all driven
 // by it, and tests iterate it, so a new setting cannot be forgotten in --help or --check-config.
 struct SettingSpec {
-    const char* name;          // flag name without "--", also the key of Config::sources
-    const char* group;         // help section: proxy, timeouts, limits, logging, events, admin
-    const char* value_hint;    // "DURATION", "HOST:PORT", ...; "" for a boolean flag
-    const char* description;   // one line for --help
+    const char* name;                    // flag name without "--", also the key of Config::sources
+    const char* group;                   // help section: proxy, timeouts, limits, logging, events, admin
+    const char* value_hint;              // "DURATION", "HOST:PORT", ...; "" for a boolean flag
+    const char* description;             // one line for --help
     const char* default_text = nullptr;  // for --help; nullptr = show(Config{})
     // Parses and validates `text` into `config`; throws std::invalid_argument whose what() is
     // the problem (one line, without the setting's name).
     void (*apply)(Config& config, const std::string& text);
     std::string (*show)(const Config& config);  // effective value, for describe()
-    bool is_list = false;  // the YAML file may also give a sequence
+    bool is_list = false;                       // the YAML file may also give a sequence
 };
 
 const std::vector<SettingSpec>& settings();
 const SettingSpec* find_setting(const std::string& name);  // nullptr when unknown
-std::string env_var_name(const std::string& name);  // "upstream-timeout" -> "CRUDCAST_UPSTREAM_TIMEOUT"
-std::string yaml_key(const std::string& name);      // "upstream-timeout" -> "upstream_timeout"
-std::string default_text(const SettingSpec& spec);  // what --help shows as the default
+std::string env_var_name(const std::string& name);         // "upstream-timeout" -> "CRUDCAST_UPSTREAM_TIMEOUT"
+std::string yaml_key(const std::string& name);             // "upstream-timeout" -> "upstream_timeout"
+std::string default_text(const SettingSpec& spec);         // what --help shows as the default
 
 // "http://user:secret@host" -> "http://user:***@host"; anything without a password is returned as is.
 // crudcast refuses credentials in --upstream, and its error message must not echo them.

@@ -21,9 +21,7 @@ namespace {
 
 using std::string;
 
-string node_kind(const YAML::Node& node) {
-    return node.IsMap() ? "mapping" : node.IsSequence() ? "list" : "value";
-}
+string node_kind(const YAML::Node& node) { return node.IsMap() ? "mapping" : node.IsSequence() ? "list" : "value"; }
 
 // One setting's value from the file as the text a flag would carry.
 string file_value(const SettingSpec& spec, const YAML::Node& node, const string& where) {
@@ -178,8 +176,8 @@ std::vector<std::pair<string, string>> parse_models(const YAML::Node& node, cons
     const string where = "; set by models in " + file;
     if (node.IsNull()) return {};
     if (!node.IsMap())
-        throw ConfigError("models", "must be a mapping of plural: singular (e.g. people: person), not a " +
-                                        node_kind(node) + where);
+        throw ConfigError(
+            "models", "must be a mapping of plural: singular (e.g. people: person), not a " + node_kind(node) + where);
     std::vector<std::pair<string, string>> models;
     for (const auto& entry : node) {
         const string plural = entry.first.IsScalar() ? ascii_lower(entry.first.Scalar()) : "";

@@ -31,8 +31,8 @@ std::string help_text() {
             const std::string hint = spec.value_hint;
             const std::string name = spec.name;
             text += hint.empty() ? "  --" + name + "[=BOOL], --no-" + name : "  --" + name + " " + hint;
-            text += "\n      " + std::string(spec.description) + "\n      env " + env_var_name(name) +
-                    ", default " + default_text(spec) + "\n";
+            text += "\n      " + std::string(spec.description) + "\n      env " + env_var_name(name) + ", default " +
+                    default_text(spec) + "\n";
         }
     }
     return text;

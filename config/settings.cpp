@@ -10,174 +10,15 @@
 #include <vector>
 
 #include "common/text.hpp"
-#include "common/url.hpp"
 #include "config/config.hpp"
+#include "config/values.hpp"
 
 namespace crudcast::config {
 namespace {
 
 using std::string;
 
-[[noreturn]] void fail(const string& problem) { throw std::invalid_argument(problem); }
-
-bool is_digits(std::string_view text) {
-    return !text.empty() && std::ranges::all_of(text, [](unsigned char c) { return std::isdigit(c); });
-}
-
-bool has_space_or_control(std::string_view text) {
-    return std::ranges::any_of(text, [](unsigned char c) { return c <= ' ' || c == 0x7f; });
-}
-
-// Plain non-negative integer, no unit ("4", not "4k").
-std::uint64_t parse_count(const string& text, std::uint64_t max) {
-    if (!text.empty() && text[0] == '-') fail(quoted(text) + " is negative");
-    if (!is_digits(text)) fail(quoted(text) + " is not a whole number");
-    if (text.size() > 19 || std::stoull(text) > max)
-        fail(quoted(text) + " is too large (at most " + std::to_string(max) + ")");
-    return std::stoull(text);
-}
-
-// `shown` is the whole value as the message may quote it (already quoted and masked). With
-// `hide_port_text`, the bad port is not quoted: it may be the start of a password.
-std::uint16_t parse_port(const string& shown, const string& port_text, bool allow_zero, bool hide_port_text = false) {
-    if (!is_digits(port_text) || port_text.size() > 5 || std::stoul(port_text) > 65535 ||
-        (!allow_zero && std::stoul(port_text) == 0))
-        fail(shown + " has an invalid port" + (hide_port_text ? "" : " " + quoted(port_text)) + " (expected " +
-             (allow_zero ? "0" : "1") + "..65535)");
-    return static_cast<std::uint16_t>(std::stoul(port_text));
-}
-
-bool is_host_name(std::string_view host) {
-    return !host.empty() && std::ranges::all_of(host, [](unsigned char c) {
-        return std::isalnum(c) || c == '.' || c == '-' || c == '_';
-    });
-}
-
-bool is_ipv6_literal(std::string_view host) {
-    return host.find(':') != std::string_view::npos && std::ranges::all_of(host, [](unsigned char c) {
-        return std::isxdigit(c) || c == ':' || c == '.';
-    });
-}
-
-string show_host(const string& host) { return host.find(':') != string::npos ? "[" + host + "]" : host; }
-
-// "host:port", "[v6]:port" or ":port" (all interfaces).
-Endpoint parse_endpoint(const string& text) {
-    const string expected = " (expected HOST:PORT, e.g. 0.0.0.0:8080 or [::1]:8080)";
-    Endpoint endpoint;
-    string port_text;
-    if (text.starts_with('[')) {
-        const auto close = text.find(']');
-        if (close == string::npos) fail(quoted(text) + " has no closing ']'" + expected);
-        endpoint.host = text.substr(1, close - 1);
-        if (!is_ipv6_literal(endpoint.host)) fail(quoted(text) + " has an invalid IPv6 address" + expected);
-        if (close + 1 >= text.size() || text[close + 1] != ':') fail(quoted(text) + " has no port" + expected);
-        port_text = text.substr(close + 2);
-    } else {
-        const auto colon = text.rfind(':');
-        if (colon == string::npos) fail(quoted(text) + " has no port" + expected);
-        endpoint.host = text.substr(0, colon);
-        if (endpoint.host.find(':') != string::npos)
-            fail(quoted(text) + ": an IPv6 address needs brackets, e.g. [::1]:8080");
-        if (endpoint.host.empty()) endpoint.host = "0.0.0.0";
-        if (!is_host_name(endpoint.host)) fail(quoted(text) + " has an invalid host" + expected);
-        port_text = text.substr(colon + 1);
-    }
-    endpoint.port = parse_port(quoted(text), port_text, true);
-    return endpoint;
-}
-
-string show_endpoint(const Endpoint& endpoint) {
-    return show_host(endpoint.host) + ":" + std::to_string(endpoint.port);
-}
-
-// Why Boost.URL refused `rest` (the URL after "http://"), in the words of the part to fix.
-[[noreturn]] void refuse_upstream(const string& rest, const string& shown, bool hide_port_text) {
-    const string expected = " (expected http://host[:port][/base])";
-    const string authority = rest.substr(0, rest.find('/'));
-    if (authority.find('@') != string::npos) fail(shown + " must not contain user credentials" + expected);
-    if (url::parse_authority(authority))
-        fail(shown + " has an invalid path (percent-encode other characters, and '%' as %25)" + expected);
-    string port_text;
-    if (authority.starts_with('[')) {
-        const auto close = authority.find(']');
-        if (close == string::npos) fail(shown + " has no closing ']'" + expected);
-        if (!url::parse_authority(authority.substr(0, close + 1)))
-            fail(shown + " has an invalid IPv6 address" + expected);
-        if (authority[close + 1] != ':') fail(shown + " has junk after ']'" + expected);
-        port_text = authority.substr(close + 2);
-    } else {
-        const auto colon = authority.find(':');
-        const string host = authority.substr(0, colon);
-        if (colon == string::npos || !url::parse_authority(host) || !is_host_name(host))
-            fail(shown + " has no valid host" + expected);
-        port_text = authority.substr(colon + 1);
-    }
-    parse_port(shown, port_text, false, hide_port_text);
-    fail(shown + " is not a valid URL" + expected);  // not reached: a valid host and port parse
-}
-
-// Boost.URL reads the URL (common/url.hpp); the checks around it choose the message.
-UpstreamUrl parse_upstream(const string& text) {
-    const string expected = " (expected http://host[:port][/base])";
-    if (text.empty()) fail("is empty" + expected);
-    // Every message below quotes the URL; a password in it must not reach stderr or a journal.
-    const string shown = quoted(mask_url_password(text));
-    const bool masked = shown != quoted(text);
-    const auto scheme_end = text.find("://");
-    const string scheme = scheme_end == string::npos ? "" : ascii_lower(text.substr(0, scheme_end));
-    if (scheme == "https")
-        fail(shown + ": TLS to the upstream is not supported yet; use an http:// URL");
-    if (scheme != "http") fail(shown + " is not an http:// URL" + expected);
-    if (text.find_first_of("?#") != string::npos)
-        fail(shown + " must not have a query or fragment" + expected);
-    if (has_space_or_control(text)) fail(shown + " contains spaces or control characters");
-
-    const auto parts = url::parse_url(text);
-    if (!parts) refuse_upstream(text.substr(scheme_end + 3), shown, masked);
-    if (parts->has_userinfo) fail(shown + " must not contain user credentials" + expected);
-    // A registered name is kept to the characters a resolver takes (Boost.URL would also take
-    // %-escapes and sub-delims there).
-    if (!parts->ipv6 && !is_host_name(parts->host)) fail(shown + " has no valid host" + expected);
-    UpstreamUrl url;
-    url.text = text;
-    url.host = parts->host;
-    if (parts->port) url.port = parse_port(shown, *parts->port, false, masked);
-    url.base_path = parts->path;
-    // "/base/" and "/base" must mean the same prefix, and "/" means none.
-    while (url.base_path.ends_with('/')) url.base_path.pop_back();
-    url.host_header = show_host(url.host);
-    if (url.port != 80) url.host_header += ":" + std::to_string(url.port);
-    return url;
-}
-
-bool parse_bool(const string& text) {
-    const string word = ascii_lower(text);
-    if (word == "true" || word == "on" || word == "1" || word == "yes") return true;
-    if (word == "false" || word == "off" || word == "0" || word == "no") return false;
-    fail(quoted(text) + " is not a boolean (expected true/false, on/off, 1/0 or yes/no)");
-}
-
-std::vector<string> split_list(const string& text) {
-    std::vector<string> items;
-    std::size_t start = 0;
-    while (true) {
-        const auto comma = std::min(text.find(',', start), text.size());
-        string item = text.substr(start, comma - start);
-        const auto first = item.find_first_not_of(" \t");
-        item = first == string::npos ? "" : item.substr(first, item.find_last_not_of(" \t") - first + 1);
-        if (item.empty()) fail(quoted(text) + " has an empty entry (expected a comma-separated list)");
-        items.push_back(item);
-        if (comma == text.size()) return items;
-        start = comma + 1;
-    }
-}
-
-string join(const std::vector<string>& items) {
-    string out;
-    for (std::size_t i = 0; i < items.size(); ++i) out += (i == 0 ? "" : ",") + items[i];
-    return out;
-}
+using namespace values;  // NOLINT(google-build-using-namespace): the table reads as a table
 
 // URL paths the proxy matches on: "" is allowed only where it means "none".
 void check_path(const string& text, bool allow_empty) {
@@ -197,7 +38,9 @@ void apply_timeout(Config& config, const string& text) {
 }
 
 template <auto member>
-string show_duration(const Config& config) { return format_duration(config.*member); }
+string show_duration(const Config& config) {
+    return format_duration(config.*member);
+}
 
 template <auto member, std::uint64_t min_value>
 void apply_size(Config& config, const string& text) {
@@ -209,10 +52,14 @@ void apply_size(Config& config, const string& text) {
 }
 
 template <auto member>
-string show_size(const Config& config) { return format_size(config.*member); }
+string show_size(const Config& config) {
+    return format_size(config.*member);
+}
 
 template <auto member>
-string show_count(const Config& config) { return std::to_string(config.*member); }
+string show_count(const Config& config) {
+    return std::to_string(config.*member);
+}
 
 // Methods are compared with request methods byte for byte, so they must be HTTP tokens.
 void apply_publish_methods(Config& config, const string& text) {
@@ -300,32 +147,50 @@ using C = Config;
 // The listener, the upstream and the proxy path.
 std::vector<SettingSpec> proxy_settings() {
     return {
-        {.name = "config", .group = "proxy", .value_hint = "FILE",
+        {.name = "config",
+         .group = "proxy",
+         .value_hint = "FILE",
          .description = "YAML file of settings; keys are setting names with '_' for '-'",
          .apply = [](C& c, const string& t) { c.config_file = t; },
          .show = [](const C& c) { return c.config_file.empty() ? string("none") : c.config_file; }},
-        {.name = "listen", .group = "proxy", .value_hint = "HOST:PORT",
+        {.name = "listen",
+         .group = "proxy",
+         .value_hint = "HOST:PORT",
          .description = "Address for client connections; [::1]:8080 for IPv6, port 0 picks a free port",
          .apply = [](C& c, const string& t) { c.listen = parse_endpoint(t); },
          .show = [](const C& c) { return show_endpoint(c.listen); }},
-        {.name = "upstream", .group = "proxy", .value_hint = "URL",
+        {.name = "upstream",
+         .group = "proxy",
+         .value_hint = "URL",
          .description = "The application behind crudcast: http://host[:port][/base]",
          .default_text = "none, required",
          .apply = [](C& c, const string& t) { c.upstream = parse_upstream(t); },
          // The normalized form, so --check-config shows what the proxy will really use.
-         .show = [](const C& c) {
-             return c.upstream.host.empty() ? string("none") : "http://" + c.upstream.host_header + c.upstream.base_path;
-         }},
-        {.name = "ws-path", .group = "proxy", .value_hint = "PATH",
+         .show =
+             [](const C& c) {
+                 return c.upstream.host.empty() ? string("none")
+                                                : "http://" + c.upstream.host_header + c.upstream.base_path;
+             }},
+        {.name = "ws-path",
+         .group = "proxy",
+         .value_hint = "PATH",
          .description = "Path where clients open the events WebSocket",
-         .apply = [](C& c, const string& t) { check_path(t, false); c.ws_path = t; },
+         .apply =
+             [](C& c, const string& t) {
+                 check_path(t, false);
+                 c.ws_path = t;
+             },
          .show = [](const C& c) { return c.ws_path; }},
-        {.name = "threads", .group = "proxy", .value_hint = "N",
+        {.name = "threads",
+         .group = "proxy",
+         .value_hint = "N",
          .description = "Worker threads; 0 = one per CPU core",
          .default_text = "0 (one per core)",
          .apply = [](C& c, const string& t) { c.threads = static_cast<unsigned>(parse_count(t, 1024)); },
          .show = [](const C& c) { return std::to_string(c.threads); }},
-        {.name = "preserve-host", .group = "proxy", .value_hint = "",
+        {.name = "preserve-host",
+         .group = "proxy",
+         .value_hint = "",
          .description = "Forward the client's Host header rather than the upstream's host:port",
          .apply = [](C& c, const string& t) { c.preserve_host = parse_bool(t); },
          .show = [](const C& c) { return string(c.preserve_host ? "true" : "false"); }},
@@ -334,22 +199,39 @@ std::vector<SettingSpec> proxy_settings() {
 
 std::vector<SettingSpec> timeout_settings() {
     return {
-        {.name = "connect-timeout", .group = "timeouts", .value_hint = "DURATION",
+        {.name = "connect-timeout",
+         .group = "timeouts",
+         .value_hint = "DURATION",
          .description = "Limit on opening a TCP connection to the upstream",
-         .apply = apply_timeout<&C::connect_timeout>, .show = show_duration<&C::connect_timeout>},
-        {.name = "upstream-timeout", .group = "timeouts", .value_hint = "DURATION",
+         .apply = apply_timeout<&C::connect_timeout>,
+         .show = show_duration<&C::connect_timeout>},
+        {.name = "upstream-timeout",
+         .group = "timeouts",
+         .value_hint = "DURATION",
          .description = "Limit on the upstream's answer to one request",
-         .apply = apply_timeout<&C::upstream_timeout>, .show = show_duration<&C::upstream_timeout>},
-        {.name = "client-header-timeout", .group = "timeouts", .value_hint = "DURATION",
+         .apply = apply_timeout<&C::upstream_timeout>,
+         .show = show_duration<&C::upstream_timeout>},
+        {.name = "client-header-timeout",
+         .group = "timeouts",
+         .value_hint = "DURATION",
          .description = "Limit on a client sending a complete request header",
-         .apply = apply_timeout<&C::client_header_timeout>, .show = show_duration<&C::client_header_timeout>},
-        {.name = "idle-timeout", .group = "timeouts", .value_hint = "DURATION",
+         .apply = apply_timeout<&C::client_header_timeout>,
+         .show = show_duration<&C::client_header_timeout>},
+        {.name = "idle-timeout",
+         .group = "timeouts",
+         .value_hint = "DURATION",
          .description = "Close client connections idle for this long",
-         .apply = apply_timeout<&C::idle_timeout>, .show = show_duration<&C::idle_timeout>},
-        {.name = "drain-timeout", .group = "timeouts", .value_hint = "DURATION",
+         .apply = apply_timeout<&C::idle_timeout>,
+         .show = show_duration<&C::idle_timeout>},
+        {.name = "drain-timeout",
+         .group = "timeouts",
+         .value_hint = "DURATION",
          .description = "On shutdown, how long in-flight requests may still run",
-         .apply = apply_timeout<&C::drain_timeout>, .show = show_duration<&C::drain_timeout>},
-        {.name = "upstream-keepalive-timeout", .group = "timeouts", .value_hint = "DURATION",
+         .apply = apply_timeout<&C::drain_timeout>,
+         .show = show_duration<&C::drain_timeout>},
+        {.name = "upstream-keepalive-timeout",
+         .group = "timeouts",
+         .value_hint = "DURATION",
          .description = "Close pooled upstream connections idle for this long",
          .apply = apply_timeout<&C::upstream_keepalive_timeout>,
          .show = show_duration<&C::upstream_keepalive_timeout>},
@@ -358,63 +240,110 @@ std::vector<SettingSpec> timeout_settings() {
 
 std::vector<SettingSpec> limit_settings() {
     return {
-        {.name = "max-header-bytes", .group = "limits", .value_hint = "SIZE",
+        {.name = "max-header-bytes",
+         .group = "limits",
+         .value_hint = "SIZE",
          .description = "Largest request header accepted from a client",
-         .apply = apply_size<&C::max_header_bytes, 1>, .show = show_size<&C::max_header_bytes>},
-        {.name = "max-body-bytes", .group = "limits", .value_hint = "SIZE",
+         .apply = apply_size<&C::max_header_bytes, 1>,
+         .show = show_size<&C::max_header_bytes>},
+        {.name = "max-body-bytes",
+         .group = "limits",
+         .value_hint = "SIZE",
          .description = "Largest request body accepted from a client; 0 = unlimited",
-         .apply = apply_size<&C::max_body_bytes, 0>, .show = show_size<&C::max_body_bytes>},
-        {.name = "max-connections", .group = "limits", .value_hint = "N",
+         .apply = apply_size<&C::max_body_bytes, 0>,
+         .show = show_size<&C::max_body_bytes>},
+        {.name = "max-connections",
+         .group = "limits",
+         .value_hint = "N",
          .description = "Most client connections open at once",
-         .apply = apply_size<&C::max_connections, 1>, .show = show_count<&C::max_connections>},
-        {.name = "upstream-max-idle", .group = "limits", .value_hint = "N",
+         .apply = apply_size<&C::max_connections, 1>,
+         .show = show_count<&C::max_connections>},
+        {.name = "upstream-max-idle",
+         .group = "limits",
+         .value_hint = "N",
          .description = "Idle upstream connections kept per worker thread; 0 = no reuse",
-         .apply = apply_size<&C::upstream_max_idle, 0>, .show = show_count<&C::upstream_max_idle>},
+         .apply = apply_size<&C::upstream_max_idle, 0>,
+         .show = show_count<&C::upstream_max_idle>},
     };
 }
 
 std::vector<SettingSpec> logging_settings() {
     return {
-        {.name = "log-level", .group = "logging", .value_hint = "LEVEL",
+        {.name = "log-level",
+         .group = "logging",
+         .value_hint = "LEVEL",
          .description = "error, warn, info, debug or trace",
-         .apply = apply_log_level, .show = [](const C& c) { return string(to_string(c.log_level)); }},
-        {.name = "log-format", .group = "logging", .value_hint = "FORMAT",
+         .apply = apply_log_level,
+         .show = [](const C& c) { return string(to_string(c.log_level)); }},
+        {.name = "log-format",
+         .group = "logging",
+         .value_hint = "FORMAT",
          .description = "text or json (one object per line)",
-         .apply = apply_log_format, .show = [](const C& c) { return string(to_string(c.log_format)); }},
+         .apply = apply_log_format,
+         .show = [](const C& c) { return string(to_string(c.log_format)); }},
     };
 }
 
 // What becomes an event, and the WebSocket that carries it.
 std::vector<SettingSpec> event_settings() {
     return {
-        {.name = "path-prefixes", .group = "events", .value_hint = "LIST",
+        {.name = "path-prefixes",
+         .group = "events",
+         .value_hint = "LIST",
          .description = "Leading path segments skipped when inferring the model (comma-separated)",
-         .apply = apply_path_prefixes, .show = [](const C& c) { return show_string(join(c.path_prefixes)); },
+         .apply = apply_path_prefixes,
+         .show = [](const C& c) { return show_string(join(c.path_prefixes)); },
          .is_list = true},
-        {.name = "id-field", .group = "events", .value_hint = "NAME",
+        {.name = "id-field",
+         .group = "events",
+         .value_hint = "NAME",
          .description = "JSON field that holds a resource's id",
-         .apply = [](C& c, const string& t) { if (t.empty()) fail("is empty"); c.id_field = t; },
+         .apply =
+             [](C& c, const string& t) {
+                 if (t.empty()) fail("is empty");
+                 c.id_field = t;
+             },
          .show = [](const C& c) { return c.id_field; }},
-        {.name = "payload-pointer", .group = "events", .value_hint = "POINTER",
+        {.name = "payload-pointer",
+         .group = "events",
+         .value_hint = "POINTER",
          .description = "JSON Pointer to the part of the response body sent as the payload; \"\" = all",
-         .apply = apply_payload_pointer, .show = [](const C& c) { return show_string(c.payload_pointer); }},
-        {.name = "publish-methods", .group = "events", .value_hint = "LIST",
+         .apply = apply_payload_pointer,
+         .show = [](const C& c) { return show_string(c.payload_pointer); }},
+        {.name = "publish-methods",
+         .group = "events",
+         .value_hint = "LIST",
          .description = "Comma-separated methods whose successful responses are published",
-         .apply = apply_publish_methods, .show = [](const C& c) { return join(c.publish_methods); },
+         .apply = apply_publish_methods,
+         .show = [](const C& c) { return join(c.publish_methods); },
          .is_list = true},
-        {.name = "max-event-bytes", .group = "events", .value_hint = "SIZE",
+        {.name = "max-event-bytes",
+         .group = "events",
+         .value_hint = "SIZE",
          .description = "Largest event payload that is published",
-         .apply = apply_size<&C::max_event_bytes, 1>, .show = show_size<&C::max_event_bytes>},
-        {.name = "ws-ping-interval", .group = "events", .value_hint = "DURATION",
+         .apply = apply_size<&C::max_event_bytes, 1>,
+         .show = show_size<&C::max_event_bytes>},
+        {.name = "ws-ping-interval",
+         .group = "events",
+         .value_hint = "DURATION",
          .description = "How often WebSocket clients are pinged",
-         .apply = apply_timeout<&C::ws_ping_interval>, .show = show_duration<&C::ws_ping_interval>},
-        {.name = "ws-max-queue-messages", .group = "events", .value_hint = "N",
+         .apply = apply_timeout<&C::ws_ping_interval>,
+         .show = show_duration<&C::ws_ping_interval>},
+        {.name = "ws-max-queue-messages",
+         .group = "events",
+         .value_hint = "N",
          .description = "Most events queued for one WebSocket client",
-         .apply = apply_size<&C::ws_max_queue_messages, 1>, .show = show_count<&C::ws_max_queue_messages>},
-        {.name = "ws-max-queue-bytes", .group = "events", .value_hint = "SIZE",
+         .apply = apply_size<&C::ws_max_queue_messages, 1>,
+         .show = show_count<&C::ws_max_queue_messages>},
+        {.name = "ws-max-queue-bytes",
+         .group = "events",
+         .value_hint = "SIZE",
          .description = "Most bytes queued for one WebSocket client",
-         .apply = apply_size<&C::ws_max_queue_bytes, 1>, .show = show_size<&C::ws_max_queue_bytes>},
-        {.name = "ws-allowed-origins", .group = "events", .value_hint = "LIST",
+         .apply = apply_size<&C::ws_max_queue_bytes, 1>,
+         .show = show_size<&C::ws_max_queue_bytes>},
+        {.name = "ws-allowed-origins",
+         .group = "events",
+         .value_hint = "LIST",
          .description = "Browser origins allowed to subscribe (scheme://host[:port], comma-separated); empty: any",
          .apply = apply_ws_allowed_origins,
          .show = [](const C& c) { return show_string(join(c.ws_allowed_origins)); },
@@ -424,13 +353,21 @@ std::vector<SettingSpec> event_settings() {
 
 std::vector<SettingSpec> admin_settings() {
     return {
-        {.name = "admin-listen", .group = "admin", .value_hint = "HOST:PORT|off",
+        {.name = "admin-listen",
+         .group = "admin",
+         .value_hint = "HOST:PORT|off",
          .description = "Address of the admin listener (health, metrics, live page); off disables it",
          .apply = apply_admin_listen,
          .show = [](const C& c) { return c.admin_listen ? show_endpoint(*c.admin_listen) : string("off"); }},
-        {.name = "upstream-health-path", .group = "admin", .value_hint = "PATH",
+        {.name = "upstream-health-path",
+         .group = "admin",
+         .value_hint = "PATH",
          .description = "Upstream path probed by health checks; \"\" = TCP connect only",
-         .apply = [](C& c, const string& t) { check_path(t, true); c.upstream_health_path = t; },
+         .apply =
+             [](C& c, const string& t) {
+                 check_path(t, true);
+                 c.upstream_health_path = t;
+             },
          .show = [](const C& c) { return show_string(c.upstream_health_path); }},
     };
 }

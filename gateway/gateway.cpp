@@ -4,8 +4,8 @@
 #include "gateway/gateway.hpp"
 
 #include <atomic>
-#include <stdexcept>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -15,12 +15,12 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "bus/in_memory_bus.hpp"
+#include "common/log.hpp"
 #include "gateway/admin/admin_api.hpp"
 #include "gateway/admin/admin_server.hpp"
-#include "gateway/events/event_publisher.hpp"
 #include "gateway/admin/metrics.hpp"
+#include "gateway/events/event_publisher.hpp"
 #include "gateway/listener.hpp"
-#include "common/log.hpp"
 #include "gateway/ws/websocket_session.hpp"
 #include "proxy/downstream_session.hpp"
 
@@ -31,8 +31,8 @@ using config::LogLevel;
 namespace {
 
 struct Worker {
-    Worker(std::size_t index, const config::Config& config, proxy::ProxyCounters& counters,
-           std::atomic<bool>& draining, bus::InMemoryBus& bus, WebSocketCounters& ws_counters)
+    Worker(std::size_t index, const config::Config& config, proxy::ProxyCounters& counters, std::atomic<bool>& draining,
+           bus::InMemoryBus& bus, WebSocketCounters& ws_counters)
         : context(1),
           guard(asio::make_work_guard(context)),
           proxy(std::make_shared<proxy::ProxyContext>(context.get_executor(), config, counters, draining)),
@@ -58,7 +58,7 @@ struct Gateway::Impl {
     WebSocketCounters ws_counters;
     EventCounters event_counters;
     std::atomic<bool> draining{false};
-    std::unique_ptr<bus::InMemoryBus> bus;        // outlives the workers (posted deliveries point at it)
+    std::unique_ptr<bus::InMemoryBus> bus;  // outlives the workers (posted deliveries point at it)
     std::unique_ptr<EventPublisher> publisher;
     std::vector<std::unique_ptr<Worker>> workers;
     std::unique_ptr<Listener> listener;
@@ -117,12 +117,12 @@ struct Gateway::Impl {
         listener->bind(config.listen);
         // The authorities a client may use for crudcast itself (absolute-form targets naming them
         // are served, not proxied to another host).
-        const auto host = config.listen.host.find(':') != std::string::npos ? "[" + config.listen.host + "]"
-                                                                           : config.listen.host;
+        const auto host =
+            config.listen.host.find(':') != std::string::npos ? "[" + config.listen.host + "]" : config.listen.host;
         const auto port = std::to_string(listener->port());
         for (auto& w : workers) {
-            w->proxy->own_authorities = {host + ":" + port, "localhost:" + port, "127.0.0.1:" + port,
-                                         "[::1]:" + port, config.upstream.host_header};
+            w->proxy->own_authorities = {host + ":" + port, "localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port,
+                                         config.upstream.host_header};
         }
     }
 
@@ -133,7 +133,8 @@ struct Gateway::Impl {
         content.requests = [this] {
             std::vector<proxy::RequestRecord> records;
             for (auto& w : workers) w->proxy->recent.append_to(records);
-            return render_requests_json(proxy::newest_first(std::move(records), proxy::RecentRequests::default_capacity));
+            return render_requests_json(
+                proxy::newest_first(std::move(records), proxy::RecentRequests::default_capacity));
         };
         content.info = [this, info = ServiceInfo{CRUDCAST_VERSION, config.upstream.text, config.listen.host,
                                                  listener->port(), config.ws_path}] { return render_info_json(info); };
@@ -146,8 +147,8 @@ struct Gateway::Impl {
             admin->bind(*config.admin_listen);
         } catch (const boost::system::system_error& e) {
             throw std::runtime_error("cannot listen on admin address " + config.admin_listen->host + ":" +
-                                     std::to_string(config.admin_listen->port) + " (--admin-listen): " +
-                                     e.code().message());
+                                     std::to_string(config.admin_listen->port) +
+                                     " (--admin-listen): " + e.code().message());
         }
         admin->start();
     }

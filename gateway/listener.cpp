@@ -60,7 +60,8 @@ asio::awaitable<void> Listener::accept_loop() {
                        "Connection: close\r\nContent-Length: " +
                        std::to_string(body.size()) + "\r\n\r\n" + body;
             }();
-            [[maybe_unused]] auto sent = ::send(socket.native_handle(), busy.data(), busy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            [[maybe_unused]] auto sent =
+                ::send(socket.native_handle(), busy.data(), busy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
             log::write(LogLevel::warn, "connection refused: max-connections reached",
                        {{"max_connections", static_cast<std::uint64_t>(config_.max_connections)}});
             error_code ignored;

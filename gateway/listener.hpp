@@ -6,8 +6,8 @@
 #include <functional>
 #include <vector>
 
-#include "config/config.hpp"
 #include "common/asio.hpp"
+#include "config/config.hpp"
 
 namespace crudcast::gateway {
 
@@ -16,8 +16,8 @@ public:
     // `hand_off(i, socket)` is called on the listener's thread; it must post the socket to worker i.
     using HandOff = std::function<void(std::size_t worker, tcp::socket socket)>;
 
-    Listener(asio::io_context& accept_context, std::vector<asio::io_context*> workers,
-             const config::Config& config, std::function<std::int64_t()> open_connections, HandOff hand_off);
+    Listener(asio::io_context& accept_context, std::vector<asio::io_context*> workers, const config::Config& config,
+             std::function<std::int64_t()> open_connections, HandOff hand_off);
 
     // Binds and listens; throws std::system_error (e.g. address in use).
     void bind(const config::Endpoint& endpoint);

@@ -11,9 +11,9 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/system/system_error.hpp>
 
+#include "common/log.hpp"
 #include "config/config.hpp"
 #include "gateway/gateway.hpp"
-#include "common/log.hpp"
 #include "gateway/tail/tail.hpp"
 
 namespace {
@@ -53,19 +53,19 @@ int run(const config::Config& cfg) {
     boost::asio::io_context signals_context(1);
     boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
     int received = 0;
-    std::function<void(const boost::system::error_code&, int)> on_signal =
-        [&](const boost::system::error_code& ec, int signo) {
-            if (ec) return;
-            if (++received == 1) {
-                log::write(config::LogLevel::info, "signal received, shutting down gracefully",
-                           {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"}});
-                gw.shutdown();
-                signals.async_wait(on_signal);
-            } else {
-                log::write(config::LogLevel::warn, "second signal: exiting without waiting for the drain");
-                std::_Exit(1);
-            }
-        };
+    std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
+                                                                               int signo) {
+        if (ec) return;
+        if (++received == 1) {
+            log::write(config::LogLevel::info, "signal received, shutting down gracefully",
+                       {{"signal", signo == SIGTERM ? "SIGTERM" : "SIGINT"}});
+            gw.shutdown();
+            signals.async_wait(on_signal);
+        } else {
+            log::write(config::LogLevel::warn, "second signal: exiting without waiting for the drain");
+            std::_Exit(1);
+        }
+    };
     signals.async_wait(on_signal);
     std::thread signal_thread([&] { signals_context.run(); });
     gw.wait();
@@ -89,17 +89,10 @@ int main(int argc, char** argv) {
         return 2;
     }
     switch (parsed.action) {
-        case config::Action::help:
-            std::cout << config::help_text();
-            return 0;
-        case config::Action::version:
-            std::cout << "crudcast " << CRUDCAST_VERSION << "\n";
-            return 0;
-        case config::Action::check_config:
-            std::cout << config::describe(parsed.config);
-            return 0;
-        case config::Action::run:
-            break;
+        case config::Action::help: std::cout << config::help_text(); return 0;
+        case config::Action::version: std::cout << "crudcast " << CRUDCAST_VERSION << "\n"; return 0;
+        case config::Action::check_config: std::cout << config::describe(parsed.config); return 0;
+        case config::Action::run: break;
     }
     // A client that disconnects mid-write must not kill the process.
     std::signal(SIGPIPE, SIG_IGN);

@@ -67,7 +67,7 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
 
 // Request: client -> upstream, after a 100 Continue when the client waits for one.
 asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::send_request(Forwarding& fw,
-                                                                                         Exchange& ex) {
+                                                                                          Exchange& ex) {
     const auto& cfg = context_.config;
     auto& lease = fw.lease;
     deadline_.watch_upstream(lease.connection ? &lease.connection->socket : nullptr);
@@ -97,7 +97,7 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::sen
 
 // Response header: skip 1xx interim answers (crudcast handled Expect itself).
 asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::read_response_head(Forwarding& fw,
-                                                                                               Exchange& ex) {
+                                                                                                Exchange& ex) {
     auto& up = *fw.lease.connection;
     auto& rp = fw.response;
     error_code rec;
@@ -122,7 +122,7 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::rea
 
 // Response: upstream -> client, headers untouched but for hop-by-hop and X-Request-ID.
 asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::relay_response(Forwarding& fw,
-                                                                                           Exchange& ex) {
+                                                                                            Exchange& ex) {
     const auto& cfg = context_.config;
     auto& up = *fw.lease.connection;
     auto& rp = *fw.response;
@@ -135,19 +135,18 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::rel
     const bool eof_delimited = rp.need_eof() && body_allowed;
     if (context_.draining.load(std::memory_order_relaxed) || drain_requested_) fw.client_keep_alive = false;
     prepare_response_head(res, {.request_id = ex.request_id,
-                                       .keep_alive = fw.client_keep_alive,
-                                       .own_version = true,
-                                       .chunked = fw.client_http10 ? std::optional(false)
-                                                  : eof_delimited  ? std::optional(true)
-                                                                   : std::nullopt});
+                                .keep_alive = fw.client_keep_alive,
+                                .own_version = true,
+                                .chunked = fw.client_http10 ? std::optional(false)
+                                           : eof_delimited  ? std::optional(true)
+                                                            : std::nullopt});
 
     auto got = co_await relay_message(
         deadline_, {up.socket, Side::upstream, cfg.upstream_timeout}, up.buffer, rp,
         {socket_, Side::client, cfg.idle_timeout}, body_allowed, capture.limit > 0 ? &capture : nullptr, [&] {
             // Read-your-writes: the event is on the bus before the client has the last byte.
             if (capture.limit > 0)
-                context_.observer->on_response_complete(observed, res.base(), capture.data, capture.overflow,
-                                                        ex.note);
+                context_.observer->on_response_complete(observed, res.base(), capture.data, capture.overflow, ex.note);
         });
     deadline_.clear();
     ex.bytes_out = got.body_bytes;
@@ -282,7 +281,8 @@ asio::awaitable<bool> DownstreamSession::splice_upgraded(Exchange& ex, UpstreamC
     auto bytes = co_await splice(socket_, up.socket);
     if (log::enabled(LogLevel::debug))
         log::write(LogLevel::debug, "tunnel closed",
-                   {{"rid", ex.request_id}, {"bytes_to_upstream", bytes.client_to_upstream},
+                   {{"rid", ex.request_id},
+                    {"bytes_to_upstream", bytes.client_to_upstream},
                     {"bytes_to_client", bytes.upstream_to_client}});
     co_return false;
 }

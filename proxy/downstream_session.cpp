@@ -36,9 +36,9 @@ DownstreamSession::DownstreamSession(tcp::socket socket, std::shared_ptr<ProxyCo
     error_code ec;
     const auto peer = socket_.remote_endpoint(ec);
     client_ip_ = ec ? std::string("unknown") : peer.address().to_string();
-    client_address_ = ec ? client_ip_
-                         : (peer.address().is_v6() ? "[" + client_ip_ + "]" : client_ip_) + ":" +
-                               std::to_string(peer.port());
+    client_address_ =
+        ec ? client_ip_
+           : (peer.address().is_v6() ? "[" + client_ip_ + "]" : client_ip_) + ":" + std::to_string(peer.port());
     socket_.set_option(tcp::no_delay(true), ec);
     registration_ = context_.sessions.insert(context_.sessions.end(), this);
     context_.counters.open_client_connections.fetch_add(1, std::memory_order_relaxed);
@@ -50,7 +50,8 @@ DownstreamSession::~DownstreamSession() {
 }
 
 void DownstreamSession::start() {
-    asio::co_spawn(socket_.get_executor(), [self = shared_from_this()] { return self->run(); }, asio::detached);
+    asio::co_spawn(
+        socket_.get_executor(), [self = shared_from_this()] { return self->run(); }, asio::detached);
 }
 
 void DownstreamSession::drain() {
@@ -64,8 +65,7 @@ void DownstreamSession::drain() {
 asio::awaitable<void> DownstreamSession::run() {
     const auto& cfg = context_.config;
     bool first_request = true;
-    if (log::enabled(LogLevel::debug))
-        log::write(LogLevel::debug, "client connected", {{"client", client_address_}});
+    if (log::enabled(LogLevel::debug)) log::write(LogLevel::debug, "client connected", {{"client", client_address_}});
     for (;;) {
         if (drain_requested_ || context_.draining.load(std::memory_order_relaxed)) break;
         if (buffer_.size() == 0 && !co_await await_request(first_request)) break;
@@ -107,8 +107,8 @@ asio::awaitable<bool> DownstreamSession::await_request(bool first_request) {
             log::write(LogLevel::debug, "client connection closed",
                        {{"client", client_address_},
                         {"why", deadline_.expired()      ? (first_request ? "no request within client-header-timeout"
-                                                                           : "idle-timeout between requests")
-                                : drain_requested_        ? "draining"
+                                                                          : "idle-timeout between requests")
+                                : drain_requested_       ? "draining"
                                 : ec == asio::error::eof ? "client closed"
                                                          : ec.message()}});
         co_return false;
@@ -139,10 +139,9 @@ asio::awaitable<void> DownstreamSession::refuse_header(RequestParser& parser, co
         ex.target = std::string(parser.get().target());
     }
     if (ec == http::error::header_limit) {
-        co_await reply_error(ex, http::status::request_header_fields_too_large, "header_too_large",
-                             "request header exceeds max-header-bytes (" + std::to_string(cfg.max_header_bytes) +
-                                 " bytes)",
-                             false);
+        co_await reply_error(
+            ex, http::status::request_header_fields_too_large, "header_too_large",
+            "request header exceeds max-header-bytes (" + std::to_string(cfg.max_header_bytes) + " bytes)", false);
     } else if (ec == http::error::body_limit) {
         co_await reply_error(ex, http::status::payload_too_large, "body_too_large",
                              "request body exceeds max-body-bytes (" + std::to_string(cfg.max_body_bytes) + " bytes)",
@@ -193,7 +192,8 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
         }
         const auto host = req[http::field::host];
         std::string hint = "this is crudcast's event stream: connect with a WebSocket client, e.g. ws://" +
-                           (host.empty() ? std::string("HOST:PORT") : std::string(host)) + cfg.ws_path + "?topic=author";
+                           (host.empty() ? std::string("HOST:PORT") : std::string(host)) + cfg.ws_path +
+                           "?topic=author";
         const bool keep = parser.is_done() && req.keep_alive();
         co_return co_await reply_error(ex, http::status::upgrade_required, "upgrade_required", std::move(hint), keep,
                                        "websocket");
@@ -213,8 +213,11 @@ asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status 
     const auto level = static_cast<unsigned>(status) >= 500 ? LogLevel::warn : LogLevel::debug;
     if (log::enabled(level))
         log::write(level, "crudcast answered itself",
-               {{"rid", ex.request_id}, {"client", client_address_}, {"status", ex.status}, {"error", error},
-                {"detail", detail}});
+                   {{"rid", ex.request_id},
+                    {"client", client_address_},
+                    {"status", ex.status},
+                    {"error", error},
+                    {"detail", detail}});
     auto res = error_response(status, error, detail, ex.request_id, 11, keep_alive);
     if (!upgrade.empty()) res.set(http::field::upgrade, upgrade);
     ex.bytes_out = res.body().size();

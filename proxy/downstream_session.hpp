@@ -96,8 +96,8 @@ private:
                                bool has_body = false);
 
     // Answers with crudcast's own JSON error; returns whether the connection may stay open.
-    asio::awaitable<bool> reply_error(Exchange& ex, http::status status, std::string_view error,
-                                      std::string detail, bool keep_alive, std::string_view upgrade = {});
+    asio::awaitable<bool> reply_error(Exchange& ex, http::status status, std::string_view error, std::string detail,
+                                      bool keep_alive, std::string_view upgrade = {});
     // The access line; also counts the exchange and records it for the admin live page.
     void log_access(const Exchange& ex) const;
 
@@ -109,7 +109,7 @@ private:
     std::list<DownstreamSession*>::iterator registration_;
     std::string client_ip_;
     std::string client_address_;  // "ip:port" for logs
-    bool idle_ = false;          // waiting for the first byte of a request
+    bool idle_ = false;           // waiting for the first byte of a request
     bool drain_requested_ = false;
 };
 

@@ -6,9 +6,8 @@
 
 namespace crudcast::proxy {
 
-http::response<http::string_body> error_response(http::status status, std::string_view error,
-                                                 std::string_view detail, std::string_view request_id,
-                                                 unsigned version, bool keep_alive) {
+http::response<http::string_body> error_response(http::status status, std::string_view error, std::string_view detail,
+                                                 std::string_view request_id, unsigned version, bool keep_alive) {
     http::response<http::string_body> res{status, version};
     res.set(http::field::content_type, "application/json");
     res.set("X-Request-ID", request_id);

@@ -13,8 +13,7 @@ namespace crudcast::proxy {
 namespace http = boost::beast::http;
 
 // `error` is a short stable code ("bad_gateway"), `detail` a human sentence.
-http::response<http::string_body> error_response(http::status status, std::string_view error,
-                                                 std::string_view detail, std::string_view request_id,
-                                                 unsigned version, bool keep_alive);
+http::response<http::string_body> error_response(http::status status, std::string_view error, std::string_view detail,
+                                                 std::string_view request_id, unsigned version, bool keep_alive);
 
 }  // namespace crudcast::proxy

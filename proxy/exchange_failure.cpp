@@ -85,26 +85,26 @@ const FailureRule& failure_rule(Failure kind) { return rules[static_cast<std::si
 std::string failure_detail(Failure kind, const error_code& ec, std::string_view pool_detail,
                            const config::Config& cfg) {
     switch (kind) {
-    case connect_failed:
-    case connect_timeout: return std::string(pool_detail);
-    case send_failed: return "sending the request to the upstream failed: " + ec.message();
-    case send_timeout: return "the upstream did not take the request within upstream-timeout";
-    case head_timeout:
-        return "no response from the upstream within upstream-timeout (" +
-               std::to_string(cfg.upstream_timeout.count()) + "ms)";
-    case head_closed: return "upstream closed the connection without a response";
-    case head_invalid: return "invalid response from the upstream: " + ec.message();
-    case response_broke_off: return "upstream failed mid-response: " + ec.message();
-    case upgrade_send_failed: return "sending the upgrade request failed";
-    case upgrade_head_timeout:
-    case upgrade_head_failed: return "upstream did not answer the upgrade request: " + ec.message();
-    case body_too_large:
-        return "request body exceeds max-body-bytes (" + std::to_string(cfg.max_body_bytes) + " bytes)";
-    case body_stalled: return "request body stalled past idle-timeout";
-    case body_malformed: return "malformed request body: " + ec.message();
-    case client_gone_mid_request: return "client request body: " + ec.message();
-    case client_gone_mid_response: return "client went away: " + ec.message();
-    case client_gone_at_interim: return "client went away before an interim answer: " + ec.message();
+        case connect_failed:
+        case connect_timeout: return std::string(pool_detail);
+        case send_failed: return "sending the request to the upstream failed: " + ec.message();
+        case send_timeout: return "the upstream did not take the request within upstream-timeout";
+        case head_timeout:
+            return "no response from the upstream within upstream-timeout (" +
+                   std::to_string(cfg.upstream_timeout.count()) + "ms)";
+        case head_closed: return "upstream closed the connection without a response";
+        case head_invalid: return "invalid response from the upstream: " + ec.message();
+        case response_broke_off: return "upstream failed mid-response: " + ec.message();
+        case upgrade_send_failed: return "sending the upgrade request failed";
+        case upgrade_head_timeout:
+        case upgrade_head_failed: return "upstream did not answer the upgrade request: " + ec.message();
+        case body_too_large:
+            return "request body exceeds max-body-bytes (" + std::to_string(cfg.max_body_bytes) + " bytes)";
+        case body_stalled: return "request body stalled past idle-timeout";
+        case body_malformed: return "malformed request body: " + ec.message();
+        case client_gone_mid_request: return "client request body: " + ec.message();
+        case client_gone_mid_response: return "client went away: " + ec.message();
+        case client_gone_at_interim: return "client went away before an interim answer: " + ec.message();
     }
     return {};
 }

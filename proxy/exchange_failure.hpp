@@ -74,14 +74,14 @@ struct FailureRule {
 
     bool answers() const { return !error.empty(); }
     bool keeps_client(bool client_keep_alive, bool has_body) const {
-        return after == AfterFailure::keep ? client_keep_alive
+        return after == AfterFailure::keep              ? client_keep_alive
                : after == AfterFailure::keep_if_no_body ? client_keep_alive && !has_body
                                                         : false;
     }
     // `replayable`: reused pooled connection, first attempt, idempotent, no body.
     // `answered`: bytes of a response arrived from the upstream.
     bool retries(bool replayable, bool answered) const {
-        return retry == Retry::if_replayable ? replayable
+        return retry == Retry::if_replayable              ? replayable
                : retry == Retry::if_replayable_unanswered ? replayable && !answered
                                                           : false;
     }
@@ -91,8 +91,7 @@ const FailureRule& failure_rule(Failure kind);
 
 // The detail of the JSON error (and the access line's error field). `ec` is the failed operation's
 // error, `pool_detail` the pool's sentence when no connection was had.
-std::string failure_detail(Failure kind, const error_code& ec, std::string_view pool_detail,
-                           const config::Config& cfg);
+std::string failure_detail(Failure kind, const error_code& ec, std::string_view pool_detail, const config::Config& cfg);
 
 // Which failure a failed read of the upstream's response head is (`ec` is beast's timeout when the
 // deadline passed): timed out, closed before answering, or not HTTP.

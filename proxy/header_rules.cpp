@@ -82,8 +82,8 @@ void add_request_id(http::fields& fields, std::string_view request_id) {
 bool is_acceptable_request_id(std::string_view id) {
     if (id.empty() || id.size() > 128) return false;
     return std::all_of(id.begin(), id.end(), [](unsigned char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-               c == '_' || c == '~' || c == ':' || c == '/' || c == '+' || c == '=' || c == '@' || c == '-';
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+               c == '~' || c == ':' || c == '/' || c == '+' || c == '=' || c == '@' || c == '-';
     });
 }
 

@@ -22,8 +22,8 @@ namespace http = boost::beast::http;
 void strip_hop_by_hop(http::fields& fields, bool keep_upgrade = false);
 
 struct ForwardContext {
-    std::string_view client_ip;         // "127.0.0.1" or "::1"
-    std::string_view upstream_host;     // "127.0.0.1:3000", used when !preserve_host or no Host
+    std::string_view client_ip;      // "127.0.0.1" or "::1"
+    std::string_view upstream_host;  // "127.0.0.1:3000", used when !preserve_host or no Host
     bool preserve_host = true;
     std::string_view request_id;
 };

@@ -15,8 +15,8 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
 
-#include "config/config.hpp"
 #include "common/asio.hpp"
+#include "config/config.hpp"
 #include "proxy/counters.hpp"
 #include "proxy/exchange_observer.hpp"
 #include "proxy/recent_requests.hpp"

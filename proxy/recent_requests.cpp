@@ -10,9 +10,9 @@ RecentRequests::RecentRequests(std::size_t capacity) : slots_(std::max<std::size
 
 void RecentRequests::record(std::string_view request_id, std::string_view method, std::string_view target,
                             unsigned status, double duration_ms, const NoteFields& note, std::string_view error) {
-    const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+    const auto now =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     std::lock_guard lock(mutex_);
     RequestRecord& r = slots_[next_];
     next_ = (next_ + 1) % slots_.size();

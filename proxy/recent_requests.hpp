@@ -20,7 +20,7 @@ struct RequestRecord {
     std::int64_t time_us = 0;  // wall clock (Unix microseconds) when the exchange ended
     std::string request_id;
     std::string method;
-    std::string path;   // the target without its query string (which may carry secrets)
+    std::string path;     // the target without its query string (which may carry secrets)
     unsigned status = 0;  // as on the access line: 499 = client went away, 0 = none
     double duration_ms = 0;
     std::string event;  // "author/POST id=42 seq=17 subs=2", "none reason=status-404", "ws=subscribe", ""

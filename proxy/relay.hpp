@@ -24,8 +24,8 @@ namespace crudcast::proxy {
 namespace http = beast::http;
 
 struct RelayResult {
-    error_code read_error;   // reading the source (the sender went away, timed out, broke framing)
-    error_code write_error;  // writing the destination
+    error_code read_error;         // reading the source (the sender went away, timed out, broke framing)
+    error_code write_error;        // writing the destination
     std::uint64_t body_bytes = 0;  // body bytes taken from the source
     bool ok() const { return !read_error && !write_error; }
 };
@@ -137,8 +137,8 @@ asio::awaitable<RelayResult> relay_message(Deadline& deadline, RelayLeg from, be
         }
         head_sent = true;
         deadline.expect(to.side, to.timeout);
-        auto [ec, n] = co_await asio::async_write(to.socket, std::span<const asio::const_buffer>(out.data(), count),
-                                                  use_nothrow);
+        auto [ec, n] =
+            co_await asio::async_write(to.socket, std::span<const asio::const_buffer>(out.data(), count), use_nothrow);
         (void)n;
         if (ec) {
             result.write_error = deadline.expired() ? beast::error::timeout : ec;

@@ -91,7 +91,8 @@ asio::awaitable<Lease> UpstreamPool::connect(std::string_view request_id, Deadli
     counters_.open_upstream_connections.fetch_add(1, std::memory_order_relaxed);
     if (log::enabled(LogLevel::debug))
         log::write(LogLevel::debug, "pool: connected to upstream",
-                   {{"rid", request_id}, {"conn", connection->id},
+                   {{"rid", request_id},
+                    {"conn", connection->id},
                     {"peer", endpoint.address().to_string() + ":" + std::to_string(endpoint.port())}});
     lease.connection = std::move(connection);
     co_return lease;

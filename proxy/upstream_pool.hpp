@@ -8,8 +8,8 @@
 #include <memory>
 #include <string>
 
-#include "config/config.hpp"
 #include "common/asio.hpp"
+#include "config/config.hpp"
 #include "proxy/counters.hpp"
 #include "proxy/deadline.hpp"
 
@@ -17,9 +17,9 @@ namespace crudcast::proxy {
 
 struct UpstreamConnection {
     tcp::socket socket;
-    beast::flat_buffer buffer;  // bytes read from the upstream but not yet parsed
-    std::uint64_t id = 0;       // for logs: "upstream connection #12"
-    std::uint64_t requests = 0; // requests sent on it so far
+    beast::flat_buffer buffer;   // bytes read from the upstream but not yet parsed
+    std::uint64_t id = 0;        // for logs: "upstream connection #12"
+    std::uint64_t requests = 0;  // requests sent on it so far
     // Room for a full relay chunk per read: Beast reads at most the buffer's spare capacity (512
     // bytes when the buffer only ever held a response head), which made downloads 8x costlier.
     explicit UpstreamConnection(asio::any_io_executor ex) : socket(std::move(ex)) { buffer.reserve(64 * 1024); }

@@ -7,9 +7,7 @@ namespace crudcast::proxy {
 
 namespace {
 
-void append_version(unsigned version, std::string& out) {
-    out += version == 10 ? "HTTP/1.0" : "HTTP/1.1";
-}
+void append_version(unsigned version, std::string& out) { out += version == 10 ? "HTTP/1.0" : "HTTP/1.1"; }
 
 template <bool isRequest>
 void append_fields(const http::header<isRequest>& head, std::string& out) {

@@ -70,7 +70,9 @@ protected:
             HeaderList h;
             h.items.emplace_back("Content-Type", "application/json");
             return UpstreamReply{UpstreamReply::Kind::respond,
-                                 http_response(r.method == "POST" ? 201 : 200, "OK", h, R"({"id":3})"), {}, false};
+                                 http_response(r.method == "POST" ? 201 : 200, "OK", h, R"({"id":3})"),
+                                 {},
+                                 false};
         });
         auto cfg = test_config(upstream_->port());
         cfg.admin_listen = config::Endpoint{"127.0.0.1", 0};
@@ -117,8 +119,9 @@ TEST_F(Admin, MetricsMoveWithRequestsAndEvents) {
     EXPECT_EQ(metric(before.body, posts), -1);  // no such series yet
 
     for (int i = 0; i < 3; ++i) EXPECT_EQ(exchange(gateway_->port(), get_request("/api/authors")).status, 200u);
-    EXPECT_EQ(exchange(gateway_->port(), "POST /api/authors HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                                         "Content-Length: 2\r\n\r\n{}")
+    EXPECT_EQ(exchange(gateway_->port(),
+                       "POST /api/authors HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 2\r\n\r\n{}")
                   .status,
               201u);
     const auto after = exchange(admin_, get_request("/metrics")).body;
@@ -126,7 +129,8 @@ TEST_F(Admin, MetricsMoveWithRequestsAndEvents) {
     EXPECT_EQ(metric(after, posts), 1);
     EXPECT_EQ(metric(after, "crudcast_events_skipped_total{reason=\"method\"}"), 3);
     EXPECT_EQ(metric(after, "crudcast_upstream_response_seconds_count"), 4);
-    EXPECT_GE(metric(after, "crudcast_upstream_pool_hits_total") + metric(after, "crudcast_upstream_pool_misses_total"), 4);
+    EXPECT_GE(metric(after, "crudcast_upstream_pool_hits_total") + metric(after, "crudcast_upstream_pool_misses_total"),
+              4);
 
     // Every line is a comment or `name{labels} value` (promtool's full check: a later change).
     std::regex sample(R"(^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.e+\-]+$)");
@@ -177,16 +181,17 @@ TEST_F(Admin, RecentRequestsNewestFirstWithTheirEventOutcome) {
     EXPECT_EQ(empty.headers.get("Cache-Control"), "no-store");
     EXPECT_EQ(empty.body, R"({"requests":[]})");
 
-    EXPECT_EQ(exchange(gateway_->port(), "POST /api/authors HTTP/1.1\r\nHost: t\r\nX-Request-ID: rid-post\r\n"
-                                         "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+    EXPECT_EQ(exchange(gateway_->port(),
+                       "POST /api/authors HTTP/1.1\r\nHost: t\r\nX-Request-ID: rid-post\r\n"
+                       "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
                   .status,
               201u);
     // The query string stays out of the record: it may carry secrets, and the page is an overview.
-    EXPECT_EQ(exchange(gateway_->port(), get_request("/api/authors/3?token=secret", "X-Request-ID: rid-get\r\n")).status,
-              200u);
-    auto doc = poll_json(admin_, "/api/requests", [](const rapidjson::Document& d) {
-        return d.IsObject() && d["requests"].Size() >= 2;
-    });
+    EXPECT_EQ(
+        exchange(gateway_->port(), get_request("/api/authors/3?token=secret", "X-Request-ID: rid-get\r\n")).status,
+        200u);
+    auto doc = poll_json(admin_, "/api/requests",
+                         [](const rapidjson::Document& d) { return d.IsObject() && d["requests"].Size() >= 2; });
     ASSERT_TRUE(doc.IsObject());
     const auto& list = doc["requests"];
     ASSERT_EQ(list.Size(), 2u);
@@ -216,8 +221,9 @@ TEST_F(Admin, StatsMoveWithRequestsEventsAndErrors) {
     EXPECT_EQ(before["events_published"].GetUint64(), 0u);
 
     EXPECT_EQ(exchange(gateway_->port(), get_request("/api/authors")).status, 200u);
-    EXPECT_EQ(exchange(gateway_->port(), "POST /api/authors HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                                         "Content-Length: 2\r\n\r\n{}")
+    EXPECT_EQ(exchange(gateway_->port(),
+                       "POST /api/authors HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 2\r\n\r\n{}")
                   .status,
               201u);
     upstream_->set_handler([](const RecordedRequest&) { return UpstreamReply::close(); });
@@ -239,9 +245,9 @@ TEST_F(Admin, StatsMoveWithRequestsEventsAndErrors) {
     EXPECT_EQ(after["request_body_bytes"].GetUint64(), 2u);
     EXPECT_GT(after["response_body_bytes"].GetUint64(), 0u);
     EXPECT_EQ(after["in_flight"].GetInt64(), 0);
-    for (const char* key : {"client_connections", "upstream_connections", "upstream_pool_hits", "upstream_pool_misses",
-                            "websocket_subscribers", "websocket_connections_total", "websocket_frames_sent",
-                            "websocket_slow_closes"})
+    for (const char* key :
+         {"client_connections", "upstream_connections", "upstream_pool_hits", "upstream_pool_misses",
+          "websocket_subscribers", "websocket_connections_total", "websocket_frames_sent", "websocket_slow_closes"})
         EXPECT_TRUE(after.HasMember(key) && after[key].IsNumber()) << key;
     EXPECT_TRUE(after["websocket_subscribers_by_topic"].IsObject());
 }
@@ -263,9 +269,8 @@ TEST_F(Admin, EveryDeclaredCounterIsInMetricsAndStats) {
 
     // Some traffic, so that the counters are not all 0 and the labelled families have samples.
     EXPECT_EQ(exchange(gateway_->port(), get_request("/api/authors")).status, 200u);
-    poll_json(admin_, "/api/stats", [](const rapidjson::Document& d) {
-        return d.IsObject() && d["requests"]["total"].GetUint64() >= 1;
-    });
+    poll_json(admin_, "/api/stats",
+              [](const rapidjson::Document& d) { return d.IsObject() && d["requests"]["total"].GetUint64() >= 1; });
     const auto metrics = exchange(admin_, get_request("/metrics")).body;
     const auto json = parse_json(exchange(admin_, get_request("/api/stats")).body);
     ASSERT_TRUE(json.IsObject());
@@ -387,8 +392,9 @@ TEST_F(Admin, MetricsPassPromtool) {
     if (::access("/usr/bin/promtool", X_OK) != 0) GTEST_SKIP() << "promtool (Debian prometheus) is not installed";
     // Some traffic first, so that labelled families have samples.
     exchange(gateway_->port(), get_request("/api/authors"));
-    exchange(gateway_->port(), "POST /api/authors HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                               "Content-Length: 2\r\n\r\n{}");
+    exchange(gateway_->port(),
+             "POST /api/authors HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+             "Content-Length: 2\r\n\r\n{}");
     const auto text = exchange(admin_, get_request("/metrics")).body;
     char path[] = "/tmp/crudcast-metrics-XXXXXX";
     const int fd = ::mkstemp(path);

@@ -98,7 +98,8 @@ Outcome run_crudcast(const std::vector<std::string>& args, const Env& env = {},
     std::string* sinks[] = {&outcome.out, &outcome.err};
     int open_pipes = 2;
     while (open_pipes > 0) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left <= 0ms) {
             outcome.timed_out = true;
             kill(pid, SIGKILL);
@@ -122,8 +123,7 @@ Outcome run_crudcast(const std::vector<std::string>& args, const Env& env = {},
         if (fd.fd >= 0) close(fd.fd);
 
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     outcome.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return outcome;
 }
@@ -155,8 +155,8 @@ TEST(Cli, VersionPrintsTheVersion) {
 }
 
 TEST(Cli, CheckConfigPrintsEachSettingWithItsSource) {
-    const auto outcome = run_crudcast({upstream_flag, "--check-config", "--idle-timeout", "5s"},
-                                      {{"CRUDCAST_LOG_LEVEL", "debug"}});
+    const auto outcome =
+        run_crudcast({upstream_flag, "--check-config", "--idle-timeout", "5s"}, {{"CRUDCAST_LOG_LEVEL", "debug"}});
     EXPECT_EQ(outcome.exit_code, 0) << outcome.err;
     const auto printed = lines(outcome.out);
     EXPECT_EQ(printed.size(), crudcast::config::settings().size()) << outcome.out;
@@ -194,8 +194,8 @@ struct InvalidCase {
     std::string name;
     std::vector<std::string> args;
     Env env;
-    std::string yaml;     // when not empty, written to a file passed with --config
-    std::string setting;  // expected right after "crudcast: invalid setting "
+    std::string yaml;      // when not empty, written to a file passed with --config
+    std::string setting;   // expected right after "crudcast: invalid setting "
     std::string mentions;  // must appear in the line
 };
 
@@ -241,9 +241,17 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"Positional", {up, "serve"}, {}, "", "arguments", "serve"},
         InvalidCase{"UnknownYamlKey", {up}, {}, "colour: blue\n", "config", "colour"},
         InvalidCase{"NegativeTimeout", {up, "--upstream-timeout", "-5s"}, {}, "", "upstream-timeout", "-5s"},
-        InvalidCase{"NegativeTimeoutFromEnv", {up}, {{"CRUDCAST_IDLE_TIMEOUT", "-1"}}, "", "idle-timeout",
+        InvalidCase{"NegativeTimeoutFromEnv",
+                    {up},
+                    {{"CRUDCAST_IDLE_TIMEOUT", "-1"}},
+                    "",
+                    "idle-timeout",
                     "CRUDCAST_IDLE_TIMEOUT"},
-        InvalidCase{"MissingConfigFile", {up, "--config", "/nonexistent/crudcast.yaml"}, {}, "", "config",
+        InvalidCase{"MissingConfigFile",
+                    {up, "--config", "/nonexistent/crudcast.yaml"},
+                    {},
+                    "",
+                    "config",
                     "/nonexistent/crudcast.yaml"},
         InvalidCase{"ConfigFileIsDirectory", {up}, {{"CRUDCAST_CONFIG", "/"}}, "", "config", "directory"},
         InvalidCase{"UnparsableConfigFile", {up}, {}, "listen: [\n", "config", "YAML"},

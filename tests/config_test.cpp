@@ -66,12 +66,11 @@ TEST_P(Precedence, FlagBeatsEnvBeatsFileBeatsDefault) {
         std::string expected;
         Source source;
     };
-    for (const auto& layers : {Layers{false, false, false, c.default_shown, Source::default_value},
-                               Layers{true, false, false, c.file_shown, Source::file},
-                               Layers{true, true, false, c.env_shown, Source::env},
-                               Layers{false, true, false, c.env_shown, Source::env},
-                               Layers{true, true, true, c.flag_shown, Source::flag},
-                               Layers{false, false, true, c.flag_shown, Source::flag}}) {
+    for (const auto& layers :
+         {Layers{false, false, false, c.default_shown, Source::default_value},
+          Layers{true, false, false, c.file_shown, Source::file}, Layers{true, true, false, c.env_shown, Source::env},
+          Layers{false, true, false, c.env_shown, Source::env}, Layers{true, true, true, c.flag_shown, Source::flag},
+          Layers{false, false, true, c.flag_shown, Source::flag}}) {
         Args args{upstream_flag};
         if (layers.file) args.push_back("--config=" + file);
         if (layers.flag) args.push_back(flag);
@@ -132,7 +131,8 @@ TEST(Parse, DefaultsNeedOnlyAnUpstream) {
     EXPECT_EQ(config.publish_methods, defaults.publish_methods);
     EXPECT_GE(config.threads, 1u);
     for (const auto& spec : settings()) {
-        EXPECT_EQ(config.sources.at(spec.name), std::string(spec.name) == "upstream" ? Source::flag : Source::default_value)
+        EXPECT_EQ(config.sources.at(spec.name),
+                  std::string(spec.name) == "upstream" ? Source::flag : Source::default_value)
             << spec.name;
     }
 }
@@ -158,7 +158,8 @@ TEST_P(Upstreams, AreSplitIntoParts) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Urls, Upstreams,
-                         ::testing::Values(UpstreamCase{"http://127.0.0.1:3000", "127.0.0.1", 3000, "", "127.0.0.1:3000"},
+                         ::testing::Values(UpstreamCase{"http://127.0.0.1:3000", "127.0.0.1", 3000, "",
+                                                        "127.0.0.1:3000"},
                                            UpstreamCase{"http://app", "app", 80, "", "app"},
                                            UpstreamCase{"http://app:80/", "app", 80, "", "app"},
                                            UpstreamCase{"HTTP://app/base/", "app", 80, "/base", "app"},
@@ -185,40 +186,41 @@ TEST_P(Values, AreParsedAndShown) {
 
 INSTANTIATE_TEST_SUITE_P(
     Flags, Values,
-    ::testing::Values(ValueCase{{"--listen", "[::]:0"}, "listen", "[::]:0"},
-                      ValueCase{{"--listen=:9000"}, "listen", "0.0.0.0:9000"},
-                      ValueCase{{"--listen", "localhost:65535"}, "listen", "localhost:65535"},
-                      ValueCase{{"--ws-path", "/events"}, "ws-path", "/events"},
-                      ValueCase{{"--connect-timeout", "90"}, "connect-timeout", "90s"},
-                      ValueCase{{"--drain-timeout", "2h"}, "drain-timeout", "2h"},
-                      ValueCase{{"--client-header-timeout", "250ms"}, "client-header-timeout", "250ms"},
-                      ValueCase{{"--idle-timeout", "120s"}, "idle-timeout", "2m"},
-                      ValueCase{{"--max-header-bytes", "1000"}, "max-header-bytes", "1000"},
-                      ValueCase{{"--max-body-bytes", "16M"}, "max-body-bytes", "16m"},
-                      ValueCase{{"--max-connections", "2k"}, "max-connections", "2048"},
-                      ValueCase{{"--upstream-max-idle", "0"}, "upstream-max-idle", "0"},
-                      ValueCase{{"--preserve-host"}, "preserve-host", "true"},
-                      ValueCase{{"--no-preserve-host"}, "preserve-host", "false"},
-                      ValueCase{{"--preserve-host=0"}, "preserve-host", "false"},
-                      ValueCase{{"--preserve-host=Yes"}, "preserve-host", "true"},
-                      ValueCase{{"--no-preserve-host", "--preserve-host"}, "preserve-host", "true"},
-                      ValueCase{{"--log-format", "JSON"}, "log-format", "json"},
-                      ValueCase{{"--path-prefixes", "api, /v2/items/ ,api"}, "path-prefixes", "api,v2/items"},
-                      ValueCase{{"--path-prefixes", "/"}, "path-prefixes", "\"\""},
-                      ValueCase{{"--publish-methods", "post,Patch, PURGE,post"}, "publish-methods", "POST,PATCH,PURGE"},
-                      ValueCase{{"--id-field", "uuid"}, "id-field", "uuid"},
-                      ValueCase{{"--payload-pointer", "/data/a~1b~0"}, "payload-pointer", "/data/a~1b~0"},
-                      ValueCase{{"--payload-pointer="}, "payload-pointer", "\"\""},
-                      ValueCase{{"--ws-ping-interval=5s"}, "ws-ping-interval", "5s"},
-                      ValueCase{{"--ws-max-queue-messages", "1"}, "ws-max-queue-messages", "1"},
-                      ValueCase{{"--ws-max-queue-bytes", "1m"}, "ws-max-queue-bytes", "1m"},
-                      ValueCase{{"--ws-allowed-origins", "https://App.example.com/, http://localhost:5173,https://app.example.com"},
-                                "ws-allowed-origins", "https://app.example.com,http://localhost:5173"},
-                      ValueCase{{"--ws-allowed-origins="}, "ws-allowed-origins", "\"\""},
-                      ValueCase{{"--max-event-bytes", "100"}, "max-event-bytes", "100"},
-                      ValueCase{{"--admin-listen", "0.0.0.0:0"}, "admin-listen", "0.0.0.0:0"},
-                      ValueCase{{"--upstream-health-path", "/healthz"}, "upstream-health-path", "/healthz"},
-                      ValueCase{{"--threads", "1", "--threads", "7"}, "threads", "7"}));
+    ::testing::Values(
+        ValueCase{{"--listen", "[::]:0"}, "listen", "[::]:0"}, ValueCase{{"--listen=:9000"}, "listen", "0.0.0.0:9000"},
+        ValueCase{{"--listen", "localhost:65535"}, "listen", "localhost:65535"},
+        ValueCase{{"--ws-path", "/events"}, "ws-path", "/events"},
+        ValueCase{{"--connect-timeout", "90"}, "connect-timeout", "90s"},
+        ValueCase{{"--drain-timeout", "2h"}, "drain-timeout", "2h"},
+        ValueCase{{"--client-header-timeout", "250ms"}, "client-header-timeout", "250ms"},
+        ValueCase{{"--idle-timeout", "120s"}, "idle-timeout", "2m"},
+        ValueCase{{"--max-header-bytes", "1000"}, "max-header-bytes", "1000"},
+        ValueCase{{"--max-body-bytes", "16M"}, "max-body-bytes", "16m"},
+        ValueCase{{"--max-connections", "2k"}, "max-connections", "2048"},
+        ValueCase{{"--upstream-max-idle", "0"}, "upstream-max-idle", "0"},
+        ValueCase{{"--preserve-host"}, "preserve-host", "true"},
+        ValueCase{{"--no-preserve-host"}, "preserve-host", "false"},
+        ValueCase{{"--preserve-host=0"}, "preserve-host", "false"},
+        ValueCase{{"--preserve-host=Yes"}, "preserve-host", "true"},
+        ValueCase{{"--no-preserve-host", "--preserve-host"}, "preserve-host", "true"},
+        ValueCase{{"--log-format", "JSON"}, "log-format", "json"},
+        ValueCase{{"--path-prefixes", "api, /v2/items/ ,api"}, "path-prefixes", "api,v2/items"},
+        ValueCase{{"--path-prefixes", "/"}, "path-prefixes", "\"\""},
+        ValueCase{{"--publish-methods", "post,Patch, PURGE,post"}, "publish-methods", "POST,PATCH,PURGE"},
+        ValueCase{{"--id-field", "uuid"}, "id-field", "uuid"},
+        ValueCase{{"--payload-pointer", "/data/a~1b~0"}, "payload-pointer", "/data/a~1b~0"},
+        ValueCase{{"--payload-pointer="}, "payload-pointer", "\"\""},
+        ValueCase{{"--ws-ping-interval=5s"}, "ws-ping-interval", "5s"},
+        ValueCase{{"--ws-max-queue-messages", "1"}, "ws-max-queue-messages", "1"},
+        ValueCase{{"--ws-max-queue-bytes", "1m"}, "ws-max-queue-bytes", "1m"},
+        ValueCase{{"--ws-allowed-origins", "https://App.example.com/, http://localhost:5173,https://app.example.com"},
+                  "ws-allowed-origins",
+                  "https://app.example.com,http://localhost:5173"},
+        ValueCase{{"--ws-allowed-origins="}, "ws-allowed-origins", "\"\""},
+        ValueCase{{"--max-event-bytes", "100"}, "max-event-bytes", "100"},
+        ValueCase{{"--admin-listen", "0.0.0.0:0"}, "admin-listen", "0.0.0.0:0"},
+        ValueCase{{"--upstream-health-path", "/healthz"}, "upstream-health-path", "/healthz"},
+        ValueCase{{"--threads", "1", "--threads", "7"}, "threads", "7"}));
 
 TEST(Parse, ListenAndAdminFieldsAreSet) {
     const auto config = parse({upstream_flag, "--listen", "[::1]:8081", "--admin-listen", "off"}, {}).config;
@@ -315,7 +317,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         ErrorCase{"MissingUpstream", {}, {}, "", "upstream", "is required"},
         ErrorCase{"FtpUpstream", {"--upstream", "ftp://x"}, {}, "", "upstream", "\"ftp://x\" is not an http:// URL"},
-        ErrorCase{"HttpsUpstream", {"--upstream", "https://x"}, {}, "", "upstream", "TLS to the upstream is not supported"},
+        ErrorCase{
+            "HttpsUpstream", {"--upstream", "https://x"}, {}, "", "upstream", "TLS to the upstream is not supported"},
         ErrorCase{"NoScheme", {"--upstream", "localhost:3000"}, {}, "", "upstream", "is not an http:// URL"},
         ErrorCase{"EmptyUpstream", {}, {{"CRUDCAST_UPSTREAM", ""}}, "", "upstream", "is empty"},
         ErrorCase{"UpstreamQuery", {"--upstream", "http://x/?a=1"}, {}, "", "upstream", "query or fragment"},
@@ -328,9 +331,12 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"UpstreamNewline", {"--upstream", "http://x/a\nb"}, {}, "", "upstream", "\\n"},
         // Boost.URL refuses these; the message still names the part to fix.
         ErrorCase{"UpstreamUnclosedBracket", {"--upstream", "http://[::1"}, {}, "", "upstream", "has no closing ']'"},
-        ErrorCase{"UpstreamBadIpv6", {"--upstream", "http://[zz]:80"}, {}, "", "upstream", "has an invalid IPv6 address"},
-        ErrorCase{"UpstreamIpvFuture", {"--upstream", "http://[v1.x]"}, {}, "", "upstream", "has an invalid IPv6 address"},
-        ErrorCase{"UpstreamJunkAfterBracket", {"--upstream", "http://[::1]x"}, {}, "", "upstream", "has junk after ']'"},
+        ErrorCase{
+            "UpstreamBadIpv6", {"--upstream", "http://[zz]:80"}, {}, "", "upstream", "has an invalid IPv6 address"},
+        ErrorCase{
+            "UpstreamIpvFuture", {"--upstream", "http://[v1.x]"}, {}, "", "upstream", "has an invalid IPv6 address"},
+        ErrorCase{
+            "UpstreamJunkAfterBracket", {"--upstream", "http://[::1]x"}, {}, "", "upstream", "has junk after ']'"},
         ErrorCase{"UpstreamBadHost", {"--upstream", "http://a|b:80/x"}, {}, "", "upstream", "has no valid host"},
         ErrorCase{"UpstreamHostAndPortBad", {"--upstream", "http://a!b:x/"}, {}, "", "upstream", "has no valid host"},
         ErrorCase{"UpstreamEscapedHost", {"--upstream", "http://%61pp/x"}, {}, "", "upstream", "has no valid host"},
@@ -338,23 +344,43 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"UpstreamBadEscape", {"--upstream", "http://x/a%zz"}, {}, "", "upstream", "has an invalid path"},
         ErrorCase{"UpstreamBadPathByte", {"--upstream", "http://x/{a}"}, {}, "", "upstream", "has an invalid path"},
         ErrorCase{"UpstreamUserOnly", {"--upstream", "http://u@x"}, {}, "", "upstream", "credentials"},
-        ErrorCase{"ErrorSaysWhereFromEnv", {}, {{"CRUDCAST_UPSTREAM", "ftp://x"}}, "", "upstream",
+        ErrorCase{"ErrorSaysWhereFromEnv",
+                  {},
+                  {{"CRUDCAST_UPSTREAM", "ftp://x"}},
+                  "",
+                  "upstream",
                   "set by CRUDCAST_UPSTREAM"},
         ErrorCase{"ErrorSaysWhereFromFlag", {"--upstream", "ftp://x"}, {}, "", "upstream", "set by --upstream"},
-        ErrorCase{"OriginWithoutScheme", {up, "--ws-allowed-origins", "app.example.com"}, {}, "", "ws-allowed-origins",
+        ErrorCase{"OriginWithoutScheme",
+                  {up, "--ws-allowed-origins", "app.example.com"},
+                  {},
+                  "",
+                  "ws-allowed-origins",
                   "is not an origin"},
-        ErrorCase{"OriginWithPath", {up, "--ws-allowed-origins", "https://app.example.com/page"}, {}, "",
-                  "ws-allowed-origins", "is not an origin"},
-        ErrorCase{"OriginEmptyEntry", {up, "--ws-allowed-origins", "https://a.example,,https://b.example"}, {}, "",
-                  "ws-allowed-origins", "empty entry"},
+        ErrorCase{"OriginWithPath",
+                  {up, "--ws-allowed-origins", "https://app.example.com/page"},
+                  {},
+                  "",
+                  "ws-allowed-origins",
+                  "is not an origin"},
+        ErrorCase{"OriginEmptyEntry",
+                  {up, "--ws-allowed-origins", "https://a.example,,https://b.example"},
+                  {},
+                  "",
+                  "ws-allowed-origins",
+                  "empty entry"},
         ErrorCase{"ListenNoPort", {up, "--listen", "localhost"}, {}, "", "listen", "has no port"},
         ErrorCase{"ListenBadPort", {up, "--listen", "localhost:http"}, {}, "", "listen", "invalid port"},
         ErrorCase{"ListenBareIpv6", {up, "--listen", "::1:80"}, {}, "", "listen", "needs brackets"},
         ErrorCase{"ListenUnclosedBracket", {up, "--listen", "[::1:80"}, {}, "", "listen", "closing ']'"},
         ErrorCase{"ListenBadHost", {up, "--listen", "a b:80"}, {}, "", "listen", "invalid host"},
         ErrorCase{"AdminBad", {up, "--admin-listen", "nope"}, {}, "", "admin-listen", "has no port"},
-        ErrorCase{"AdminSameAsListen", {up, "--listen", "127.0.0.1:9000", "--admin-listen", "127.0.0.1:9000"}, {}, "",
-                  "admin-listen", "same address as listen"},
+        ErrorCase{"AdminSameAsListen",
+                  {up, "--listen", "127.0.0.1:9000", "--admin-listen", "127.0.0.1:9000"},
+                  {},
+                  "",
+                  "admin-listen",
+                  "same address as listen"},
         ErrorCase{"WsPathRelative", {up, "--ws-path", "ws"}, {}, "", "ws-path", "must start with '/'"},
         ErrorCase{"ThreadsWord", {up, "--threads", "many"}, {}, "", "threads", "not a whole number"},
         ErrorCase{"ThreadsNegative", {up, "--threads", "-1"}, {}, "", "threads", "negative"},
@@ -363,10 +389,14 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"ZeroTimeout", {up, "--connect-timeout", "0"}, {}, "", "connect-timeout", "greater than zero"},
         ErrorCase{"ZeroDrain", {up}, {{"CRUDCAST_DRAIN_TIMEOUT", "0ms"}}, "", "drain-timeout", "greater than zero"},
         ErrorCase{"GarbageTimeout", {up, "--upstream-timeout", "soon"}, {}, "", "upstream-timeout", "not a duration"},
-        ErrorCase{"UnknownUnit", {up, "--upstream-keepalive-timeout", "5d"}, {}, "", "upstream-keepalive-timeout",
+        ErrorCase{"UnknownUnit",
+                  {up, "--upstream-keepalive-timeout", "5d"},
+                  {},
+                  "",
+                  "upstream-keepalive-timeout",
                   "not a duration"},
-        ErrorCase{"HugeTimeout", {up, "--client-header-timeout", "99999999h"}, {}, "", "client-header-timeout",
-                  "too long"},
+        ErrorCase{
+            "HugeTimeout", {up, "--client-header-timeout", "99999999h"}, {}, "", "client-header-timeout", "too long"},
         ErrorCase{"ZeroPing", {up, "--ws-ping-interval", "0s"}, {}, "", "ws-ping-interval", "greater than zero"},
         ErrorCase{"BadSize", {up, "--max-body-bytes", "lots"}, {}, "", "max-body-bytes", "not a size"},
         ErrorCase{"SizeUnit", {up, "--max-header-bytes", "1kb"}, {}, "", "max-header-bytes", "not a size"},
@@ -374,23 +404,27 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"SizeOverflow", {up, "--max-body-bytes", "99999999999g"}, {}, "", "max-body-bytes", "too large"},
         ErrorCase{"ZeroHeaderBytes", {up, "--max-header-bytes", "0"}, {}, "", "max-header-bytes", "at least 1"},
         ErrorCase{"ZeroConnections", {up, "--max-connections", "0"}, {}, "", "max-connections", "at least 1"},
-        ErrorCase{"ZeroQueueMessages", {up, "--ws-max-queue-messages", "0"}, {}, "", "ws-max-queue-messages",
-                  "at least 1"},
+        ErrorCase{
+            "ZeroQueueMessages", {up, "--ws-max-queue-messages", "0"}, {}, "", "ws-max-queue-messages", "at least 1"},
         ErrorCase{"ZeroQueueBytes", {up, "--ws-max-queue-bytes", "0"}, {}, "", "ws-max-queue-bytes", "at least 1"},
         ErrorCase{"BadLogLevel", {up, "--log-level", "verbose"}, {}, "", "log-level", "not a log level"},
         ErrorCase{"BadLogFormat", {up, "--log-format", "xml"}, {}, "", "log-format", "not a log format"},
         ErrorCase{"BadBool", {up, "--preserve-host=maybe"}, {}, "", "preserve-host", "not a boolean"},
         ErrorCase{"BadBoolEnv", {up}, {{"CRUDCAST_PRESERVE_HOST", "2"}}, "", "preserve-host", "not a boolean"},
         ErrorCase{"NegatedWithValue", {up, "--no-preserve-host=true"}, {}, "", "preserve-host", "takes no value"},
-        ErrorCase{"BoolSeparateValue", {up, "--preserve-host", "false"}, {}, "", "preserve-host",
-                  "--preserve-host=false"},
+        ErrorCase{
+            "BoolSeparateValue", {up, "--preserve-host", "false"}, {}, "", "preserve-host", "--preserve-host=false"},
         ErrorCase{"EmptyPrefix", {up, "--path-prefixes", "api,,v2"}, {}, "", "path-prefixes", "empty entry"},
         ErrorCase{"EmptyIdField", {up, "--id-field="}, {}, "", "id-field", "is empty"},
         ErrorCase{"PointerNoSlash", {up, "--payload-pointer", "data"}, {}, "", "payload-pointer", "not a JSON Pointer"},
         ErrorCase{"PointerBadEscape", {up, "--payload-pointer", "/a~2"}, {}, "", "payload-pointer", "~0 and ~1"},
-        ErrorCase{"MethodNotToken", {up, "--publish-methods", "POST,GE T"}, {}, "", "publish-methods",
-                  "not an HTTP method"},
-        ErrorCase{"HealthPathRelative", {up, "--upstream-health-path", "health"}, {}, "", "upstream-health-path",
+        ErrorCase{
+            "MethodNotToken", {up, "--publish-methods", "POST,GE T"}, {}, "", "publish-methods", "not an HTTP method"},
+        ErrorCase{"HealthPathRelative",
+                  {up, "--upstream-health-path", "health"},
+                  {},
+                  "",
+                  "upstream-health-path",
                   "must start with '/'"},
         ErrorCase{"UnknownFlag", {up, "--bogus", "1"}, {}, "", "bogus", "unknown flag --bogus"},
         ErrorCase{"UnderscoreFlag", {up, "--idle_timeout=5s"}, {}, "", "idle_timeout", "did you mean --idle-timeout"},
@@ -425,8 +459,8 @@ TEST(ValueSyntax, Durations) {
 }
 
 TEST(ValueSyntax, Sizes) {
-    const std::pair<std::string, std::uint64_t> cases[] = {
-        {"1024", 1024}, {"64k", 64 * 1024}, {"64K", 64 * 1024}, {"16m", 16u << 20}, {"1G", 1ull << 30}, {"0", 0}};
+    const std::pair<std::string, std::uint64_t> cases[] = {{"1024", 1024},     {"64k", 64 * 1024}, {"64K", 64 * 1024},
+                                                           {"16m", 16u << 20}, {"1G", 1ull << 30}, {"0", 0}};
     for (const auto& [text, expected] : cases) EXPECT_EQ(parse_size(text), expected) << text;
     for (const auto* text : {"", "k", "-1", "1.5k", "1 k", "1kb", "1t", "17179869184g", "99999999999999999999"})
         EXPECT_THROW(parse_size(text), std::invalid_argument) << text;
@@ -458,7 +492,7 @@ TEST(Secrets, UrlPasswordIsMasked) {
         {"http://user:@db", "http://user:***@db"},
         {"http://user:pa/ss@word@db", "http://user:***@db"},  // raw '/' and '@' in the password
         {"ftp://u:p@x", "ftp://u:***@x"},
-        {"http://user@db", "http://user@db"},                  // a user name alone is not a secret
+        {"http://user@db", "http://user@db"},  // a user name alone is not a secret
         {"http://db:3000/base", "http://db:3000/base"},
         {"db:3000", "db:3000"},
         {"", ""}};
@@ -467,9 +501,9 @@ TEST(Secrets, UrlPasswordIsMasked) {
 
 // Credentials in --upstream are refused; whichever check fails, the message must not echo the password.
 TEST(Secrets, UpstreamErrorsNeverEchoThePassword) {
-    for (const std::string url : {"http://user:s3cret@db:3000", "https://user:s3cret@db", "ftp://user:s3cret@db",
-                                  "http://user:s3cret@db/?q=1", "http://user:s3cret@db/a b",
-                                  "http://user:s3cret/x@db", "http://user:s3cret@[::1"}) {
+    for (const std::string url :
+         {"http://user:s3cret@db:3000", "https://user:s3cret@db", "ftp://user:s3cret@db", "http://user:s3cret@db/?q=1",
+          "http://user:s3cret@db/a b", "http://user:s3cret/x@db", "http://user:s3cret@[::1"}) {
         for (const auto& env : {Env{{"CRUDCAST_UPSTREAM", url}}, Env{}}) {
             const Args args = env.empty() ? Args{"--upstream", url} : Args{};
             try {
@@ -490,15 +524,16 @@ TEST(Help, ListsEverySettingWithEnvAndDefault) {
     const auto help = help_text();
     EXPECT_TRUE(help.starts_with("Usage: crudcast"));
     for (const auto& spec : settings()) {
-        const auto flag_at = help.find("  --" + std::string(spec.name) + (std::string(spec.value_hint).empty() ? "[" : " "));
+        const auto flag_at =
+            help.find("  --" + std::string(spec.name) + (std::string(spec.value_hint).empty() ? "[" : " "));
         ASSERT_NE(flag_at, std::string::npos) << spec.name;
         const auto details = help.substr(flag_at, help.find("\n  --", flag_at + 1) - flag_at);
         EXPECT_NE(details.find("env " + env_var_name(spec.name)), std::string::npos) << details;
         EXPECT_NE(details.find("default " + default_text(spec)), std::string::npos) << details;
         EXPECT_NE(details.find(spec.description), std::string::npos) << details;
     }
-    for (const auto* word : {"--help", "--version", "--check-config", "--no-preserve-host", "Proxy:", "Timeouts:",
-                             "Limits:", "Logging:", "Events:", "Admin:"})
+    for (const auto* word : {"--help", "--version", "--check-config", "--no-preserve-host",
+                             "Proxy:", "Timeouts:", "Limits:", "Logging:", "Events:", "Admin:"})
         EXPECT_NE(help.find(word), std::string::npos) << word;
 }
 
@@ -556,8 +591,8 @@ models:
     EXPECT_EQ(config.routes[2].payload_pointer, "");
     EXPECT_EQ(config.routes[2].methods, (std::vector<std::string>{"PATCH", "DELETE"}));
     EXPECT_TRUE(config.routes[2].publish);
-    EXPECT_EQ(config.models, (std::vector<std::pair<std::string, std::string>>{{"octopi", "octopus"},
-                                                                                {"staff", "staff-member"}}));
+    EXPECT_EQ(config.models,
+              (std::vector<std::pair<std::string, std::string>>{{"octopi", "octopus"}, {"staff", "staff-member"}}));
     EXPECT_EQ(config.sources.at("routes"), Source::file);
     EXPECT_EQ(config.sources.at("models"), Source::file);
     const auto text = describe(config);
@@ -584,59 +619,138 @@ std::string routes_yaml(const std::string& rules) { return "routes:\n" + rules; 
 INSTANTIATE_TEST_SUITE_P(
     Routes, Errors,
     ::testing::Values(
-        ErrorCase{"UnknownRuleKey", {up}, {}, routes_yaml("  - path: /a\n  - path: /api/v2/people/{id}\n    modle: person\n"),
-                  "routes", "rule 2 (/api/v2/people/{id}): unknown key \"modle\""},
-        ErrorCase{"RuleErrorNamesTheFile", {up}, {}, routes_yaml("  - path: /a\n    modle: x\n"), "routes",
+        ErrorCase{"UnknownRuleKey",
+                  {up},
+                  {},
+                  routes_yaml("  - path: /a\n  - path: /api/v2/people/{id}\n    modle: person\n"),
+                  "routes",
+                  "rule 2 (/api/v2/people/{id}): unknown key \"modle\""},
+        ErrorCase{"RuleErrorNamesTheFile",
+                  {up},
+                  {},
+                  routes_yaml("  - path: /a\n    modle: x\n"),
+                  "routes",
                   "; set by routes in /"},
         ErrorCase{"MissingPath", {up}, {}, routes_yaml("  - model: person\n"), "routes", "rule 1: has no path"},
         ErrorCase{"EmptyPath", {up}, {}, routes_yaml("  - path:\n"), "routes", "must start with '/'"},
-        ErrorCase{"RelativePath", {up}, {}, routes_yaml("  - path: api/x\n"), "routes",
+        ErrorCase{"RelativePath",
+                  {up},
+                  {},
+                  routes_yaml("  - path: api/x\n"),
+                  "routes",
                   "rule 1 (api/x): path \"api/x\" must start with '/'"},
-        ErrorCase{"PathWithQuery", {up}, {}, routes_yaml("  - path: /a?b=1\n"), "routes", "no spaces, query or fragment"},
+        ErrorCase{
+            "PathWithQuery", {up}, {}, routes_yaml("  - path: /a?b=1\n"), "routes", "no spaces, query or fragment"},
         ErrorCase{"PathListValue", {up}, {}, routes_yaml("  - path: [/a]\n"), "routes", "path must be a single value"},
         ErrorCase{"RestNotLast", {up}, {}, routes_yaml("  - path: /a/**/b\n"), "routes", "'**' may only be the last"},
         ErrorCase{"BadParameter", {up}, {}, routes_yaml("  - path: /a/{1x}\n"), "routes", "must be a literal, {name}"},
-        ErrorCase{"PartialParameter", {up}, {}, routes_yaml("  - path: /a/b{x}\n"), "routes", "must be a literal, {name}"},
+        ErrorCase{
+            "PartialParameter", {up}, {}, routes_yaml("  - path: /a/b{x}\n"), "routes", "must be a literal, {name}"},
         ErrorCase{"DuplicateParameter", {up}, {}, routes_yaml("  - path: /a/{x}/{x}\n"), "routes", "appears twice"},
-        ErrorCase{"ModelAll", {up}, {}, routes_yaml("  - path: /a\n    model: all\n"), "routes",
+        ErrorCase{"ModelAll",
+                  {up},
+                  {},
+                  routes_yaml("  - path: /a\n    model: all\n"),
+                  "routes",
                   "rule 1 (/a): \"all\" is reserved"},
-        ErrorCase{"ModelUpperCase", {up}, {}, routes_yaml("  - path: /a\n    model: Person\n"), "routes",
+        ErrorCase{"ModelUpperCase",
+                  {up},
+                  {},
+                  routes_yaml("  - path: /a\n    model: Person\n"),
+                  "routes",
                   "\"Person\" is not a lower-case model name"},
-        ErrorCase{"ModelWithComma", {up}, {}, routes_yaml("  - path: /a\n    model: a,b\n"), "routes",
+        ErrorCase{"ModelWithComma",
+                  {up},
+                  {},
+                  routes_yaml("  - path: /a\n    model: a,b\n"),
+                  "routes",
                   "not a lower-case model name"},
-        ErrorCase{"ModelEmpty", {up}, {}, routes_yaml("  - path: /a\n    model:\n"), "routes", "\"\" is not a lower-case"},
-        ErrorCase{"IdNotAParameter", {up}, {}, routes_yaml("  - path: /a/{x}\n    id: \"{y}\"\n"), "routes",
+        ErrorCase{
+            "ModelEmpty", {up}, {}, routes_yaml("  - path: /a\n    model:\n"), "routes", "\"\" is not a lower-case"},
+        ErrorCase{"IdNotAParameter",
+                  {up},
+                  {},
+                  routes_yaml("  - path: /a/{x}\n    id: \"{y}\"\n"),
+                  "routes",
                   "id \"{y}\" is not a {parameter} of the path"},
-        ErrorCase{"IdUnclosed", {up}, {}, routes_yaml("  - path: /a/{x}\n    id: \"{x\"\n"), "routes",
+        ErrorCase{"IdUnclosed",
+                  {up},
+                  {},
+                  routes_yaml("  - path: /a/{x}\n    id: \"{x\"\n"),
+                  "routes",
                   "is not a {parameter}"},
         ErrorCase{"IdEmpty", {up}, {}, routes_yaml("  - path: /a\n    id: \"\"\n"), "routes", "id is empty"},
-        ErrorCase{"PointerRelative", {up}, {}, routes_yaml("  - path: /a\n    payload_pointer: value\n"), "routes",
+        ErrorCase{"PointerRelative",
+                  {up},
+                  {},
+                  routes_yaml("  - path: /a\n    payload_pointer: value\n"),
+                  "routes",
                   "rule 1 (/a): \"value\" is not a JSON Pointer"},
-        ErrorCase{"PointerBadEscape", {up}, {}, routes_yaml("  - path: /a\n    payload_pointer: /a~2\n"), "routes",
+        ErrorCase{"PointerBadEscape",
+                  {up},
+                  {},
+                  routes_yaml("  - path: /a\n    payload_pointer: /a~2\n"),
+                  "routes",
                   "~0 and ~1"},
-        ErrorCase{"MethodNotToken", {up}, {}, routes_yaml("  - path: /a\n    methods: [POST, \"GE T\"]\n"), "routes",
+        ErrorCase{"MethodNotToken",
+                  {up},
+                  {},
+                  routes_yaml("  - path: /a\n    methods: [POST, \"GE T\"]\n"),
+                  "routes",
                   "\"GE T\" is not an HTTP method name"},
-        ErrorCase{"MethodsEmptyList", {up}, {}, routes_yaml("  - path: /a\n    methods: []\n"), "routes",
-                  "methods is empty"},
-        ErrorCase{"MethodsEmptyEntry", {up}, {}, routes_yaml("  - path: /a\n    methods: \"POST,,PUT\"\n"), "routes",
+        ErrorCase{
+            "MethodsEmptyList", {up}, {}, routes_yaml("  - path: /a\n    methods: []\n"), "routes", "methods is empty"},
+        ErrorCase{"MethodsEmptyEntry",
+                  {up},
+                  {},
+                  routes_yaml("  - path: /a\n    methods: \"POST,,PUT\"\n"),
+                  "routes",
                   "empty entry"},
-        ErrorCase{"MethodsMap", {up}, {}, routes_yaml("  - path: /a\n    methods: {a: b}\n"), "routes",
+        ErrorCase{"MethodsMap",
+                  {up},
+                  {},
+                  routes_yaml("  - path: /a\n    methods: {a: b}\n"),
+                  "routes",
                   "methods must be a single value, not a mapping"},
-        ErrorCase{"PublishNotBool", {up}, {}, routes_yaml("  - path: /a\n    publish: maybe\n"), "routes",
+        ErrorCase{"PublishNotBool",
+                  {up},
+                  {},
+                  routes_yaml("  - path: /a\n    publish: maybe\n"),
+                  "routes",
                   "\"maybe\" is not a boolean"},
-        ErrorCase{"DuplicateRuleKey", {up}, {}, routes_yaml("  - path: /a\n    model: x\n    model: y\n"), "routes",
+        ErrorCase{"DuplicateRuleKey",
+                  {up},
+                  {},
+                  routes_yaml("  - path: /a\n    model: x\n    model: y\n"),
+                  "routes",
                   "key \"model\" appears twice"},
         ErrorCase{"RuleNotAMap", {up}, {}, routes_yaml("  - /a\n"), "routes", "rule 1: must be a mapping with a path"},
         ErrorCase{"RoutesNotAList", {up}, {}, "routes: {path: /a}\n", "routes", "must be a list of rules"},
-        ErrorCase{"ThirdRuleIsNamed", {up}, {}, routes_yaml("  - path: /a\n  - path: /b\n  - path: /c\n    x: 1\n"),
-                  "routes", "rule 3 (/c): unknown key \"x\""},
+        ErrorCase{"ThirdRuleIsNamed",
+                  {up},
+                  {},
+                  routes_yaml("  - path: /a\n  - path: /b\n  - path: /c\n    x: 1\n"),
+                  "routes",
+                  "rule 3 (/c): unknown key \"x\""},
         ErrorCase{"ModelsNotAMap", {up}, {}, "models: [people]\n", "models", "must be a mapping of plural: singular"},
-        ErrorCase{"ModelsSingularUpper", {up}, {}, "models: {people: Person}\n", "models",
+        ErrorCase{"ModelsSingularUpper",
+                  {up},
+                  {},
+                  "models: {people: Person}\n",
+                  "models",
                   "\"people\": \"Person\" is not a lower-case model name"},
         ErrorCase{"ModelsSingularAll", {up}, {}, "models: {everything: all}\n", "models", "\"all\" is reserved"},
-        ErrorCase{"ModelsSingularList", {up}, {}, "models: {people: [person]}\n", "models",
+        ErrorCase{"ModelsSingularList",
+                  {up},
+                  {},
+                  "models: {people: [person]}\n",
+                  "models",
                   "the singular must be a single value"},
-        ErrorCase{"ModelsDuplicate", {up}, {}, "models: {People: person, people: human}\n", "models",
+        ErrorCase{"ModelsDuplicate",
+                  {up},
+                  {},
+                  "models: {People: person, people: human}\n",
+                  "models",
                   "\"people\": appears twice"},
         ErrorCase{"ModelsKeyNotWord", {up}, {}, "models: {[a]: b}\n", "models", "a key is not a plural word"}),
     [](const auto& info) { return info.param.name; });

@@ -50,8 +50,12 @@ std::string text(const std::optional<NoEventReason>& reason) {
 }
 
 MapResult run(const EventMapper& mapper, const Case& c, bool too_large = false) {
-    return mapper.map(Exchange{.method = c.method, .target = c.target, .status = c.status,
-                               .content_type = c.content_type, .body = c.body, .body_too_large = too_large});
+    return mapper.map(Exchange{.method = c.method,
+                               .target = c.target,
+                               .status = c.status,
+                               .content_type = c.content_type,
+                               .body = c.body,
+                               .body_too_large = too_large});
 }
 
 void check(const MapResult& result, const Case& c) {
@@ -75,7 +79,9 @@ void check(const MapResult& result, const Case& c) {
     EXPECT_EQ(result.event->seq, 0u);
 }
 
-Expect event(std::string model, std::string id = "null") { return Expect{.model = std::move(model), .id = std::move(id)}; }
+Expect event(std::string model, std::string id = "null") {
+    return Expect{.model = std::move(model), .id = std::move(id)};
+}
 Expect none(std::string reason) { return Expect{.reason = std::move(reason)}; }
 
 // RouteRule with every member defaulted, so a designated initializer can name only what a row needs
@@ -134,12 +140,15 @@ INSTANTIATE_TEST_SUITE_P(
         path("/api/v1/authors/42/books/7/reviews", event("review")),
         // Query, fragment, absolute form.
         path("/api/authors/42?expand=books", event("author", "42")), path("/api/authors?next=/a/b/c", event("author")),
-        path("/api/authors/42#top", event("author", "42")), path("http://example.com:8080/api/authors/42", event("author", "42")),
+        path("/api/authors/42#top", event("author", "42")),
+        path("http://example.com:8080/api/authors/42", event("author", "42")),
         // Percent-encoding: decoded per segment, so %2F stays inside its segment.
         path("/api/files/a%2Fb", event("file", "\"a/b\"")), path("/api/my%20items/1", event("my item", "1")),
-        path("/api/authors/caf%C3%A9", event("author", "\"caf\xC3\xA9\"")), path("/api/authors/%34%32", event("author", "42")),
-        path("/api/authors/a%22b%5C", event("author", R"("a\"b\\")")), path("/api/authors/%FF", event("author", R"("\ufffd")")),
-        path("/api/authors/%zz", event("author", "\"%zz\"")), path("/api/authors/tab%09", event("author", R"("tab\t")")),
+        path("/api/authors/caf%C3%A9", event("author", "\"caf\xC3\xA9\"")),
+        path("/api/authors/%34%32", event("author", "42")),
+        path("/api/authors/a%22b%5C", event("author", R"("a\"b\\")")),
+        path("/api/authors/%FF", event("author", R"("\ufffd")")), path("/api/authors/%zz", event("author", "\"%zz\"")),
+        path("/api/authors/tab%09", event("author", R"("tab\t")")),
         // Id typing.
         path("/api/authors/550e8400-e29b-41d4-a716-446655440000",
              event("author", "\"550e8400-e29b-41d4-a716-446655440000\"")),
@@ -186,15 +195,41 @@ TEST(Inference, ReservedExplainsItself) {
 TEST(Singularize, Words) {
     const std::vector<std::pair<std::string, std::string>> irregular{{"Cacti", "Cactus"}, {"data", "datum"}};
     const std::pair<std::string, std::string> cases[] = {
-        {"authors", "author"}, {"categories", "category"}, {"pies", "pie"},       {"ties", "tie"},
-        {"classes", "class"},  {"boxes", "box"},           {"matches", "match"},  {"wishes", "wish"},
-        {"buzzes", "buzz"},    {"prizes", "prize"},        {"heroes", "hero"},    {"toes", "toe"},
-        {"shoes", "shoe"},     {"people", "person"},       {"men", "man"},        {"women", "woman"},
-        {"mice", "mouse"},     {"geese", "goose"},         {"feet", "foot"},      {"teeth", "tooth"},
-        {"species", "species"}, {"status", "status"},      {"campus", "campus"},  {"analysis", "analysis"},
-        {"class", "class"},    {"staff", "staff"},         {"s", "s"},            {"", ""},
-        {"cacti", "cactus"},   {"DATA", "datum"},          {"user_addresses", "user_address"},
-        {"Blog-Posts", "blog-post"}, {"courses", "course"}, {"buses", "bus"},     {"caches", "cache"},
+        {"authors", "author"},
+        {"categories", "category"},
+        {"pies", "pie"},
+        {"ties", "tie"},
+        {"classes", "class"},
+        {"boxes", "box"},
+        {"matches", "match"},
+        {"wishes", "wish"},
+        {"buzzes", "buzz"},
+        {"prizes", "prize"},
+        {"heroes", "hero"},
+        {"toes", "toe"},
+        {"shoes", "shoe"},
+        {"people", "person"},
+        {"men", "man"},
+        {"women", "woman"},
+        {"mice", "mouse"},
+        {"geese", "goose"},
+        {"feet", "foot"},
+        {"teeth", "tooth"},
+        {"species", "species"},
+        {"status", "status"},
+        {"campus", "campus"},
+        {"analysis", "analysis"},
+        {"class", "class"},
+        {"staff", "staff"},
+        {"s", "s"},
+        {"", ""},
+        {"cacti", "cactus"},
+        {"DATA", "datum"},
+        {"user_addresses", "user_address"},
+        {"Blog-Posts", "blog-post"},
+        {"courses", "course"},
+        {"buses", "bus"},
+        {"caches", "cache"},
     };
     for (const auto& [plural, singular] : cases) EXPECT_EQ(singularize(plural, irregular), singular) << plural;
     EXPECT_EQ(singularize("data"), "data");  // without the override
@@ -246,21 +281,29 @@ INSTANTIATE_TEST_SUITE_P(
                                    with(event("author", "42"), R"({"id":42,"name":"Ada"})"))},
         PayloadCase{"/value", body("/api/authors", R"({"value": [{"id": 1}, {"id": 2}], "status_code": 200})",
                                    with(event("author"), R"([{"id":1},{"id":2}])", true))},
-        PayloadCase{"/value/0", body("/api/authors", R"({"value": [{"id": 1}]})", with(event("author", "1"), R"({"id":1})"))},
+        PayloadCase{"/value/0",
+                    body("/api/authors", R"({"value": [{"id": 1}]})", with(event("author", "1"), R"({"id":1})"))},
         PayloadCase{"/value", body("/api/authors/5", R"({"value": null})", with(event("author", "5"), "null"))},
         PayloadCase{"/a~1b/c~0d", body("/api/x", R"({"a/b": {"c~d": 5}})", with(event("x"), "5"))},
         PayloadCase{"/value", body("/api/n", R"({"value": {"x": 0.1, "big": 12345678901234567890, "neg": -1e-7}})",
                                    with(event("n"), R"({"x":0.1,"big":12345678901234567890,"neg":-1e-7})"))},
-        PayloadCase{"/value", body("/api/u", "{\"value\": \"caf\xC3\xA9 \\u00e9\"}", with(event("u"), "\"caf\xC3\xA9 \xC3\xA9\""))},
+        PayloadCase{"/value", body("/api/u", "{\"value\": \"caf\xC3\xA9 \\u00e9\"}",
+                                   with(event("u"), "\"caf\xC3\xA9 \xC3\xA9\""))},
         // A pointer that does not resolve falls back to the whole body, and says so.
-        PayloadCase{"/value", body("/api/authors", R"({"data": {"id": 3}})", with(event("author"), R"({"data": {"id": 3}})")),
+        PayloadCase{"/value",
+                    body("/api/authors", R"({"data": {"id": 3}})", with(event("author"), R"({"data": {"id": 3}})")),
                     "did not resolve"},
         PayloadCase{"/value", body("/api/authors", R"([1, 2])", with(event("author"), "[1, 2]", true)), "\"/value\""},
         PayloadCase{"/value/9", body("/api/authors", R"({"value": []})", with(event("author"), R"({"value": []})")),
                     "did not resolve"},
         // Empty body: a null payload, whatever the pointer.
-        PayloadCase{"/value", Case{.target = "/api/authors/3", .status = 204, .content_type = "", .expect = with(event("author", "3"), "null")}},
-        PayloadCase{"", Case{.target = "/api/authors/3", .content_type = "text/plain", .body = " \r\n",
+        PayloadCase{"/value", Case{.target = "/api/authors/3",
+                                   .status = 204,
+                                   .content_type = "",
+                                   .expect = with(event("author", "3"), "null")}},
+        PayloadCase{"", Case{.target = "/api/authors/3",
+                             .content_type = "text/plain",
+                             .body = " \r\n",
                              .expect = with(event("author", "3"), "null")}},
         // No pointer: the body's own bytes, trimmed.
         PayloadCase{"", body("/api/authors", " \n{\"id\": 1,  \"tags\" : [1, 2]}\r\n",
@@ -280,7 +323,10 @@ INSTANTIATE_TEST_SUITE_P(
         PayloadCase{"", body("/api/authors", R"("text")", with(event("author"), "\"text\""))},
         PayloadCase{"", body("/api/authors", "7", with(event("author"), "7"))},
         // An id in the URL wins over the payload's.
-        PayloadCase{"", Case{.method = "PUT", .target = "/api/authors/7", .status = 200, .body = R"({"id": 8})",
+        PayloadCase{"", Case{.method = "PUT",
+                             .target = "/api/authors/7",
+                             .status = 200,
+                             .body = R"({"id": 8})",
                              .expect = event("author", "7")}}));
 
 TEST(Payloads, IdFieldIsConfigurable) {
@@ -311,7 +357,9 @@ TEST_P(Reasons, DecideWhetherThereIsAnEvent) {
 }
 
 Case typed(std::string content_type, Expect expect) {
-    return Case{.target = "/api/authors", .content_type = std::move(content_type), .body = R"({"id": 1})",
+    return Case{.target = "/api/authors",
+                .content_type = std::move(content_type),
+                .body = R"({"id": 1})",
                 .expect = std::move(expect)};
 }
 
@@ -346,17 +394,14 @@ INSTANTIATE_TEST_SUITE_P(
         ReasonCase{"Status200", status(200, event("author", "1"))},
         ReasonCase{"Status204Empty", status(204, with(event("author"), "null"), "")},
         ReasonCase{"Status299", status(299, event("author", "1"))},
-        ReasonCase{"Status300", status(300, none("status"))},
-        ReasonCase{"Status304", status(304, none("status"), "")},
-        ReasonCase{"Status404", status(404, none("status"))},
-        ReasonCase{"Status500", status(500, none("status"))},
+        ReasonCase{"Status300", status(300, none("status"))}, ReasonCase{"Status304", status(304, none("status"), "")},
+        ReasonCase{"Status404", status(404, none("status"))}, ReasonCase{"Status500", status(500, none("status"))},
         ReasonCase{"Post", method("POST", event("author", "1"))},
         ReasonCase{"Put", method("PUT", event("author", "1"))},
         ReasonCase{"Patch", method("PATCH", event("author", "1"))},
         ReasonCase{"Delete", method("DELETE", event("author", "1"))},
         ReasonCase{"GetIsOffByDefault", method("GET", none("method"))},
-        ReasonCase{"Head", method("HEAD", none("method"))},
-        ReasonCase{"Options", method("OPTIONS", none("method"))},
+        ReasonCase{"Head", method("HEAD", none("method"))}, ReasonCase{"Options", method("OPTIONS", none("method"))},
         ReasonCase{"MethodsAreCaseSensitive", method("post", none("method"))},
         ReasonCase{"MethodBeforeModel", Case{.method = "GET", .target = "/", .expect = none("method")}},
         ReasonCase{"TooLarge", json(R"({"id": 1, "pad": ")" + std::string(45, 'x') + "\"}", none("too-large"))},
@@ -440,24 +485,24 @@ TEST_P(Precheck, DecidesFromTheHeadersAlone) {
     EXPECT_EQ(text(mapper.precheck(c.method, c.target, c.status, c.content_type, c.content_length)), c.reason);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Headers, Precheck,
-    ::testing::Values(PrecheckCase{"POST", "/api/authors", 201, "application/json", 20, ""},
-                      PrecheckCase{"POST", "/api/authors", 201, "application/json", -1, ""},
-                      PrecheckCase{"POST", "/api/authors", 201, "application/json", 64, ""},
-                      PrecheckCase{"POST", "/api/authors", 201, "application/json", 65, "too-large"},
-                      PrecheckCase{"POST", "/api/authors", 201, "text/html", 20, "content-type"},
-                      PrecheckCase{"POST", "/api/authors", 201, "text/html", -1, "content-type"},
-                      PrecheckCase{"POST", "/api/authors", 201, "", 0, ""},
-                      PrecheckCase{"DELETE", "/api/authors/1", 204, "", -1, ""},
-                      PrecheckCase{"POST", "/api/authors", 201, "", -1, "content-type"},
-                      PrecheckCase{"GET", "/api/authors", 200, "application/json", 20, "method"},
-                      PrecheckCase{"POST", "/api/authors", 404, "application/json", 20, "status"},
-                      PrecheckCase{"POST", "/api/authors", 199, "application/json", 20, "status"},
-                      PrecheckCase{"POST", "/auth/login", 200, "application/json", 20, "rule"},
-                      PrecheckCase{"GET", "/auth/login", 200, "application/json", 20, "rule"},
-                      PrecheckCase{"POST", "/api/v1", 200, "application/json", 20, "no-model"},
-                      PrecheckCase{"POST", "/api/all", 200, "application/json", 20, "reserved"}));
+INSTANTIATE_TEST_SUITE_P(Headers, Precheck,
+                         ::testing::Values(PrecheckCase{"POST", "/api/authors", 201, "application/json", 20, ""},
+                                           PrecheckCase{"POST", "/api/authors", 201, "application/json", -1, ""},
+                                           PrecheckCase{"POST", "/api/authors", 201, "application/json", 64, ""},
+                                           PrecheckCase{"POST", "/api/authors", 201, "application/json", 65,
+                                                        "too-large"},
+                                           PrecheckCase{"POST", "/api/authors", 201, "text/html", 20, "content-type"},
+                                           PrecheckCase{"POST", "/api/authors", 201, "text/html", -1, "content-type"},
+                                           PrecheckCase{"POST", "/api/authors", 201, "", 0, ""},
+                                           PrecheckCase{"DELETE", "/api/authors/1", 204, "", -1, ""},
+                                           PrecheckCase{"POST", "/api/authors", 201, "", -1, "content-type"},
+                                           PrecheckCase{"GET", "/api/authors", 200, "application/json", 20, "method"},
+                                           PrecheckCase{"POST", "/api/authors", 404, "application/json", 20, "status"},
+                                           PrecheckCase{"POST", "/api/authors", 199, "application/json", 20, "status"},
+                                           PrecheckCase{"POST", "/auth/login", 200, "application/json", 20, "rule"},
+                                           PrecheckCase{"GET", "/auth/login", 200, "application/json", 20, "rule"},
+                                           PrecheckCase{"POST", "/api/v1", 200, "application/json", 20, "no-model"},
+                                           PrecheckCase{"POST", "/api/all", 200, "application/json", 20, "reserved"}));
 
 // --- route rules ------------------------------------------------------------------------------
 
@@ -506,35 +551,43 @@ INSTANTIATE_TEST_SUITE_P(
         RuleCase{"PublishFalseBeforeMethod", Case{.method = "GET", .target = "/auth/login", .expect = none("rule")},
                  "rule 1"},
         RuleCase{"ModelAndParamIdString", post("/api/v2/people/abc", "", event("human", "\"abc\"")), "rule 2"},
-        RuleCase{"ParamIdNumber", post("/api/v2/people/12", R"({"value": {"id": 99}})", event("human", "12")), "rule 2"},
+        RuleCase{"ParamIdNumber", post("/api/v2/people/12", R"({"value": {"id": 99}})", event("human", "12")),
+                 "rule 2"},
         RuleCase{"ParamIdLeadingZero", post("/api/v2/people/012", "", event("human", "\"012\"")), "rule 2"},
         RuleCase{"NoRuleForShorterPath", post("/api/v2/people", "", event("person")), ""},
-        RuleCase{"RuleMethodsAllowGet", Case{.method = "GET", .target = "/api/things/5", .status = 200,
-                                             .expect = event("thing", "5")}, "rule 3"},
-        RuleCase{"RuleMethodsReplaceDefault", Case{.method = "DELETE", .target = "/api/things/5", .status = 204,
-                                                   .content_type = "", .expect = none("method")}, "rule 3"},
-        RuleCase{"PayloadFieldIdAndPointer", post("/api/widgets", R"({"data": {"sku": "W-1", "id": 9}})",
-                                                  with(event("widget", "\"W-1\""), R"({"sku":"W-1","id":9})")), "rule 4"},
+        RuleCase{"RuleMethodsAllowGet",
+                 Case{.method = "GET", .target = "/api/things/5", .status = 200, .expect = event("thing", "5")},
+                 "rule 3"},
+        RuleCase{"RuleMethodsReplaceDefault",
+                 Case{.method = "DELETE",
+                      .target = "/api/things/5",
+                      .status = 204,
+                      .content_type = "",
+                      .expect = none("method")},
+                 "rule 3"},
+        RuleCase{"PayloadFieldIdAndPointer",
+                 post("/api/widgets", R"({"data": {"sku": "W-1", "id": 9}})",
+                      with(event("widget", "\"W-1\""), R"({"sku":"W-1","id":9})")),
+                 "rule 4"},
         RuleCase{"PayloadFieldMissing", post("/api/widgets", R"({"data": {"id": 9}})", event("widget")), "rule 4"},
         RuleCase{"StarMatchesOneSegment", post("/api/widgets/3", "", event("gadget", "3")), "rule 5"},
         RuleCase{"StarIsNotTwoSegments", post("/api/widgets/3/parts", "", event("part")), ""},
-        RuleCase{"PayloadFieldIgnoresUrlId", post("/api/x/special", R"({"value": {"code": 77}})", event("special", "77")),
-                 "rule 6"},
+        RuleCase{"PayloadFieldIgnoresUrlId",
+                 post("/api/x/special", R"({"value": {"code": 77}})", event("special", "77")), "rule 6"},
         RuleCase{"FirstMatchWins", post("/api/things/5", "", event("thing", "5")), "rule 3"},
         RuleCase{"RestMatchesMany", post("/legacy/a/b/c", "", event("legacy", "\"c\"")), "rule 8"},
         RuleCase{"RestMatchesNone", post("/legacy", "", event("legacy")), "rule 8"},
         RuleCase{"RuleNamesReservedPathsModel", post("/api/all", "", event("everything")), "rule 9"},
-        RuleCase{"RulePointerEmptyIsWholeBody", post("/api/raw", R"({"value": 1})", with(event("raw"), R"({"value": 1})")),
-                 "rule 10"},
+        RuleCase{"RulePointerEmptyIsWholeBody",
+                 post("/api/raw", R"({"value": 1})", with(event("raw"), R"({"value": 1})")), "rule 10"},
         RuleCase{"TemplateMatchesDecodedPath", post("/api/caf%c3%a9s/x", "", event("caf\xC3\xA9", "\"x\"")), "rule 11"},
         RuleCase{"LiteralsAreCaseSensitive", post("/AUTH/login", "", event("auth", "\"login\"")), ""},
         RuleCase{"GlobalPointerWithoutRule", post("/api/books", R"({"value": {"id": 4}})", event("book", "4")), ""}),
     [](const auto& info) { return info.param.name; });
 
 TEST(Rules, BadRulesStopTheMapper) {
-    for (const auto& rule : {Rule{.path = "/a/**/b"}, Rule{.path = "/a/{x}/{x}"},
-                             Rule{.path = "/a/b{x}"}, Rule{.path = "a"},
-                             Rule{.path = "/a/{x}", .id = "{y}"}, Rule{.path = "/a", .model = "all"},
+    for (const auto& rule : {Rule{.path = "/a/**/b"}, Rule{.path = "/a/{x}/{x}"}, Rule{.path = "/a/b{x}"},
+                             Rule{.path = "a"}, Rule{.path = "/a/{x}", .id = "{y}"}, Rule{.path = "/a", .model = "all"},
                              Rule{.path = "/a", .payload_pointer = "x"}}) {
         Config config;
         config.routes = {rule};
@@ -545,14 +598,24 @@ TEST(Rules, BadRulesStopTheMapper) {
 // --- serialize and the WebSocket frame --------------------------------------------------------
 
 TEST(Serialize, FieldsInContractOrder) {
-    const Event created{.ts = 1712345678901, .model = "author", .method = "POST", .id_json = "42", .many = false,
-                        .payload_json = R"({"id": 42, "name": "Ada"})", .seq = 17};
+    const Event created{.ts = 1712345678901,
+                        .model = "author",
+                        .method = "POST",
+                        .id_json = "42",
+                        .many = false,
+                        .payload_json = R"({"id": 42, "name": "Ada"})",
+                        .seq = 17};
     EXPECT_EQ(crudcast::bus::serialize(created),
               R"({"ts":1712345678901,"model":"author","method":"POST","id":42,"many":false,)"
               R"("payload":{"id": 42, "name": "Ada"},"seq":17})");
 
-    const Event listed{.ts = 1, .model = "book", .method = "PATCH", .id_json = "\"b-1\"", .many = true,
-                       .payload_json = "[1,2]", .seq = 18446744073709551615u};
+    const Event listed{.ts = 1,
+                       .model = "book",
+                       .method = "PATCH",
+                       .id_json = "\"b-1\"",
+                       .many = true,
+                       .payload_json = "[1,2]",
+                       .seq = 18446744073709551615u};
     EXPECT_EQ(crudcast::bus::serialize(listed),
               R"({"ts":1,"model":"book","method":"PATCH","id":"b-1","many":true,"payload":[1,2],)"
               R"("seq":18446744073709551615})");
@@ -561,8 +624,9 @@ TEST(Serialize, FieldsInContractOrder) {
               R"({"ts":0,"model":"","method":"","id":null,"many":false,"payload":null,"seq":0})");
 
     const Event odd{.model = "a\"b\\c\n\x01\xff", .method = "POST"};
-    EXPECT_EQ(crudcast::bus::serialize(odd),
-              R"({"ts":0,"model":"a\"b\\c\n\u0001\ufffd","method":"POST","id":null,"many":false,"payload":null,"seq":0})");
+    EXPECT_EQ(
+        crudcast::bus::serialize(odd),
+        R"({"ts":0,"model":"a\"b\\c\n\u0001\ufffd","method":"POST","id":null,"many":false,"payload":null,"seq":0})");
 }
 
 TEST(WebSocketFrame, HeaderCarriesTheLength) {

@@ -111,8 +111,8 @@ UpstreamReply rest_api(const RecordedRequest& r) {
 
 std::string write_request(std::string_view method, std::string_view target, std::string_view body) {
     return std::string(method) + " " + std::string(target) +
-           " HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-           "\r\n\r\n" + std::string(body);
+           " HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
 }
 
 class Events : public ::testing::Test {
@@ -143,7 +143,7 @@ TEST_F(Events, EachWriteMethodMakesOneEventWithTheContractFields) {
 
     const auto raw = sub.next_raw();
     EXPECT_EQ(raw.find("{\"ts\":"), 0u) << raw;
-    const auto order = {raw.find("\"ts\""), raw.find("\"model\""), raw.find("\"method\""), raw.find("\"id\""),
+    const auto order = {raw.find("\"ts\""),   raw.find("\"model\""),   raw.find("\"method\""), raw.find("\"id\""),
                         raw.find("\"many\""), raw.find("\"payload\""), raw.find("\"seq\"")};
     EXPECT_TRUE(std::is_sorted(order.begin(), order.end())) << raw;
     rapidjson::Document post;
@@ -372,7 +372,8 @@ TEST_F(Events, AStuckTopicSubscriberCannotHoldOtherTopicsInMemoryBeyondTheByteLi
     }
     EXPECT_EQ(ec, websocket::error::closed) << ec.message();
     EXPECT_EQ(stuck.ws().reason().code, 1013);
-    EXPECT_EQ(stuck.ws().reason().reason, "subscriber too slow: not reading while ws-max-queue-bytes of events went by");
+    EXPECT_EQ(stuck.ws().reason().reason,
+              "subscriber too slow: not reading while ws-max-queue-bytes of events went by");
 }
 
 TEST_F(Events, ASubscriberGetsTheEventOfAWriteMadeRightAfterItsHandshake) {
@@ -389,7 +390,8 @@ TEST_F(Events, ASubscriberGetsTheEventOfAWriteMadeRightAfterItsHandshake) {
 TEST_F(Events, AThousandSubscribersAllReceiveTheEvent) {
     start();
     std::vector<std::unique_ptr<Subscriber>> subs;
-    for (int i = 0; i < 1000; ++i) subs.push_back(std::make_unique<Subscriber>(port_, i % 2 ? "/ws" : "/ws?topic=author"));
+    for (int i = 0; i < 1000; ++i)
+        subs.push_back(std::make_unique<Subscriber>(port_, i % 2 ? "/ws" : "/ws?topic=author"));
     send("POST", "/api/authors", R"({"id":5})");
     for (auto& s : subs) ASSERT_EQ(s->next()["id"].GetInt(), 5);
 }
@@ -437,9 +439,10 @@ TEST_F(Events, WsAllowedOriginsRefusesOtherBrowserOriginsWith403) {
     ReadOptions head_only;  // a 101 has no body; nor has the 403 we care about here beyond its status
     head_only.head_request = true;
     auto handshake = [this, &head_only](std::string_view origin_header) {
-        return exchange(port_, "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
-                                   std::string(origin_header) + "\r\n",
+        return exchange(port_,
+                        "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+                            std::string(origin_header) + "\r\n",
                         head_only);
     };
     const auto evil = handshake("Origin: https://evil.example\r\n");
@@ -495,8 +498,7 @@ TEST_F(Events, BadFramesAndClosesFromTheClientGetTheRightCloseFrameBack) {
     };
     const std::vector<Row> rows = {
         {"unmasked frame", std::string("\x81\x02hi", 4), 1002, false},
-        {"frame over 64 KiB", std::string("\x82\xff\x00\x00\x00\x00\x00\x01\x00\x01\x11\x22\x33\x44", 14), 1009,
-         false},
+        {"frame over 64 KiB", std::string("\x82\xff\x00\x00\x00\x00\x00\x01\x00\x01\x11\x22\x33\x44", 14), 1009, false},
         {"ping over 125 bytes", std::string("\x89\xfe\x00\x7e\x11\x22\x33\x44", 8), 1009, false},
         {"unknown opcode", masked_frame(0x83, ""), 1002, false},
         {"close 1000", masked_frame(0x88, std::string("\x03\xe8", 2)), 1000, true},
@@ -547,8 +549,9 @@ TEST_F(Events, APeerThatNeverAnswersPingsIsClosed) {
     start([](config::Config& c) { c.ws_ping_interval = std::chrono::milliseconds(200); });
     // A raw client: it completes the handshake, then never answers a ping.
     Socket raw = Socket::connect(port_);
-    ASSERT_TRUE(raw.send_all("GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+    ASSERT_TRUE(
+        raw.send_all("GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
     auto head = raw.read_until("\r\n\r\n", default_timeout);
     ASSERT_TRUE(head.has_value());
     EXPECT_EQ(head->rfind("HTTP/1.1 101", 0), 0u) << *head;

@@ -105,7 +105,13 @@ std::vector<Accepted> accepted_rows() {
         {"empty ping", client_frame(0x89, ""), Opcode::ping, true, ""},
         {"ping of 125 bytes", client_frame(0x89, p125), Opcode::ping, true, p125},
         {"pong", client_frame(0x8a, "yes"), Opcode::pong, true, "yes"},
-        {"close with code and reason", client_frame(0x88, "\x03\xe8" "bye"), Opcode::close, true, "\x03\xe8" "bye"},
+        {"close with code and reason",
+         client_frame(0x88,
+                      "\x03\xe8"
+                      "bye"),
+         Opcode::close, true,
+         "\x03\xe8"
+         "bye"},
         {"bare close", client_frame(0x88, ""), Opcode::close, true, ""},
         // Accepted today, to be refused when the codec is hardened (reserved bits, opcodes, control FIN):
         {"reserved bits set", client_frame(0xf1, "rsv"), Opcode::text, true, "rsv"},
@@ -281,8 +287,14 @@ TEST(FrameCodec, ReadsTheCodeAndReasonOfACloseFrame) {
         {"bare close", "", std::nullopt, ""},
         {"one stray byte", "\x03", std::nullopt, ""},
         {"code only", "\x03\xe8", 1000, ""},
-        {"code and reason", "\x03\xe9" "going away", 1001, "going away"},
-        {"high byte", "\x0f\xa0" "x", 4000, "x"},
+        {"code and reason",
+         "\x03\xe9"
+         "going away",
+         1001, "going away"},
+        {"high byte",
+         "\x0f\xa0"
+         "x",
+         4000, "x"},
         {"largest code", "\xff\xff", 65535, ""},
     };
     for (const auto& row : rows) {
@@ -388,9 +400,15 @@ TEST(FrameCodec, EncodedFramesDecodeToWhatWentIn) {
         std::string payload;
     };
     const std::vector<Row> rows = {
-        {Opcode::text, ""}, {Opcode::text, "x"}, {Opcode::text, pattern(125)}, {Opcode::text, pattern(126)},
-        {Opcode::binary, pattern(65535)}, {Opcode::binary, pattern(65536)}, {Opcode::ping, "p"},
-        {Opcode::pong, pattern(125)}, {Opcode::close, std::string("\x03\xe8") + "done"},
+        {Opcode::text, ""},
+        {Opcode::text, "x"},
+        {Opcode::text, pattern(125)},
+        {Opcode::text, pattern(126)},
+        {Opcode::binary, pattern(65535)},
+        {Opcode::binary, pattern(65536)},
+        {Opcode::ping, "p"},
+        {Opcode::pong, pattern(125)},
+        {Opcode::close, std::string("\x03\xe8") + "done"},
     };
     for (const auto& row : rows) {
         SCOPED_TRACE(row.payload.size());

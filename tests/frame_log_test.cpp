@@ -38,10 +38,10 @@ TEST(FrameLog, EntriesKeepTheirBytesSeqAndTopicInOrder) {
 
 TEST(FrameLog, AFrameNeverStraddlesTwoChunksAndSpansFollowTheChunks) {
     FrameLog log(8);
-    log.append("12345", 1, 0);      // chunk 1: 5 of 8
-    log.append("6789", 2, 0);       // does not fit: chunk 2
+    log.append("12345", 1, 0);        // chunk 1: 5 of 8
+    log.append("6789", 2, 0);         // does not fit: chunk 2
     log.append("abcdefghijk", 3, 0);  // bigger than a chunk: its own chunk
-    log.append("z", 4, 0);          // a new standard chunk after the big one
+    log.append("z", 4, 0);            // a new standard chunk after the big one
     EXPECT_EQ(log.chunk_count(), 4u);
     std::size_t spans = 0;
     EXPECT_EQ(joined(log, 0, 4, &spans), "123456789abcdefghijkz");

@@ -42,30 +42,36 @@ TEST_P(HopByHop, StripsExactlyTheHopByHopHeaders) {
 
 INSTANTIATE_TEST_SUITE_P(
     Table, HopByHop,
-    ::testing::Values(
-        HopCase{"standard_set",
-                {{"Host", "a"}, {"Connection", "keep-alive"}, {"Keep-Alive", "timeout=5"}, {"TE", "trailers"},
-                 {"Trailer", "X-Sum"}, {"Upgrade", "h2c"}, {"Proxy-Connection", "keep-alive"}, {"Accept", "*/*"}},
-                {{"Host", "a"}, {"Accept", "*/*"}}},
-        HopCase{"named_in_connection",
-                {{"Connection", "close, X-Secret"}, {"X-Secret", "s"}, {"x-other", "o"}},
-                {{"x-other", "o"}}},
-        HopCase{"named_in_two_connection_headers",
-                {{"Connection", "X-A"}, {"X-A", "1"}, {"X-Keep", "k"}, {"Connection", "x-b"}, {"X-B", "2"}},
-                {{"X-Keep", "k"}}},
-        HopCase{"framing_never_dropped_on_client_say_so",
-                {{"Connection", "Content-Length, Host"}, {"Host", "h"}, {"Content-Length", "3"}},
-                {{"Host", "h"}, {"Content-Length", "3"}}},
-        HopCase{"transfer_encoding_kept_as_framing",
-                {{"Transfer-Encoding", "chunked"}, {"X-Y", "z"}},
-                {{"Transfer-Encoding", "chunked"}, {"X-Y", "z"}}},
-        HopCase{"case_and_repeats_preserved",
-                {{"x-CamelCase", "1"}, {"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}},
-                {{"x-CamelCase", "1"}, {"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}}},
-        HopCase{"upgrade_kept_for_tunnels",
-                {{"Connection", "Upgrade"}, {"Upgrade", "websocket"}, {"Sec-WebSocket-Key", "k"}},
-                {{"Upgrade", "websocket"}, {"Sec-WebSocket-Key", "k"}, {"Connection", "upgrade"}},
-                true}),
+    ::testing::Values(HopCase{"standard_set",
+                              {{"Host", "a"},
+                               {"Connection", "keep-alive"},
+                               {"Keep-Alive", "timeout=5"},
+                               {"TE", "trailers"},
+                               {"Trailer", "X-Sum"},
+                               {"Upgrade", "h2c"},
+                               {"Proxy-Connection", "keep-alive"},
+                               {"Accept", "*/*"}},
+                              {{"Host", "a"}, {"Accept", "*/*"}}},
+                      HopCase{"named_in_connection",
+                              {{"Connection", "close, X-Secret"}, {"X-Secret", "s"}, {"x-other", "o"}},
+                              {{"x-other", "o"}}},
+                      HopCase{
+                          "named_in_two_connection_headers",
+                          {{"Connection", "X-A"}, {"X-A", "1"}, {"X-Keep", "k"}, {"Connection", "x-b"}, {"X-B", "2"}},
+                          {{"X-Keep", "k"}}},
+                      HopCase{"framing_never_dropped_on_client_say_so",
+                              {{"Connection", "Content-Length, Host"}, {"Host", "h"}, {"Content-Length", "3"}},
+                              {{"Host", "h"}, {"Content-Length", "3"}}},
+                      HopCase{"transfer_encoding_kept_as_framing",
+                              {{"Transfer-Encoding", "chunked"}, {"X-Y", "z"}},
+                              {{"Transfer-Encoding", "chunked"}, {"X-Y", "z"}}},
+                      HopCase{"case_and_repeats_preserved",
+                              {{"x-CamelCase", "1"}, {"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}},
+                              {{"x-CamelCase", "1"}, {"Set-Cookie", "a=1"}, {"Set-Cookie", "b=2"}}},
+                      HopCase{"upgrade_kept_for_tunnels",
+                              {{"Connection", "Upgrade"}, {"Upgrade", "websocket"}, {"Sec-WebSocket-Key", "k"}},
+                              {{"Upgrade", "websocket"}, {"Sec-WebSocket-Key", "k"}, {"Connection", "upgrade"}},
+                              true}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Forwarding, AppendsToXForwardedForAndSetsTheRest) {
@@ -79,7 +85,8 @@ TEST(Forwarding, AppendsToXForwardedForAndSetsTheRest) {
 }
 
 TEST(Forwarding, KeepsProtoAndHostSetByALoadBalancer) {
-    auto f = make_fields({{"Host", "internal:8080"}, {"X-Forwarded-Proto", "https"}, {"X-Forwarded-Host", "shop.example"}});
+    auto f =
+        make_fields({{"Host", "internal:8080"}, {"X-Forwarded-Proto", "https"}, {"X-Forwarded-Host", "shop.example"}});
     apply_forwarding_headers(f, {"::1", "127.0.0.1:3000", true, "r"});
     EXPECT_EQ(f["X-Forwarded-For"], "::1");
     EXPECT_EQ(f["X-Forwarded-Proto"], "https");
@@ -108,7 +115,8 @@ class RequestIds : public ::testing::TestWithParam<IdCase> {};
 TEST_P(RequestIds, AcceptsOnlySafeIds) { EXPECT_EQ(is_acceptable_request_id(GetParam().id), GetParam().ok); }
 
 INSTANTIATE_TEST_SUITE_P(Table, RequestIds,
-                         ::testing::Values(IdCase{"abc-123", true}, IdCase{"7f9c2ba4-e88f-11ee-a951-0242ac120002", true},
+                         ::testing::Values(IdCase{"abc-123", true},
+                                           IdCase{"7f9c2ba4-e88f-11ee-a951-0242ac120002", true},
                                            IdCase{"trace:1/2+3=4@x~y_z.", true}, IdCase{"", false},
                                            IdCase{"has space", false}, IdCase{"quote\"", false},
                                            IdCase{"new\nline", false}, IdCase{std::string(128, 'a'), true},
@@ -145,34 +153,24 @@ TEST_P(Targets, Decide) {
 
 INSTANTIATE_TEST_SUITE_P(
     Table, Targets,
-    ::testing::Values(TargetCase{"/api/authors?x=%20&y=%zz", "", true, "/api/authors?x=%20&y=%zz"},
-                      TargetCase{"/a//b/./c/../d", "", true, "/a//b/./c/../d"},
-                      TargetCase{"/caf%C3%A9;v=1?q=a+b", "", true, "/caf%C3%A9;v=1?q=a+b"},
-                      TargetCase{"/?", "", true, "/?"},
-                      TargetCase{"/x", "/base", true, "/base/x"},
-                      TargetCase{"*", "", true, "*"},
-                      TargetCase{"*", "/base", true, "/base"},
-                      TargetCase{"http://127.0.0.1:8080/p?q", "", true, "/p?q"},
-                      TargetCase{"HTTP://backend:3000", "", true, "/"},
-                      TargetCase{"http://backend:3000?q=1", "/b", true, "/b/?q=1"},
-                      TargetCase{"http://example.com/", "", false, ""},
-                      TargetCase{"http://127.0.0.1:8081/", "", false, ""},
-                      TargetCase{"https://evil.example/x", "", false, ""},
-                      TargetCase{"example.com:443", "", false, ""},
-                      TargetCase{"", "", false, ""},
-                      // absolute-form: the scheme in any case, the rest byte for byte, the authority exact
-                      TargetCase{"hTTpS://127.0.0.1:8080/x", "", true, "/x"},
-                      TargetCase{"http://127.0.0.1:8080/a%2F/b?x=%20&y=%zz#f", "", true, "/a%2F/b?x=%20&y=%zz#f"},
-                      TargetCase{"http://127.0.0.1:8080//p", "", true, "//p"},
-                      TargetCase{"http://BACKEND:3000/", "", true, "/"},
-                      TargetCase{"http://user@127.0.0.1:8080/", "", false, ""},
-                      TargetCase{"http://127.0.0.1:8080:/", "", false, ""},
-                      TargetCase{"http://127.0.0.1/", "", false, ""},
-                      TargetCase{"ftp://127.0.0.1:8080/", "", false, ""},
-                      TargetCase{"ws://127.0.0.1:8080/", "", false, ""},
-                      TargetCase{"http:/127.0.0.1:8080/", "", false, ""},
-                      TargetCase{"http:///p", "", false, ""},
-                      TargetCase{"http://", "", false, ""}));
+    ::testing::Values(
+        TargetCase{"/api/authors?x=%20&y=%zz", "", true, "/api/authors?x=%20&y=%zz"},
+        TargetCase{"/a//b/./c/../d", "", true, "/a//b/./c/../d"},
+        TargetCase{"/caf%C3%A9;v=1?q=a+b", "", true, "/caf%C3%A9;v=1?q=a+b"}, TargetCase{"/?", "", true, "/?"},
+        TargetCase{"/x", "/base", true, "/base/x"}, TargetCase{"*", "", true, "*"},
+        TargetCase{"*", "/base", true, "/base"}, TargetCase{"http://127.0.0.1:8080/p?q", "", true, "/p?q"},
+        TargetCase{"HTTP://backend:3000", "", true, "/"}, TargetCase{"http://backend:3000?q=1", "/b", true, "/b/?q=1"},
+        TargetCase{"http://example.com/", "", false, ""}, TargetCase{"http://127.0.0.1:8081/", "", false, ""},
+        TargetCase{"https://evil.example/x", "", false, ""}, TargetCase{"example.com:443", "", false, ""},
+        TargetCase{"", "", false, ""},
+        // absolute-form: the scheme in any case, the rest byte for byte, the authority exact
+        TargetCase{"hTTpS://127.0.0.1:8080/x", "", true, "/x"},
+        TargetCase{"http://127.0.0.1:8080/a%2F/b?x=%20&y=%zz#f", "", true, "/a%2F/b?x=%20&y=%zz#f"},
+        TargetCase{"http://127.0.0.1:8080//p", "", true, "//p"}, TargetCase{"http://BACKEND:3000/", "", true, "/"},
+        TargetCase{"http://user@127.0.0.1:8080/", "", false, ""}, TargetCase{"http://127.0.0.1:8080:/", "", false, ""},
+        TargetCase{"http://127.0.0.1/", "", false, ""}, TargetCase{"ftp://127.0.0.1:8080/", "", false, ""},
+        TargetCase{"ws://127.0.0.1:8080/", "", false, ""}, TargetCase{"http:/127.0.0.1:8080/", "", false, ""},
+        TargetCase{"http:///p", "", false, ""}, TargetCase{"http://", "", false, ""}));
 
 TEST(Targets, RejectionsSayWhy) {
     const std::vector<std::string> own{"127.0.0.1:8080"};
@@ -196,8 +194,10 @@ http::response<http::buffer_body> upstream_head(unsigned version, const Headers&
 }
 
 TEST(ResponseHead, HopByHopOutRequestIdInOwnVersionAndConnection) {
-    auto res = upstream_head(10, {{"Connection", "keep-alive, X-Internal"}, {"X-Internal", "1"},
-                                  {"Keep-Alive", "timeout=5"}, {"Content-Length", "3"}});
+    auto res = upstream_head(10, {{"Connection", "keep-alive, X-Internal"},
+                                  {"X-Internal", "1"},
+                                  {"Keep-Alive", "timeout=5"},
+                                  {"Content-Length", "3"}});
     prepare_response_head(res, {.request_id = "rid-1", .keep_alive = true, .own_version = true});
     EXPECT_EQ(res.version(), 11u);
     EXPECT_EQ(to_list(res.base()), (Headers{{"Content-Length", "3"}, {"X-Request-ID", "rid-1"}}));
@@ -232,7 +232,8 @@ TEST(Upgrade, NeedsConnectionUpgradeAndUpgradeHeader) {
     EXPECT_TRUE(is_upgrade_request(make_fields({{"Connection", "keep-alive, Upgrade"}, {"Upgrade", "websocket"}})));
     EXPECT_FALSE(is_upgrade_request(make_fields({{"Upgrade", "websocket"}})));
     EXPECT_FALSE(is_upgrade_request(make_fields({{"Connection", "upgrade"}})));
-    EXPECT_TRUE(is_upgrade_request(make_fields({{"Connection", "close"}, {"Upgrade", "x"}, {"connection", "UPGRADE"}})));
+    EXPECT_TRUE(
+        is_upgrade_request(make_fields({{"Connection", "close"}, {"Upgrade", "x"}, {"connection", "UPGRADE"}})));
 }
 
 TEST(Idempotency, Rfc9110Methods) {

@@ -110,8 +110,7 @@ protected:
                     "\r\nContent-Length: 268435456\r\n\r\n");
         return std::thread([&client] {
             const std::string chunk(1 << 20, 'x');
-            for (int i = 0; i < 256 && client.socket().send_all(chunk); ++i) {
-            }
+            for (int i = 0; i < 256 && client.socket().send_all(chunk); ++i) {}
         });
     }
 
@@ -129,8 +128,7 @@ TEST_F(FailureFunnel, ConnectRefusedIs502AndKeepsOnlyABodylessClientConnection) 
     expect_answer(res, "rid-refused", 502, "bad_gateway",
                   "connect to upstream 127.0.0.1:" + std::to_string(down) + " failed: ");
     EXPECT_TRUE(res.keep_alive);
-    const auto with_body =
-        client.roundtrip(post("/down", "rid-refused-body", 4) + "abcd");
+    const auto with_body = client.roundtrip(post("/down", "rid-refused-body", 4) + "abcd");
     expect_answer(with_body, "rid-refused-body", 502, "bad_gateway", "connect to upstream ");
     EXPECT_FALSE(with_body.keep_alive);
     EXPECT_TRUE(client.closed_by_peer());
@@ -221,10 +219,9 @@ TEST_F(FailureFunnel, UpstreamClosingBeforeAnsweringIs502AndKeepsTheClient) {
 }
 
 TEST_F(FailureFunnel, ResponseThatIsNotHttpIs502Invalid) {
-    upstream.set_handler(
-        [](const RecordedRequest&) {
-            return UpstreamReply{UpstreamReply::Kind::respond, "SSH-2.0-x\r\n\r\n", {}, true};
-        });
+    upstream.set_handler([](const RecordedRequest&) {
+        return UpstreamReply{UpstreamReply::Kind::respond, "SSH-2.0-x\r\n\r\n", {}, true};
+    });
     start(upstream.port());
     const auto res = exchange(port(), get("/ssh", "rid-head-invalid"));
     expect_answer(res, "rid-head-invalid", 502, "bad_gateway", "invalid response from the upstream: ");
@@ -248,17 +245,15 @@ TEST_F(FailureFunnel, ReusedConnectionClosedUnansweredIsRetriedOnceOnAFreshOneFo
     EXPECT_EQ(record("rid-retried"), std::make_pair(200u, std::string()));
 
     // A POST is not replayed: connection 2 is pooled now, so make it close on the POST.
-    upstream.set_handler([](const RecordedRequest& r) {
-        return r.method == "POST" ? UpstreamReply::close() : UpstreamReply::ok();
-    });
+    upstream.set_handler(
+        [](const RecordedRequest& r) { return r.method == "POST" ? UpstreamReply::close() : UpstreamReply::ok(); });
     const auto once = client.roundtrip(post("/once", "rid-post", 0));
     expect_answer(once, "rid-post", 502, "bad_gateway", "upstream closed the connection without a response");
     EXPECT_EQ(upstream.connections(), 2u);
 
     // A retry that fails too is answered, not retried again.
-    upstream.set_handler([](const RecordedRequest& r) {
-        return r.target == "/always" ? UpstreamReply::close() : UpstreamReply::ok();
-    });
+    upstream.set_handler(
+        [](const RecordedRequest& r) { return r.target == "/always" ? UpstreamReply::close() : UpstreamReply::ok(); });
     ASSERT_EQ(client.roundtrip(get("/warm", "rid-warm-again")).status, 200u);  // a pooled connection again
     const auto before = upstream.request_count();
     const auto twice = client.roundtrip(get("/always", "rid-always"));
@@ -271,8 +266,8 @@ TEST_F(FailureFunnel, ReusedConnectionClosedUnansweredIsRetriedOnceOnAFreshOneFo
 
 TEST_F(FailureFunnel, ResponseBrokenOffClosesTheClientAndKeepsTheUpstreamsStatusInTheRecord) {
     upstream.set_handler([](const RecordedRequest&) {
-        return UpstreamReply{UpstreamReply::Kind::respond, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
-                             {}, true};
+        return UpstreamReply{
+            UpstreamReply::Kind::respond, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789", {}, true};
     });
     start(upstream.port());
     Client client(port());
@@ -293,8 +288,8 @@ TEST_F(FailureFunnel, UpgradeUnansweredIs504AndUpgradeHungUpIs502BothClosing) {
         return r.target == "/never" ? UpstreamReply::never() : UpstreamReply::close();
     });
     start(upstream.port(), [](config::Config& c) { c.upstream_timeout = 300ms; });
-    for (const auto& [target, status, error] : {std::tuple{"/never", 504u, "gateway_timeout"},
-                                                std::tuple{"/hangup", 502u, "bad_gateway"}}) {
+    for (const auto& [target, status, error] :
+         {std::tuple{"/never", 504u, "gateway_timeout"}, std::tuple{"/hangup", 502u, "bad_gateway"}}) {
         SCOPED_TRACE(target);
         Client client(port());
         const std::string rid = std::string("rid-upgrade") + target;
@@ -331,8 +326,9 @@ TEST_F(FailureFunnel, ClientGoneMidBodyIsLogged499) {
 TEST_F(FailureFunnel, MalformedChunkedBodyIs400) {
     start(upstream.port());
     Client client(port());
-    const auto res = client.roundtrip("POST /chunks HTTP/1.1\r\nHost: t\r\nX-Request-ID: rid-bad-chunk\r\n"
-                                      "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n");
+    const auto res = client.roundtrip(
+        "POST /chunks HTTP/1.1\r\nHost: t\r\nX-Request-ID: rid-bad-chunk\r\n"
+        "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n");
     expect_answer(res, "rid-bad-chunk", 400, "bad_request", "malformed request body: ");
     EXPECT_FALSE(res.keep_alive);
     EXPECT_EQ(counters().bad_gateway, 0u);

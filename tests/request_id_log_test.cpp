@@ -19,10 +19,13 @@ namespace {
 using namespace testkit;
 
 // Lines about the process or a TCP connection before any request was read: no request id exists.
-const std::set<std::string> request_free_messages = {
-    "crudcast started", "signal received, shutting down gracefully",
-    "draining: no new connections; finishing in-flight requests", "crudcast stopped", "client connected",
-    "client connection closed", "client closed the connection mid-header"};
+const std::set<std::string> request_free_messages = {"crudcast started",
+                                                     "signal received, shutting down gracefully",
+                                                     "draining: no new connections; finishing in-flight requests",
+                                                     "crudcast stopped",
+                                                     "client connected",
+                                                     "client connection closed",
+                                                     "client closed the connection mid-header"};
 
 UpstreamReply json_reply(int status, std::string_view reason, std::string_view body) {
     HeaderList h;
@@ -32,17 +35,15 @@ UpstreamReply json_reply(int status, std::string_view reason, std::string_view b
 
 std::string request(std::string_view method, std::string_view target, std::string_view rid,
                     std::string_view body = "") {
-    std::string out = std::string(method) + " " + std::string(target) + " HTTP/1.1\r\nHost: t\r\nX-Request-ID: " +
-                      std::string(rid) + "\r\n";
+    std::string out = std::string(method) + " " + std::string(target) +
+                      " HTTP/1.1\r\nHost: t\r\nX-Request-ID: " + std::string(rid) + "\r\n";
     if (!body.empty())
         out += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
     return out + "\r\n" + std::string(body);
 }
 
 // The access line of the request with this target (the only line with "target" then "status").
-std::string access_line_of(std::string_view target) {
-    return "\"target\":\"" + std::string(target) + "\",\"status\":";
-}
+std::string access_line_of(std::string_view target) { return "\"target\":\"" + std::string(target) + "\",\"status\":"; }
 
 TEST(RequestIdInLogs, EveryLineOfARequestCarriesItsRid) {
     RawUpstream upstream([](const RecordedRequest& r) {
@@ -52,18 +53,18 @@ TEST(RequestIdInLogs, EveryLineOfARequestCarriesItsRid) {
         return json_reply(200, "OK", R"([])");
     });
     const auto port = std::to_string(free_port());
-    ChildProcess crudcast(CRUDCAST_BINARY,
-                          {"--listen", "127.0.0.1:" + port, "--upstream",
-                           "http://127.0.0.1:" + std::to_string(upstream.port()), "--admin-listen", "off",
-                           "--log-level", "debug", "--log-format", "json", "--threads", "2"});
+    ChildProcess crudcast(CRUDCAST_BINARY, {"--listen", "127.0.0.1:" + port, "--upstream",
+                                            "http://127.0.0.1:" + std::to_string(upstream.port()), "--admin-listen",
+                                            "off", "--log-level", "debug", "--log-format", "json", "--threads", "2"});
     ASSERT_TRUE(crudcast.wait_for_stderr("crudcast started"));
     const auto proxy = static_cast<std::uint16_t>(std::stoi(port));
 
     // A subscriber, so the event has somewhere to go and the WebSocket lines show up.
     Socket ws = Socket::connect(proxy);
-    ASSERT_TRUE(ws.send_all("GET /ws?topic=author HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                            "X-Request-ID: rid-ws\r\n\r\n"));
+    ASSERT_TRUE(
+        ws.send_all("GET /ws?topic=author HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                    "X-Request-ID: rid-ws\r\n\r\n"));
     const auto head = ws.read_until("\r\n\r\n", default_timeout);
     ASSERT_TRUE(head && head->starts_with("HTTP/1.1 101")) << head.value_or("(nothing)");
     ASSERT_TRUE(crudcast.wait_for_stderr("\"msg\":\"websocket connected\""));
@@ -75,8 +76,7 @@ TEST(RequestIdInLogs, EveryLineOfARequestCarriesItsRid) {
     ASSERT_TRUE(crudcast.wait_for_stderr(access_line_of("/api/authors?step=event")));
     EXPECT_EQ(client.roundtrip(request("GET", "/api/authors?step=skip", "rid-skip")).status, 200u);
     ASSERT_TRUE(crudcast.wait_for_stderr(access_line_of("/api/authors?step=skip")));
-    EXPECT_EQ(client.roundtrip(request("PATCH", "/api/authors/404?step=status", "rid-404", R"({"a":1})")).status,
-              404u);
+    EXPECT_EQ(client.roundtrip(request("PATCH", "/api/authors/404?step=status", "rid-404", R"({"a":1})")).status, 404u);
     ASSERT_TRUE(crudcast.wait_for_stderr(access_line_of("/api/authors/404?step=status")));
     EXPECT_EQ(client.roundtrip(request("GET", "/api/boom?step=502", "rid-502")).status, 502u);
     ASSERT_TRUE(crudcast.wait_for_stderr(access_line_of("/api/boom?step=502")));
@@ -108,7 +108,8 @@ TEST(RequestIdInLogs, EveryLineOfARequestCarriesItsRid) {
             continue;
         }
         ++request_lines;
-        ASSERT_TRUE(doc.HasMember("rid") && doc["rid"].IsString()) << "a line about a request without its rid: " << line;
+        ASSERT_TRUE(doc.HasMember("rid") && doc["rid"].IsString())
+            << "a line about a request without its rid: " << line;
         const std::string rid = doc["rid"].GetString();
         EXPECT_TRUE(rids.contains(rid)) << "a rid no request had: " << line;
         messages_by_rid[rid].insert(msg);

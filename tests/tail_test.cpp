@@ -84,9 +84,12 @@ TEST(Tail, HelpAndBadArguments) {
     ChildProcess help(CRUDCAST_BINARY, {"tail", "--help"});
     EXPECT_TRUE(help.wait_for_stdout("usage: crudcast tail"));
     EXPECT_EQ(help.wait(), 0);
-    for (const std::vector<std::string>& args :
-         {std::vector<std::string>{"tail", "--bogus"}, {"tail", "http://127.0.0.1:8080/ws"}, {"tail", "--topic"},
-          {"tail", "--topic", "a,,b"}, {"tail", "ws://127.0.0.1:99999/ws"}, {"tail", "ws://a/ws", "ws://b/ws"}}) {
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"tail", "--bogus"},
+                                                 {"tail", "http://127.0.0.1:8080/ws"},
+                                                 {"tail", "--topic"},
+                                                 {"tail", "--topic", "a,,b"},
+                                                 {"tail", "ws://127.0.0.1:99999/ws"},
+                                                 {"tail", "ws://a/ws", "ws://b/ws"}}) {
         ChildProcess bad(CRUDCAST_BINARY, args);
         EXPECT_EQ(bad.wait(), 2) << args[1];
         bad.wait_for_stderr("\n");  // no line holds a newline: this returns at EOF, all lines read
@@ -109,8 +112,9 @@ TEST(Tail, FormatsEventLines) {
     EXPECT_EQ(bulk.substr(12), R"( book DELETE [{"id":"x"}])");
     EXPECT_NE(gateway::format_event(R"({"ts":1,"model":"b","method":"PUT","id":"k"})", false).find(" PUT id=k"),
               std::string::npos);
-    EXPECT_EQ(gateway::format_event(R"({"ts":1,"model":"b","method":"DELETE","id":7,"payload":null})", false).substr(12),
-              " b DELETE id=7");
+    EXPECT_EQ(
+        gateway::format_event(R"({"ts":1,"model":"b","method":"DELETE","id":7,"payload":null})", false).substr(12),
+        " b DELETE id=7");
 
     const auto coloured = gateway::format_event(frame, true);
     EXPECT_NE(coloured.find("\033[1mauthor\033[0m"), std::string::npos) << coloured;

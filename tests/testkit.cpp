@@ -369,16 +369,14 @@ Response Client::read_response(const ReadOptions& options) {
                 throw std::runtime_error("unparsable HTTP response: " + ec.message());
         }
         switch (socket_.fill(options.timeout)) {
-            case Socket::Status::data:
-                break;
+            case Socket::Status::data: break;
             case Socket::Status::eof: {
                 boost::beast::error_code ec;
                 parser.put_eof(ec);
                 if (ec) throw std::runtime_error("connection closed before a complete response: " + ec.message());
                 break;
             }
-            case Socket::Status::timeout:
-                throw std::runtime_error("timed out waiting for a response");
+            case Socket::Status::timeout: throw std::runtime_error("timed out waiting for a response");
             case Socket::Status::error:
                 throw std::runtime_error(std::string("error reading a response: ") + std::strerror(errno));
         }

@@ -41,7 +41,10 @@ struct Collection {
 struct Store {
     std::mutex mu;
     std::map<std::string, Collection, std::less<>> collections;
-    Store() { collections["authors"]; collections["books"]; }
+    Store() {
+        collections["authors"];
+        collections["books"];
+    }
 };
 
 // httplib's default queue is a fixed pool that idle keep-alive connections (crudcast's upstream
@@ -118,7 +121,8 @@ void handle(const Request& req, Response& res, Store& store) {
     const std::string& method = req.method;
 
     rapidjson::Document body;
-    const bool wants_body = seg.size() == 2 ? method == "POST" : seg.size() == 3 && (method == "PUT" || method == "PATCH");
+    const bool wants_body =
+        seg.size() == 2 ? method == "POST" : seg.size() == 3 && (method == "PUT" || method == "PATCH");
     if (wants_body) {
         body.Parse(req.body.data(), req.body.size());
         if (body.HasParseError())
@@ -166,10 +170,8 @@ void handle(const Request& req, Response& res, Store& store) {
         for (auto& m : body.GetObject()) {
             if (m.name == "id") continue;
             auto& a = item.GetAllocator();
-            if (auto old = item.FindMember(m.name); old != item.MemberEnd())
-                old->value.CopyFrom(m.value, a);
-            else
-                item.AddMember(rapidjson::Value(m.name, a), rapidjson::Value(m.value, a), a);
+            if (auto old = item.FindMember(m.name); old != item.MemberEnd()) old->value.CopyFrom(m.value, a);
+            else item.AddMember(rapidjson::Value(m.name, a), rapidjson::Value(m.value, a), a);
         }
         return reply(res, 200, to_json(item));
     }
@@ -214,7 +216,7 @@ int main(int argc, char** argv) {
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-    static Store store;            // static: outlive detached connection threads at exit
+    static Store store;  // static: outlive detached connection threads at exit
     static httplib::Server server;
     static std::atomic<int> listen_fd{-1};
     server.new_task_queue = [] { return new ThreadPerConnection; };
@@ -241,7 +243,7 @@ int main(int argc, char** argv) {
     // httplib's own errors (unparsable request, body too large) get JSON bodies too, and end the connection.
     server.set_error_handler(httplib::Server::HandlerWithResponse([](const Request&, Response& res) {
         if (!res.body.empty()) return Outcome::Unhandled;  // one of ours, JSON already
-        res.set_header("Connection", "close");  // the stream may be out of step: have the peer close
+        res.set_header("Connection", "close");             // the stream may be out of step: have the peer close
         error(res, res.status, res.status == 404 ? "not found" : "bad request",
               res.status == 413 ? "body limit exceeded" : "");
         return Outcome::Handled;

@@ -18,8 +18,8 @@ namespace crudcast::gateway {
 // What the page needs to build the events WebSocket URL and to say what it is looking at.
 struct ServiceInfo {
     std::string version;
-    std::string upstream;   // as configured, e.g. "http://127.0.0.1:3000"
-    std::string listen;     // the proxy listen host as configured ("0.0.0.0", "::", "127.0.0.1")
+    std::string upstream;          // as configured, e.g. "http://127.0.0.1:3000"
+    std::string listen;            // the proxy listen host as configured ("0.0.0.0", "::", "127.0.0.1")
     std::uint16_t proxy_port = 0;  // bound
     std::string ws_path;
 };

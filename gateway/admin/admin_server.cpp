@@ -8,8 +8,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include "gateway/admin/admin_page.hpp"
 #include "common/log.hpp"
+#include "gateway/admin/admin_page.hpp"
 
 namespace crudcast::gateway {
 
@@ -35,8 +35,9 @@ AdminServer::AdminServer(asio::io_context& context, const config::Config& config
 
 void AdminServer::bind(const config::Endpoint& endpoint) {
     tcp::resolver resolver(context_);
-    const tcp::endpoint ep = *resolver.resolve(endpoint.host, std::to_string(endpoint.port),
-                                               tcp::resolver::passive | tcp::resolver::numeric_service)
+    const tcp::endpoint ep = *resolver
+                                  .resolve(endpoint.host, std::to_string(endpoint.port),
+                                           tcp::resolver::passive | tcp::resolver::numeric_service)
                                   .begin();
     acceptor_.open(ep.protocol());
     acceptor_.set_option(asio::socket_base::reuse_address(true));
@@ -147,7 +148,8 @@ asio::awaitable<void> AdminServer::probe_loop() {
             }
         }
         if (ok != was_ready) {
-            log::write(ok ? LogLevel::info : LogLevel::warn, ok ? "upstream is answering: ready" : "upstream probe failed: not ready",
+            log::write(ok ? LogLevel::info : LogLevel::warn,
+                       ok ? "upstream is answering: ready" : "upstream probe failed: not ready",
                        {{"upstream", config_.upstream.host_header}, {"detail", ok ? std::string("-") : error}});
             was_ready = ok;
         }

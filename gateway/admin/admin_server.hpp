@@ -11,8 +11,8 @@
 #include <mutex>
 #include <string>
 
-#include "config/config.hpp"
 #include <boost/asio/steady_timer.hpp>
+#include "config/config.hpp"
 
 #include "common/asio.hpp"
 

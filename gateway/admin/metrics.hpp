@@ -10,7 +10,7 @@
 
 namespace crudcast::gateway {
 
-std::string render_metrics(const proxy::ProxyCounters& proxy, const WebSocketCounters& ws,
-                           const EventCounters& events, const bus::InMemoryBus& bus);
+std::string render_metrics(const proxy::ProxyCounters& proxy, const WebSocketCounters& ws, const EventCounters& events,
+                           const bus::InMemoryBus& bus);
 
 }  // namespace crudcast::gateway

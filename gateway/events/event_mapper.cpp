@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdint>
 #include <optional>
 #include <span>
-#include <cstdint>
 #include <stdexcept>
 #include <utility>
 
@@ -97,14 +97,14 @@ bool nested_too_deep(string_view json) {
 
 // Plurals that no suffix rule gets right, and words that only look plural.
 constexpr std::array<std::pair<string_view, string_view>, 31> builtin_irregular{{
-    {"people", "person"},     {"children", "child"},    {"men", "man"},          {"women", "woman"},
-    {"mice", "mouse"},        {"geese", "goose"},       {"feet", "foot"},        {"teeth", "tooth"},
-    {"oxen", "ox"},           {"data", "data"},         {"series", "series"},    {"species", "species"},
-    {"news", "news"},         {"status", "status"},     {"statuses", "status"},  {"addresses", "address"},
-    {"analyses", "analysis"}, {"crises", "crisis"},     {"theses", "thesis"},    {"indices", "index"},
-    {"matrices", "matrix"},   {"vertices", "vertex"},   {"buses", "bus"},        {"aliases", "alias"},
-    {"viruses", "virus"},     {"campuses", "campus"},   {"quizzes", "quiz"},     {"movies", "movie"},
-    {"cookies", "cookie"},    {"caches", "cache"},      {"shoes", "shoe"},
+    {"people", "person"},     {"children", "child"},  {"men", "man"},         {"women", "woman"},
+    {"mice", "mouse"},        {"geese", "goose"},     {"feet", "foot"},       {"teeth", "tooth"},
+    {"oxen", "ox"},           {"data", "data"},       {"series", "series"},   {"species", "species"},
+    {"news", "news"},         {"status", "status"},   {"statuses", "status"}, {"addresses", "address"},
+    {"analyses", "analysis"}, {"crises", "crisis"},   {"theses", "thesis"},   {"indices", "index"},
+    {"matrices", "matrix"},   {"vertices", "vertex"}, {"buses", "bus"},       {"aliases", "alias"},
+    {"viruses", "virus"},     {"campuses", "campus"}, {"quizzes", "quiz"},    {"movies", "movie"},
+    {"cookies", "cookie"},    {"caches", "cache"},    {"shoes", "shoe"},
 }};
 
 std::optional<string> builtin_singular(string_view word) {
@@ -120,8 +120,8 @@ string singular_by_suffix(const string& word) {
     if (word.ends_with("ies") && word.size() > 4) return cut(3, "y");  // categories; "pies" -> pie below
     if (word.ends_with("sses")) return cut(2);                         // classes
     if (word.ends_with("xes") || word.ends_with("ches") || word.ends_with("shes") || word.ends_with("zzes"))
-        return cut(2);                                                 // boxes, matches, wishes, buzzes
-    if (word.ends_with("oes") && word.size() > 4) return cut(2);       // heroes; "toes" -> toe below
+        return cut(2);                                            // boxes, matches, wishes, buzzes
+    if (word.ends_with("oes") && word.size() > 4) return cut(2);  // heroes; "toes" -> toe below
     // Plain -s; -ss, -us and -is are singular already (class, status, analysis). "sizes" -> size.
     if (word.ends_with('s') && word.size() > 1 && !word.ends_with("ss") && !word.ends_with("us") &&
         !word.ends_with("is"))
@@ -299,8 +299,8 @@ MapResult EventMapper::map(const Exchange& exchange) const {
             payload = found;
         } else {
             const auto& text = rule_pointer ? *plan.rule->pointer_text : impl.pointer_text;
-            Impl::append(result.detail, "payload pointer " + json_string(text) +
-                                            " did not resolve; the payload is the whole body");
+            Impl::append(result.detail,
+                         "payload pointer " + json_string(text) + " did not resolve; the payload is the whole body");
         }
     }
     // The whole body was validated by parsing; its own bytes are cheaper than re-serializing.

@@ -50,6 +50,7 @@ private:
 };
 
 // Exposed for table-driven tests.
-std::string singularize(std::string_view plural, const std::vector<std::pair<std::string, std::string>>& irregular = {});
+std::string singularize(std::string_view plural,
+                        const std::vector<std::pair<std::string, std::string>>& irregular = {});
 
 }  // namespace crudcast::gateway

@@ -34,8 +34,9 @@ void EventPublisher::skip(const proxy::ObservedRequest& request, unsigned status
     if (reason == NoEventReason::reserved) {
         log::write(row.level, row.message, {{"rid", request.request_id}, {"target", request.target}});
     } else if (reason == NoEventReason::too_large) {
-        log::write(row.level, row.message,
-                   {{"rid", request.request_id}, {"max_event_bytes", static_cast<std::uint64_t>(config_.max_event_bytes)}});
+        log::write(
+            row.level, row.message,
+            {{"rid", request.request_id}, {"max_event_bytes", static_cast<std::uint64_t>(config_.max_event_bytes)}});
     } else if (log::enabled(row.level)) {
         log::write(row.level, row.message, {{"rid", request.request_id}, {"reason", shown}, {"detail", detail}});
     }

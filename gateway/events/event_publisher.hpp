@@ -24,8 +24,8 @@ public:
                               std::string_view body, bool overflow, proxy::NoteFields& note) override;
 
 private:
-    void skip(const proxy::ObservedRequest& request, unsigned status, NoEventReason reason,
-              const std::string& detail, proxy::NoteFields& note);
+    void skip(const proxy::ObservedRequest& request, unsigned status, NoEventReason reason, const std::string& detail,
+              proxy::NoteFields& note);
 
     const config::Config& config_;
     EventMapper mapper_;

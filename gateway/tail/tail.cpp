@@ -13,15 +13,15 @@
 #include <ctime>
 #include <thread>
 
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
-#include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include "common/url.hpp"
 
@@ -123,9 +123,9 @@ std::string compact(const rapidjson::Value& v) {
 }
 
 const char* method_colour(std::string_view method) {
-    if (method == "POST") return "\033[32m";                     // creates: green
+    if (method == "POST") return "\033[32m";                      // creates: green
     if (method == "PUT" || method == "PATCH") return "\033[33m";  // updates: yellow
-    if (method == "DELETE") return "\033[31m";                   // deletes: red
+    if (method == "DELETE") return "\033[31m";                    // deletes: red
     return "\033[36m";
 }
 
@@ -136,9 +136,8 @@ std::string stream_events(websocket::stream<tcp::socket>& ws, const Options& o, 
         boost::system::error_code ec;
         ws.read(buffer, ec);
         if (ec) return ec.message();
-        std::string line =
-            o.json ? boost::beast::buffers_to_string(buffer.data()) : format_event(
-                                                                           boost::beast::buffers_to_string(buffer.data()), colour);
+        std::string line = o.json ? boost::beast::buffers_to_string(buffer.data())
+                                  : format_event(boost::beast::buffers_to_string(buffer.data()), colour);
         buffer.consume(buffer.size());
         line += '\n';
         // Flushed line by line: a pipe into grep or jq must see each event as it happens.
@@ -155,8 +154,9 @@ std::string format_event(std::string_view frame, bool colour) {
     if (doc.HasParseError() || !doc.IsObject()) return std::string(frame);
     auto text = [&](const char* name) {
         auto it = doc.FindMember(name);
-        return it != doc.MemberEnd() && it->value.IsString() ? std::string(it->value.GetString(), it->value.GetStringLength())
-                                                              : std::string("?");
+        return it != doc.MemberEnd() && it->value.IsString()
+                   ? std::string(it->value.GetString(), it->value.GetStringLength())
+                   : std::string("?");
     };
     char time_text[32] = "--:--:--.---";
     if (auto ts = doc.FindMember("ts"); ts != doc.MemberEnd() && ts->value.IsInt64()) {
@@ -179,7 +179,8 @@ std::string format_event(std::string_view frame, bool colour) {
         line += " id=" + (id->value.IsString() ? std::string(id->value.GetString(), id->value.GetStringLength())
                                                : compact(id->value));
     // A DELETE's payload is null: nothing worth printing.
-    if (auto payload = doc.FindMember("payload"); payload != doc.MemberEnd() && !payload->value.IsNull()) line += ' ' + compact(payload->value);
+    if (auto payload = doc.FindMember("payload"); payload != doc.MemberEnd() && !payload->value.IsNull())
+        line += ' ' + compact(payload->value);
     return line;
 }
 

@@ -25,7 +25,7 @@ public:
         std::uint64_t seq;
         std::uint64_t offset;  // absolute byte offset of the frame's first byte
         std::uint32_t size;
-        std::uint32_t topic;   // the caller's id for the event's model
+        std::uint32_t topic;  // the caller's id for the event's model
     };
     struct Span {
         const char* data;

@@ -13,9 +13,9 @@ namespace crudcast::gateway {
 
 namespace {
 
-constexpr std::size_t coalesce_below = 4096;                    // frames smaller than this are copied together
+constexpr std::size_t coalesce_below = 4096;                      // frames smaller than this are copied together
 constexpr std::size_t max_write_bytes = std::size_t{512} * 1024;  // one write carries at most this much
-constexpr std::size_t max_iov = 64;                             // gather lists up to this long are sent directly
+constexpr std::size_t max_iov = 64;                               // gather lists up to this long are sent directly
 
 // Small pieces are copied into one scratch buffer; the rest is referenced where it is. Pieces are
 // collected first and become buffers only once the scratch buffer is complete (appending may move it).

@@ -22,7 +22,7 @@ class FrameWriter {
 public:
     // What the write in flight carries.
     struct Batch {
-        std::uint64_t end = 0;  // the subscription's cursor once it is written
+        std::uint64_t end = 0;   // the subscription's cursor once it is written
         std::size_t frames = 0;  // data frames
         std::size_t bytes = 0;   // their bytes (counted for topic subscribers only)
         std::uint64_t last_seq = 0;

@@ -129,9 +129,8 @@ void SubscriberShard::run_pass() {
 void SubscriberShard::end_pass() {
     pass_posted_ = false;
     // Sessions visited before frames were appended during this pass get another pass.
-    const bool again = std::any_of(subscribed_.begin(), subscribed_.end(), [&](const WebSocketSession* s) {
-        return s->can_send_more(log_.end_index());
-    });
+    const bool again = std::any_of(subscribed_.begin(), subscribed_.end(),
+                                   [&](const WebSocketSession* s) { return s->can_send_more(log_.end_index()); });
     log_.trim(pass_keep_);
     if (again) {
         begin_pass();

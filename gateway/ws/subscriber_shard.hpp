@@ -50,7 +50,7 @@ public:
 
 private:
     static constexpr std::uint32_t no_topic = UINT32_MAX;  // a model nobody here subscribed to by name
-    static constexpr std::size_t pass_slice = 32;  // subscribers served per handler (bench: 32 beat 64 and 256)
+    static constexpr std::size_t pass_slice = 32;          // subscribers served per handler (bench: 32 beat 64 and 256)
 
     std::uint32_t acquire_topic(const std::string& topic);
     void release_topic(std::uint32_t id, WebSocketSession* session);

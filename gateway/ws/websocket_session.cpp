@@ -70,9 +70,10 @@ WebSocketSession::~WebSocketSession() {
 
 void WebSocketSession::start(http::request<http::buffer_body> request, beast::flat_buffer leftover) {
     read_buffer_ = std::move(leftover);
-    asio::co_spawn(socket_.get_executor(),
-                   [self = shared_from_this(), req = std::move(request)]() mutable { return self->run(std::move(req)); },
-                   asio::detached);
+    asio::co_spawn(
+        socket_.get_executor(),
+        [self = shared_from_this(), req = std::move(request)]() mutable { return self->run(std::move(req)); },
+        asio::detached);
 }
 
 asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> request) {
@@ -82,7 +83,8 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
     log::write(LogLevel::info, "websocket connected",
                {{"client", client_address_}, {"topics", join(topics_)}, {"rid", request_id_}});
     write_pending();  // what was published during the handshake
-    asio::co_spawn(socket_.get_executor(), [self = shared_from_this()] { return self->ping_loop(); }, asio::detached);
+    asio::co_spawn(
+        socket_.get_executor(), [self = shared_from_this()] { return self->ping_loop(); }, asio::detached);
 
     co_await read_loop();
 
@@ -93,10 +95,14 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
     socket_.close(ignored);
     const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     log::write(LogLevel::info, "websocket disconnected",
-               {{"client", client_address_}, {"topics", join(topics_)}, {"frames", frames_sent_},
-                {"last_seq", last_seq_}, {"close_code", static_cast<unsigned>(close_code_)},
+               {{"client", client_address_},
+                {"topics", join(topics_)},
+                {"frames", frames_sent_},
+                {"last_seq", last_seq_},
+                {"close_code", static_cast<unsigned>(close_code_)},
                 {"close_reason", close_reason_.empty() ? std::string("-") : close_reason_},
-                {"seconds", seconds}, {"rid", request_id_}});
+                {"seconds", seconds},
+                {"rid", request_id_}});
 }
 
 asio::awaitable<bool> WebSocketSession::handshake(http::request<http::buffer_body>& request) {
@@ -174,8 +180,8 @@ asio::awaitable<void> WebSocketSession::read_loop() {
             }
             need = std::get<NeedMore>(decoded).total;
         }
-        auto [ec, n] = co_await socket_.async_read_some(read_buffer_.prepare(std::max<std::size_t>(4096, need)),
-                                                        use_nothrow);
+        auto [ec, n] =
+            co_await socket_.async_read_some(read_buffer_.prepare(std::max<std::size_t>(4096, need)), use_nothrow);
         if (ec) {
             if (close_code_ == 0) {
                 close_code_ = 1006;
@@ -287,8 +293,13 @@ void WebSocketSession::close_for_backlog(std::size_t frames, std::size_t bytes, 
     const bool full = frames > cfg.ws_max_queue_messages || bytes > cfg.ws_max_queue_bytes;
     shard_.counters().slow_closes.fetch_add(1, std::memory_order_relaxed);
     log::write(LogLevel::warn, "websocket subscriber too slow; closing it with 1013",
-               {{"client", client_address_}, {"topics", join(topics_)}, {"queued", frames}, {"queued_bytes", bytes},
-                {"held_bytes", held}, {"last_seq", last_seq_}, {"rid", request_id_}});
+               {{"client", client_address_},
+                {"topics", join(topics_)},
+                {"queued", frames},
+                {"queued_bytes", bytes},
+                {"held_bytes", held},
+                {"last_seq", last_seq_},
+                {"rid", request_id_}});
     close_with(1013, full ? "subscriber too slow: outbound queue full (ws-max-queue-messages/bytes)"
                           : "subscriber too slow: not reading while ws-max-queue-bytes of events went by");
 }

@@ -9,21 +9,24 @@ namespace crudcast::gateway {
 // X(type, member, Prometheus name, /api/stats key, help), in the order both exporters write them.
 // `open` is in /api/stats only: /metrics has the subscribers by topic (by_topic_info), and one family
 // cannot have a series without the topic label beside those with it.
-#define CRUDCAST_WEBSOCKET_STATS(X)                                                                                   \
-    X(gauge, open, "", "websocket_subscribers", "WebSocket subscribers connected now")                              \
-    X(counter, connections, "crudcast_websocket_connections_total", "websocket_connections_total",                   \
-      "WebSocket subscribers ever connected")                                                                        \
-    X(counter, frames_sent, "crudcast_websocket_frames_sent_total", "websocket_frames_sent",                         \
-      "Event frames written to subscribers")                                                                         \
-    X(counter, slow_closes, "crudcast_websocket_slow_closes_total", "websocket_slow_closes",                         \
+#define CRUDCAST_WEBSOCKET_STATS(X)                                                                \
+    X(gauge, open, "", "websocket_subscribers", "WebSocket subscribers connected now")             \
+    X(counter, connections, "crudcast_websocket_connections_total", "websocket_connections_total", \
+      "WebSocket subscribers ever connected")                                                      \
+    X(counter, frames_sent, "crudcast_websocket_frames_sent_total", "websocket_frames_sent",       \
+      "Event frames written to subscribers")                                                       \
+    X(counter, slow_closes, "crudcast_websocket_slow_closes_total", "websocket_slow_closes",       \
       "Subscribers closed with 1013 because their queue overflowed")
 
 struct WebSocketCounters {
     CRUDCAST_WEBSOCKET_STATS(CRUDCAST_STAT_MEMBER)
 
     // Subscribers by topic: the bus counts them (bus::InMemoryBus::subscriber_counts), these are their names.
-    static constexpr stats::Info by_topic_info{"gauge", "crudcast_websocket_subscribers",
-                                               "WebSocket subscribers, by topic", "websocket_subscribers_by_topic", {}};
+    static constexpr stats::Info by_topic_info{"gauge",
+                                               "crudcast_websocket_subscribers",
+                                               "WebSocket subscribers, by topic",
+                                               "websocket_subscribers_by_topic",
+                                               {}};
 
     // visit(const stats::Info&, value) for each counter of CRUDCAST_WEBSOCKET_STATS, in its order.
     template <class Visit>
