@@ -96,6 +96,7 @@ struct Gateway::Impl {
                 std::make_shared<WebSocketSession>(std::move(socket), ws, std::move(client), std::move(rid))
                     ->start(std::move(request), std::move(leftover));
             };
+            w->proxy->websocket_refusal = subscription_refusal;
             workers.push_back(std::move(w));
         }
     }

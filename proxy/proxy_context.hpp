@@ -50,6 +50,9 @@ struct ProxyContext {
     // head, the client's address for logs, the request id). Null: the ws path is proxied.
     std::function<void(tcp::socket, http::request<http::buffer_body>, beast::flat_buffer, std::string, std::string)>
         websocket_handoff;
+    // Checks a subscription's target before the handoff: empty when it can be served, else the
+    // detail of the 400 crudcast answers, so the access line tells what the client got.
+    std::function<std::string(std::string_view target)> websocket_refusal;
 };
 
 }  // namespace crudcast::proxy

@@ -32,6 +32,8 @@ namespace http = beast::http;
 // trimmed, normalised (no topic at all is "all"). nullopt when the target is not a valid URI
 // reference (a bad % escape): the handshake is refused rather than widened to every topic.
 std::optional<std::vector<std::string>> topics_from_query(std::string_view target);
+// Why a subscription at `target` cannot be served (the detail of its 400), or "" when it can.
+std::string subscription_refusal(std::string_view target);
 
 class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
 public:
@@ -73,7 +75,6 @@ private:
 
     asio::awaitable<void> run(http::request<http::buffer_body> request);
     asio::awaitable<bool> handshake(http::request<http::buffer_body>& request);
-    asio::awaitable<void> refuse(unsigned version, std::string_view detail);
     asio::awaitable<void> read_loop();
     // Acts on one frame from the peer; true when the connection is over.
     bool on_frame(const Frame& frame);
