@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/text.hpp"
+#include "common/url.hpp"
 #include "config/config.hpp"
 #include "config/values.hpp"
 
@@ -78,19 +79,15 @@ void apply_publish_methods(Config& config, const string& text) {
 // "https://app.example.com, http://localhost:5173": scheme, host and optional port, nothing else.
 void apply_ws_allowed_origins(Config& config, const string& text) {
     std::vector<string> origins;
-    if (!text.empty()) {
-        for (auto item : split_list(text)) {
-            item = ascii_lower(item);
-            if (item.ends_with('/')) item.pop_back();
-            const auto scheme_end = item.find("://");
-            const string scheme = scheme_end == string::npos ? "" : item.substr(0, scheme_end);
-            const string authority = scheme_end == string::npos ? "" : item.substr(scheme_end + 3);
-            if ((scheme != "http" && scheme != "https") || authority.empty() ||
-                authority.find_first_of("/?#@ ") != string::npos) {
-                fail(quoted(item) + " is not an origin (expected scheme://host[:port], e.g. https://app.example.com)");
-            }
-            if (std::ranges::find(origins, item) == origins.end()) origins.push_back(item);
+    for (auto item : text.empty() ? std::vector<string>{} : split_list(text)) {
+        item = ascii_lower(item);
+        if (item.ends_with('/')) item.pop_back();
+        const auto url = url::parse_url(item);
+        if (!url || (url->scheme != "http" && url->scheme != "https") || url->has_userinfo || url->host.empty() ||
+            (url->port && url->port->empty()) || !url->target.empty() || url->has_fragment) {
+            fail(quoted(item) + " is not an origin (expected scheme://host[:port], e.g. https://app.example.com)");
         }
+        if (std::ranges::find(origins, item) == origins.end()) origins.push_back(item);
     }
     config.ws_allowed_origins = origins;
 }
