@@ -107,9 +107,12 @@ CompiledRule compile_rule(const RouteRule& rule, std::size_t number) {
 }
 
 std::vector<std::string> path_segments(std::string_view target) {
-    auto segments = url::path_segments(url::escape_invalid(target)).value_or(std::vector<string>{});
-    std::erase(segments, string{});  // "/a//b/" and "/a/b" are the same path
-    return segments;
+    // Most targets are valid as sent; only the others pay for escape_invalid's copy.
+    auto segments = url::path_segments(target);
+    if (!segments) segments = url::path_segments(url::escape_invalid(target));
+    if (!segments) return {};
+    std::erase(*segments, string{});  // "/a//b/" and "/a/b" are the same path
+    return std::move(*segments);
 }
 
 bool CompiledRule::matches(const std::vector<std::string>& segments) const {

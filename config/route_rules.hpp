@@ -61,6 +61,7 @@ public:
 
     // The first rule whose template matches, or nullptr.
     const CompiledRule* match(const std::vector<std::string>& segments) const;
+    bool empty() const { return rules_.empty(); }
 
 private:
     std::vector<CompiledRule> rules_;

@@ -52,6 +52,31 @@ INSTANTIATE_TEST_SUITE_P(
                       // No authority, so not read as a URL (Boost.URL 1.81 fails an assertion on "a:?").
                       SegmentsCase{"a:?", Strings{"a:"}}, SegmentsCase{"a:#b", Strings{"a:"}}));
 
+// A target of plain characters is split without Boost.URL (the fast path); a fragment, which the origin
+// form drops, sends the same target through Boost.URL: both readings must agree on every plain byte.
+TEST(PathSegments, PlainTargetsReadTheSameWithAndWithoutBoostUrl) {
+    const std::string plain =
+        "abcxyzABCXYZ0189-._~!$&'()*+,;=:@";  // unreserved, sub-delims, ':' and '@': every plain byte but '/' '?'
+    std::vector<std::string> targets = {"/",
+                                        "//",
+                                        "/a",
+                                        "/a/",
+                                        "//a//b/",
+                                        "/./a",
+                                        "/../a/..",
+                                        "/a?",
+                                        "/a?b/c?d=e",
+                                        "/api/authors/1",
+                                        "/api/v2/books/42?fields=name&x=a:b@c"};
+    for (char c : plain) targets.push_back(std::string("/a") + c + "/" + c + "?q=" + c);
+    for (const auto& target : targets) {
+        SCOPED_TRACE(target);
+        const auto fast = url::path_segments(target);
+        ASSERT_TRUE(fast.has_value());
+        EXPECT_EQ(fast, url::path_segments(target + "#fragment"));
+    }
+}
+
 TEST(EscapeInvalid, KeepsWhatTheClientSentReadable) {
     const std::pair<std::string, std::string> cases[] = {{"/a/%zz", "/a/%25zz"},
                                                          {"/a/%41%4", "/a/%41%254"},

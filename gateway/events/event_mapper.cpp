@@ -173,6 +173,9 @@ struct EventMapper::Impl {
 
     Plan plan(string_view method, string_view target, unsigned status) const {
         Plan plan;
+        // Without route rules the method alone decides most requests (every GET): no need to read the path.
+        if (routes.empty() && std::ranges::find(methods, method) == methods.end())
+            return fail(std::move(plan), NoEventReason::method);
         const auto segments = path_segments(target);
         plan.rule = routes.match(segments);
         if (plan.rule != nullptr) plan.detail = plan.rule->describe();
