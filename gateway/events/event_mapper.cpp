@@ -19,7 +19,7 @@
 
 #include "common/json_text.hpp"
 #include "common/text.hpp"
-#include "gateway/events/route_rules.hpp"
+#include "config/route_rules.hpp"
 
 namespace crudcast::gateway {
 namespace {
@@ -149,7 +149,7 @@ struct EventMapper::Impl {
     struct Plan {
         std::optional<NoEventReason> reason;
         string detail;
-        const CompiledRule* rule = nullptr;
+        const config::CompiledRule* rule = nullptr;
         string model;
         std::optional<string> url_id;  // the id segment from the URL, still text
     };
@@ -165,7 +165,7 @@ struct EventMapper::Impl {
             throw std::invalid_argument("payload-pointer " + json_string(pointer_text) + " is not a JSON Pointer");
         for (const auto& prefix : config.path_prefixes) {
             std::vector<string> segments;
-            for (auto& segment : path_segments("/" + prefix)) segments.push_back(ascii_lower(segment));
+            for (auto& segment : config::path_segments("/" + prefix)) segments.push_back(ascii_lower(segment));
             if (!segments.empty()) prefixes.push_back(std::move(segments));  // "" or "/" means no prefix
         }
         for (const auto& [from, to] : config.models) irregular.emplace_back(ascii_lower(from), ascii_lower(to));
@@ -176,7 +176,7 @@ struct EventMapper::Impl {
         // Without route rules the method alone decides most requests (every GET): no need to read the path.
         if (routes.empty() && std::ranges::find(methods, method) == methods.end())
             return fail(std::move(plan), NoEventReason::method);
-        const auto segments = path_segments(target);
+        const auto segments = config::path_segments(target);
         plan.rule = routes.match(segments);
         if (plan.rule != nullptr) plan.detail = plan.rule->describe();
         if (plan.rule != nullptr && !plan.rule->publish) return fail(std::move(plan), NoEventReason::rule);
@@ -233,7 +233,7 @@ struct EventMapper::Impl {
     rapidjson::Pointer pointer;
     std::vector<string> methods;
     std::size_t max_event_bytes;
-    RouteTable routes;
+    config::RouteTable routes;
 };
 
 EventMapper::EventMapper(const config::Config& config) : impl_(std::make_shared<const Impl>(config)) {}
