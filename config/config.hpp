@@ -82,6 +82,9 @@ struct Config {
     // Admin listener (issue: observability). Empty host = off.
     std::optional<Endpoint> admin_listen = Endpoint{"127.0.0.1", 9901};
     std::string upstream_health_path;  // "" = TCP connect only
+    // Host names (lower case, no port) the admin listener answers besides IP literals and localhost;
+    // other Host values get 421, so a page on a DNS-rebinding name cannot read /api or /metrics.
+    std::vector<std::string> admin_allowed_hosts;
 
     std::string config_file;  // "" when none
 

@@ -92,6 +92,19 @@ void apply_ws_allowed_origins(Config& config, const string& text) {
     config.ws_allowed_origins = origins;
 }
 
+// "crudcast-admin.internal, Admin.Example": names only (no port, scheme or path), kept lower case.
+void apply_admin_allowed_hosts(Config& config, const string& text) {
+    std::vector<string> names;
+    for (const auto& item : text.empty() ? std::vector<string>{} : split_list(text)) {
+        const string name = ascii_lower(item);
+        const auto parts = url::parse_authority(name);
+        if (!parts || parts->has_userinfo || parts->port || parts->ipv6 || parts->host != name || !is_host_name(name))
+            fail(quoted(item) + " is not a host name (expected a name without port, e.g. crudcast-admin.internal)");
+        if (std::ranges::find(names, name) == names.end()) names.push_back(name);
+    }
+    config.admin_allowed_hosts = names;
+}
+
 // "/api" and "api/" both mean the first path segment "api"; "/" alone means every path.
 void apply_path_prefixes(Config& config, const string& text) {
     std::vector<string> prefixes;
@@ -366,6 +379,14 @@ std::vector<SettingSpec> admin_settings() {
                  c.upstream_health_path = t;
              },
          .show = [](const C& c) { return show_string(c.upstream_health_path); }},
+        {.name = "admin-allowed-hosts",
+         .group = "admin",
+         .value_hint = "LIST",
+         .description = "Host names the admin listener answers besides IP addresses and localhost "
+                        "(comma-separated); others get 421",
+         .apply = apply_admin_allowed_hosts,
+         .show = [](const C& c) { return show_string(join(c.admin_allowed_hosts)); },
+         .is_list = true},
     };
 }
 

@@ -48,12 +48,6 @@ std::uint16_t parse_port(const string& shown, const string& port_text, bool allo
     return static_cast<std::uint16_t>(std::stoul(port_text));
 }
 
-bool is_host_name(std::string_view host) {
-    return !host.empty() && std::ranges::all_of(host, [](unsigned char c) {
-        return std::isalnum(c) || c == '.' || c == '-' || c == '_';
-    });
-}
-
 bool is_ipv6_literal(std::string_view host) {
     return host.find(':') != std::string_view::npos &&
            std::ranges::all_of(host, [](unsigned char c) { return std::isxdigit(c) || c == ':' || c == '.'; });
@@ -62,6 +56,12 @@ bool is_ipv6_literal(std::string_view host) {
 string show_host(const string& host) { return host.find(':') != string::npos ? "[" + host + "]" : host; }
 
 }  // namespace
+
+bool is_host_name(std::string_view host) {
+    return !host.empty() && std::ranges::all_of(host, [](unsigned char c) {
+        return std::isalnum(c) || c == '.' || c == '-' || c == '_';
+    });
+}
 
 // "host:port", "[v6]:port" or ":port" (all interfaces).
 Endpoint parse_endpoint(const string& text) {

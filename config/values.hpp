@@ -13,6 +13,8 @@ namespace crudcast::config::values {
 
 [[noreturn]] void fail(const std::string& problem);
 bool has_space_or_control(std::string_view text);
+// Letters, digits, '.', '-' and '_' only, not empty: "localhost", "crudcast-admin.internal".
+bool is_host_name(std::string_view host);
 // Plain non-negative integer, no unit ("4", not "4k"), at most `max`.
 std::uint64_t parse_count(const std::string& text, std::uint64_t max);
 // "host:port", "[v6]:port" or ":port" (all interfaces).

@@ -13,6 +13,6 @@ case $host in
   "["*"]") host=${host#[}; host=${host%]} ;;
 esac
 exec 3<>"/dev/tcp/$host/$port"
-printf 'GET /healthz HTTP/1.0\r\nHost: %s\r\n\r\n' "$listen" >&3
+printf 'GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3  # the admin listener answers localhost (DNS-rebinding check)
 read -r -t 3 _ status _ <&3
 [ "$status" = 200 ]

@@ -16,6 +16,7 @@
 
 #include "common/stats.hpp"
 #include "gateway/admin/admin_api.hpp"
+#include "gateway/admin/admin_server.hpp"
 #include "gateway/events/event_counters.hpp"
 #include "gateway/ws/ws_counters.hpp"
 #include "proxy/counters.hpp"
@@ -32,7 +33,7 @@ using namespace testkit;
 bool readyz_becomes(std::uint16_t admin, unsigned status, Duration timeout = 10s) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-        if (exchange(admin, get_request("/readyz")).status == status) return true;
+        if (exchange(admin, admin_request("/readyz")).status == status) return true;
         std::this_thread::sleep_for(50ms);
     }
     return false;
@@ -57,7 +58,7 @@ template <class Predicate>
 rapidjson::Document poll_json(std::uint16_t admin, const std::string& path, Predicate done, Duration timeout = 10s) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-        auto doc = parse_json(exchange(admin, get_request(path)).body);
+        auto doc = parse_json(exchange(admin, admin_request(path)).body);
         if (done(doc) || std::chrono::steady_clock::now() >= deadline) return doc;
         std::this_thread::sleep_for(20ms);
     }
@@ -76,6 +77,7 @@ protected:
         });
         auto cfg = test_config(upstream_->port());
         cfg.admin_listen = config::Endpoint{"127.0.0.1", 0};
+        cfg.admin_allowed_hosts = {"crudcast-admin.internal"};
         gateway_ = start_gateway(cfg);
         admin_ = gateway_->admin_port();
         ASSERT_NE(admin_, 0);
@@ -87,13 +89,74 @@ protected:
 };
 
 TEST_F(Admin, HealthzAnswersWhileTheProcessServes) {
-    auto r = exchange(admin_, get_request("/healthz"));
+    auto r = exchange(admin_, admin_request("/healthz"));
     EXPECT_EQ(r.status, 200u);
     EXPECT_EQ(r.body, "ok\n");
-    EXPECT_EQ(exchange(admin_, get_request("/nope")).status, 404u);
-    EXPECT_EQ(exchange(admin_, get_request("/api/nope")).status, 404u);
-    EXPECT_EQ(exchange(admin_, get_request("/index.html")).status, 404u);
+    EXPECT_EQ(exchange(admin_, admin_request("/nope")).status, 404u);
+    EXPECT_EQ(exchange(admin_, admin_request("/api/nope")).status, 404u);
+    EXPECT_EQ(exchange(admin_, admin_request("/index.html")).status, 404u);
     EXPECT_EQ(upstream_->request_count(), 0u);  // the admin port never reaches the upstream
+}
+
+// DNS rebinding: a page on evil.example (resolving to 127.0.0.1) sends Host: evil.example. Only
+// addresses, localhost and admin-allowed-hosts names are answered, on every path.
+TEST_F(Admin, AnswersOnlyAddressesLocalhostAndAllowedNamesAsHost) {
+    const std::string port = std::to_string(admin_);
+    struct Row {
+        std::string head;  // request line version and header lines after the target
+        unsigned status;
+    };
+    const std::vector<Row> rows = {
+        {"HTTP/1.1\r\nHost: 127.0.0.1:" + port + "\r\n", 200},
+        {"HTTP/1.1\r\nHost: 127.0.0.1\r\n", 200},
+        {"HTTP/1.1\r\nHost: [::1]:" + port + "\r\n", 200},
+        {"HTTP/1.1\r\nHost: [::1]\r\n", 200},
+        {"HTTP/1.1\r\nHost: 10.1.2.3:" + port + "\r\n", 200},  // a pod IP, as the kubelet sends it
+        {"HTTP/1.1\r\nHost: localhost:" + port + "\r\n", 200},
+        {"HTTP/1.1\r\nHost: LocalHost\r\n", 200},
+        {"HTTP/1.1\r\nHost: crudcast-admin.internal\r\n", 200},
+        {"HTTP/1.1\r\nHost: CrudCast-Admin.Internal:" + port + "\r\n", 200},
+        {"HTTP/1.0\r\n", 200},  // HTTP/1.0 may leave Host out; no browser does
+        {"HTTP/1.1\r\nHost: evil.example:" + port + "\r\n", 421},
+        {"HTTP/1.1\r\nHost: evil.example\r\n", 421},
+        {"HTTP/1.1\r\nHost: localhost.evil.example\r\n", 421},
+        {"HTTP/1.1\r\nHost: 127.0.0.1.evil.example\r\n", 421},
+        {"HTTP/1.1\r\nHost: crudcast-admin.internal.evil.example\r\n", 421},
+        {"HTTP/1.1\r\nHost: user@127.0.0.1\r\n", 421},
+        {"HTTP/1.1\r\nHost: \r\n", 421},
+        {"HTTP/1.1\r\n", 421},  // HTTP/1.1 without Host
+        {"HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n", 421},
+    };
+    for (const std::string target : {"/", "/metrics", "/api/stats", "/api/requests", "/api/info", "/healthz"}) {
+        for (const auto& row : rows) {
+            const auto r = exchange(admin_, "GET " + target + " " + row.head + "Connection: close\r\n\r\n");
+            EXPECT_EQ(r.status, row.status) << target << " " << row.head;
+            if (row.status != 421) continue;
+            EXPECT_EQ(r.headers.get("Content-Type"), "application/json") << row.head;
+            const auto doc = parse_json(r.body);
+            ASSERT_TRUE(doc.IsObject()) << r.body;
+            EXPECT_EQ(std::string(doc["error"].GetString()), "misdirected_request") << r.body;
+            EXPECT_TRUE(doc["detail"].IsString()) << r.body;
+            EXPECT_EQ(r.body.find("crudcast_"), std::string::npos) << "nothing of /metrics leaks: " << r.body;
+        }
+    }
+    // A refused request does not end a keep-alive connection; the next one with a good Host is answered.
+    Client client(admin_);
+    EXPECT_EQ(client.roundtrip("GET /metrics HTTP/1.1\r\nHost: evil.example\r\n\r\n").status, 421u);
+    EXPECT_EQ(client.roundtrip(admin_request("/metrics")).status, 200u);
+}
+
+TEST(AdminHost, AddressesLocalhostAndListedNames) {
+    const std::vector<std::string> allowed = {"admin.example"};
+    for (const char* host :
+         {"127.0.0.1", "127.0.0.1:9901", "0.0.0.0:1", "[::1]", "[::1]:9901", "[fd00::5]:80", "[::ffff:127.0.0.1]",
+          "localhost", "LOCALHOST:9901", "admin.example", "Admin.Example:443", "localhost:"})
+        EXPECT_TRUE(gateway::host_allowed(host, allowed)) << host;
+    for (const char* host : {"", "evil.example", "evil.example:9901", "admin.example.evil", "localhost.evil",
+                             "127.0.0.1.nip.io", "[::1", "[v1.x]", "::1", "u@localhost", "localhost:x",
+                             "127.0.0.1:9901/", "localhost%00", "admin%2eexample", "1.2.3.4.5"})
+        EXPECT_FALSE(gateway::host_allowed(host, allowed)) << host;
+    EXPECT_FALSE(gateway::host_allowed("admin.example", {}));
 }
 
 TEST_F(Admin, ReadyzFlipsWhenTheUpstreamDiesAndReturns) {
@@ -101,7 +164,7 @@ TEST_F(Admin, ReadyzFlipsWhenTheUpstreamDiesAndReturns) {
     const auto port = upstream_->port();
     upstream_.reset();  // the upstream dies
     ASSERT_TRUE(readyz_becomes(admin_, 503));
-    auto down = exchange(admin_, get_request("/readyz"));
+    auto down = exchange(admin_, admin_request("/readyz"));
     EXPECT_NE(down.body.find("connect to 127.0.0.1:" + std::to_string(port) + " failed"), std::string::npos)
         << down.body;
     upstream_ = std::make_unique<RawUpstream>(RawUpstream::Handler{}, port);  // and returns
@@ -109,7 +172,7 @@ TEST_F(Admin, ReadyzFlipsWhenTheUpstreamDiesAndReturns) {
 }
 
 TEST_F(Admin, MetricsMoveWithRequestsAndEvents) {
-    const auto before = exchange(admin_, get_request("/metrics"));
+    const auto before = exchange(admin_, admin_request("/metrics"));
     EXPECT_EQ(before.status, 200u);
     EXPECT_NE(before.headers.get("Content-Type").find("text/plain; version=0.0.4"), std::string::npos);
     const std::string gets = "crudcast_http_requests_total{method=\"GET\",class=\"2xx\"}";
@@ -124,7 +187,7 @@ TEST_F(Admin, MetricsMoveWithRequestsAndEvents) {
                        "Content-Length: 2\r\n\r\n{}")
                   .status,
               201u);
-    const auto after = exchange(admin_, get_request("/metrics")).body;
+    const auto after = exchange(admin_, admin_request("/metrics")).body;
     EXPECT_EQ(metric(after, gets), gets_before + 3);
     EXPECT_EQ(metric(after, posts), 1);
     EXPECT_EQ(metric(after, "crudcast_events_skipped_total{reason=\"method\"}"), 3);
@@ -143,7 +206,7 @@ TEST_F(Admin, MetricsMoveWithRequestsAndEvents) {
 }
 
 TEST_F(Admin, ServesTheEmbeddedLivePage) {
-    const auto page = exchange(admin_, get_request("/"));
+    const auto page = exchange(admin_, admin_request("/"));
     EXPECT_EQ(page.status, 200u);
     EXPECT_EQ(page.headers.get("Content-Type"), "text/html; charset=utf-8");
     EXPECT_EQ(page.headers.get("Cache-Control"), "no-store");
@@ -153,16 +216,16 @@ TEST_F(Admin, ServesTheEmbeddedLivePage) {
     std::ostringstream html;
     html << file.rdbuf();
     EXPECT_EQ(page.body, html.str()) << "the binary serves gateway/admin/admin_page.html byte for byte";
-    EXPECT_EQ(exchange(admin_, get_request("/?topic=author")).status, 200u);
+    EXPECT_EQ(exchange(admin_, admin_request("/?topic=author")).status, 200u);
     ReadOptions head_only;
     head_only.head_request = true;
-    const auto head = exchange(admin_, "HEAD / HTTP/1.1\r\nHost: t\r\n\r\n", head_only);
+    const auto head = exchange(admin_, "HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", head_only);
     EXPECT_EQ(head.status, 200u);
     EXPECT_EQ(head.headers.get("Content-Length"), std::to_string(html.str().size()));
 }
 
 TEST_F(Admin, InfoNamesTheProxyPortAndWsPath) {
-    const auto r = exchange(admin_, get_request("/api/info"));
+    const auto r = exchange(admin_, admin_request("/api/info"));
     EXPECT_EQ(r.status, 200u);
     EXPECT_EQ(r.headers.get("Content-Type"), "application/json");
     EXPECT_EQ(r.headers.get("Cache-Control"), "no-store");
@@ -175,7 +238,7 @@ TEST_F(Admin, InfoNamesTheProxyPortAndWsPath) {
 }
 
 TEST_F(Admin, RecentRequestsNewestFirstWithTheirEventOutcome) {
-    const auto empty = exchange(admin_, get_request("/api/requests"));
+    const auto empty = exchange(admin_, admin_request("/api/requests"));
     EXPECT_EQ(empty.status, 200u);
     EXPECT_EQ(empty.headers.get("Content-Type"), "application/json");
     EXPECT_EQ(empty.headers.get("Cache-Control"), "no-store");
@@ -212,7 +275,7 @@ TEST_F(Admin, RecentRequestsNewestFirstWithTheirEventOutcome) {
 }
 
 TEST_F(Admin, StatsMoveWithRequestsEventsAndErrors) {
-    const auto r = exchange(admin_, get_request("/api/stats"));
+    const auto r = exchange(admin_, admin_request("/api/stats"));
     EXPECT_EQ(r.status, 200u);
     EXPECT_EQ(r.headers.get("Content-Type"), "application/json");
     const auto before = parse_json(r.body);
@@ -271,8 +334,8 @@ TEST_F(Admin, EveryDeclaredCounterIsInMetricsAndStats) {
     EXPECT_EQ(exchange(gateway_->port(), get_request("/api/authors")).status, 200u);
     poll_json(admin_, "/api/stats",
               [](const rapidjson::Document& d) { return d.IsObject() && d["requests"]["total"].GetUint64() >= 1; });
-    const auto metrics = exchange(admin_, get_request("/metrics")).body;
-    const auto json = parse_json(exchange(admin_, get_request("/api/stats")).body);
+    const auto metrics = exchange(admin_, admin_request("/metrics")).body;
+    const auto json = parse_json(exchange(admin_, admin_request("/api/stats")).body);
     ASSERT_TRUE(json.IsObject());
 
     std::set<std::string> families, keys;
@@ -317,7 +380,7 @@ TEST_F(Admin, EveryNoEventReasonIsInMetricsAndStats) {
     const auto json = poll_json(admin_, "/api/stats", [](const rapidjson::Document& d) {
         return d.IsObject() && d["events_skipped"].GetUint64() >= 1;
     });
-    const auto metrics = exchange(admin_, get_request("/metrics")).body;
+    const auto metrics = exchange(admin_, admin_request("/metrics")).body;
     ASSERT_TRUE(json.IsObject());
     const auto& by_reason = json["events_skipped_by"];
     for (const auto& row : gateway::no_event_reasons) {
@@ -395,7 +458,7 @@ TEST_F(Admin, MetricsPassPromtool) {
     exchange(gateway_->port(),
              "POST /api/authors HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
              "Content-Length: 2\r\n\r\n{}");
-    const auto text = exchange(admin_, get_request("/metrics")).body;
+    const auto text = exchange(admin_, admin_request("/metrics")).body;
     char path[] = "/tmp/crudcast-metrics-XXXXXX";
     const int fd = ::mkstemp(path);
     ASSERT_GE(fd, 0);

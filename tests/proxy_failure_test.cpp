@@ -67,7 +67,7 @@ protected:
     };
     // The counters move before the answer is written: no polling needed.
     Counters counters() const {
-        const auto doc = parse_json(exchange(gateway->admin_port(), get_request("/api/stats")).body);
+        const auto doc = parse_json(exchange(gateway->admin_port(), admin_request("/api/stats")).body);
         return {doc["bad_gateway"].GetUint64(), doc["gateway_timeout"].GetUint64()};
     }
     // The access record of request `rid` (status and error as the access line has them); the record is
@@ -75,7 +75,7 @@ protected:
     std::pair<unsigned, std::string> record(const std::string& rid) const {
         const auto deadline = std::chrono::steady_clock::now() + default_timeout;
         while (std::chrono::steady_clock::now() < deadline) {
-            const auto doc = parse_json(exchange(gateway->admin_port(), get_request("/api/requests")).body);
+            const auto doc = parse_json(exchange(gateway->admin_port(), admin_request("/api/requests")).body);
             for (const auto& r : doc["requests"].GetArray())
                 if (r["rid"].GetString() == rid) return {r["status"].GetUint(), r["error"].GetString()};
             std::this_thread::sleep_for(20ms);  // a polling interval, not a synchronisation

@@ -316,6 +316,12 @@ inline std::string get_request(std::string_view target, std::string_view extra_h
     return "GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n" + std::string(extra_headers) + "\r\n";
 }
 
+// "GET <target> HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n": the admin listener answers only an address,
+// localhost or an admin-allowed-hosts name as Host.
+inline std::string admin_request(std::string_view target) {
+    return "GET " + std::string(target) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+}
+
 // A child process with stdout and stderr captured line by line. It inherits the environment
 // minus CRUDCAST_* variables (settings come from args and extra_env only).
 class ChildProcess {

@@ -1,7 +1,10 @@
 // admin_server.cpp: see admin_server.hpp. Not a hot path: Beast's tcp_stream and string bodies.
 #include "gateway/admin/admin_server.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/connect.hpp>
+#include <boost/asio/ip/address_v4.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
@@ -9,7 +12,10 @@
 #include <boost/beast/http/write.hpp>
 
 #include "common/log.hpp"
+#include "common/text.hpp"
+#include "common/url.hpp"
 #include "gateway/admin/admin_page.hpp"
+#include "proxy/error_response.hpp"
 
 namespace crudcast::gateway {
 
@@ -21,6 +27,25 @@ namespace {
 
 constexpr auto probe_period = std::chrono::seconds(1);
 constexpr auto ready_window = std::chrono::seconds(3);  // the last good probe must be this recent
+
+// A browser on a DNS-rebinding name (evil.example resolving to 127.0.0.1) sends that name as Host;
+// crudcast's own clients (the kubelet, Prometheus, curl, the live page) use an address or localhost.
+http::response<http::string_body> misdirected(const http::request<http::string_body>& req, tcp::socket& socket) {
+    const bool has_host = req.count(http::field::host) != 0;
+    const std::string host(req[http::field::host]);
+    error_code ec;
+    const auto peer = socket.remote_endpoint(ec);
+    log::write(LogLevel::warn, "admin request refused: Host is not an address, localhost or in admin-allowed-hosts",
+               {{"client", ec ? std::string("-") : peer.address().to_string()},
+                {"host", has_host ? host : std::string("(none)")},
+                {"target", std::string(req.target())}});
+    const std::string detail = has_host ? "Host " + host +
+                                              " is not served here; use the listener's address, localhost, or a "
+                                              "name listed in admin-allowed-hosts"
+                                        : "an HTTP/1.1 request needs a Host header";
+    return proxy::error_response(http::status::misdirected_request, "misdirected_request", detail, "-", req.version(),
+                                 req.keep_alive());
+}
 
 }  // namespace
 
@@ -84,46 +109,10 @@ asio::awaitable<void> AdminServer::serve(tcp::socket socket) {
         auto [ec, n] = co_await http::async_read(stream, buffer, req, use_nothrow);
         (void)n;
         if (ec) co_return;
-        http::response<http::string_body> res{http::status::ok, req.version()};
+        auto res = host_allowed(req, config_.admin_allowed_hosts) ? answer(req) : misdirected(req, stream.socket());
         res.set(http::field::server, "crudcast");
         res.set(http::field::cache_control, "no-store");
         res.set("X-Content-Type-Options", "nosniff");
-        const auto target = std::string_view(req.target()).substr(0, req.target().find('?'));
-        if (req.method() != http::verb::get && req.method() != http::verb::head) {
-            res.result(http::status::method_not_allowed);
-            res.set(http::field::allow, "GET, HEAD");
-            res.set(http::field::content_type, "text/plain");
-            res.body() = "only GET and HEAD\n";
-        } else if (target == "/healthz") {
-            res.set(http::field::content_type, "text/plain");
-            res.body() = "ok\n";
-        } else if (target == "/readyz") {
-            auto [ready, why] = readiness();
-            res.result(ready ? http::status::ok : http::status::service_unavailable);
-            res.set(http::field::content_type, "text/plain");
-            res.body() = (ready ? "ready: " : "not ready: ") + why + "\n";
-        } else if (target == "/metrics") {
-            res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-            res.body() = content_.metrics();
-        } else if (target == "/") {
-            res.set(http::field::content_type, "text/html; charset=utf-8");
-            // Inline script and style only; the page talks to this listener and to the events
-            // WebSocket on the proxy port, and may not be framed.
-            res.set("Content-Security-Policy",
-                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
-                    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
-            res.set("Referrer-Policy", "no-referrer");
-            res.body() = admin_page_html();
-        } else if (target == "/api/stats" || target == "/api/requests" || target == "/api/info") {
-            res.set(http::field::content_type, "application/json");
-            res.body() = target == "/api/stats"      ? content_.stats()
-                         : target == "/api/requests" ? content_.requests()
-                                                     : content_.info();
-        } else {
-            res.result(http::status::not_found);
-            res.set(http::field::content_type, "text/plain");
-            res.body() = "not found; try /, /healthz, /readyz, /metrics, /api/stats, /api/requests or /api/info\n";
-        }
         res.keep_alive(req.keep_alive());
         res.prepare_payload();
         if (req.method() == http::verb::head) res.body().clear();
@@ -131,6 +120,47 @@ asio::awaitable<void> AdminServer::serve(tcp::socket socket) {
         (void)wn;
         if (wec || !req.keep_alive()) co_return;
     }
+}
+
+http::response<http::string_body> AdminServer::answer(const http::request<http::string_body>& req) const {
+    http::response<http::string_body> res{http::status::ok, req.version()};
+    const auto target = std::string_view(req.target()).substr(0, req.target().find('?'));
+    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+        res.result(http::status::method_not_allowed);
+        res.set(http::field::allow, "GET, HEAD");
+        res.set(http::field::content_type, "text/plain");
+        res.body() = "only GET and HEAD\n";
+    } else if (target == "/healthz") {
+        res.set(http::field::content_type, "text/plain");
+        res.body() = "ok\n";
+    } else if (target == "/readyz") {
+        auto [ready, why] = readiness();
+        res.result(ready ? http::status::ok : http::status::service_unavailable);
+        res.set(http::field::content_type, "text/plain");
+        res.body() = (ready ? "ready: " : "not ready: ") + why + "\n";
+    } else if (target == "/metrics") {
+        res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+        res.body() = content_.metrics();
+    } else if (target == "/") {
+        res.set(http::field::content_type, "text/html; charset=utf-8");
+        // Inline script and style only; the page talks to this listener and to the events
+        // WebSocket on the proxy port, and may not be framed.
+        res.set("Content-Security-Policy",
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
+                "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+        res.set("Referrer-Policy", "no-referrer");
+        res.body() = admin_page_html();
+    } else if (target == "/api/stats" || target == "/api/requests" || target == "/api/info") {
+        res.set(http::field::content_type, "application/json");
+        res.body() = target == "/api/stats"      ? content_.stats()
+                     : target == "/api/requests" ? content_.requests()
+                                                 : content_.info();
+    } else {
+        res.result(http::status::not_found);
+        res.set(http::field::content_type, "text/plain");
+        res.body() = "not found; try /, /healthz, /readyz, /metrics, /api/stats, /api/requests or /api/info\n";
+    }
+    return res;
 }
 
 asio::awaitable<void> AdminServer::probe_loop() {
@@ -186,6 +216,26 @@ asio::awaitable<std::string> AdminServer::probe_once() {
     if (res.result_int() / 100 != 2)
         co_return "GET " + config_.upstream_health_path + " answered " + std::to_string(res.result_int());
     co_return std::string();
+}
+
+bool host_allowed(const http::request<http::string_body>& req, const std::vector<std::string>& allowed_names) {
+    const auto hosts = req.count(http::field::host);
+    if (hosts == 0) return req.version() < 11;  // HTTP/1.0 may leave it out; 1.1 must send it (RFC 9112)
+    return hosts == 1 && host_allowed(req[http::field::host], allowed_names);
+}
+
+bool host_allowed(std::string_view host_header, const std::vector<std::string>& allowed_names) {
+    const auto parts = url::parse_authority(host_header);
+    if (!parts || parts->has_userinfo ||
+        (parts->port && !parts->port->empty() &&
+         !std::ranges::all_of(*parts->port, [](char c) { return c >= '0' && c <= '9'; })))
+        return false;
+    if (parts->ipv6) return true;  // [::1], [fd00::5]: Boost.URL checked the address
+    error_code ec;
+    (void)asio::ip::make_address_v4(parts->host, ec);
+    if (!ec) return true;  // 127.0.0.1, 10.1.2.3
+    const std::string name = ascii_lower(parts->host);
+    return name == "localhost" || std::ranges::find(allowed_names, name) != allowed_names.end();
 }
 
 }  // namespace crudcast::gateway

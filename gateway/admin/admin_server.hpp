@@ -10,8 +10,12 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include "config/config.hpp"
 
 #include "common/asio.hpp"
@@ -25,6 +29,14 @@ struct AdminContent {
     std::function<std::string()> requests;  // JSON, newest first
     std::function<std::string()> info;      // JSON
 };
+
+// Whether the admin listener answers a request (against DNS rebinding): its Host is an IPv4 or
+// bracketed IPv6 literal or `localhost`, each with an optional port, or one of `allowed_names`
+// (admin-allowed-hosts: lower case, no port), compared case-insensitively. A request without Host
+// is answered only on HTTP/1.0; two Host headers never. The others get 421 Misdirected Request.
+bool host_allowed(std::string_view host_header, const std::vector<std::string>& allowed_names);
+bool host_allowed(const beast::http::request<beast::http::string_body>& req,
+                  const std::vector<std::string>& allowed_names);
 
 class AdminServer {
 public:
@@ -42,6 +54,8 @@ public:
 private:
     asio::awaitable<void> accept_loop();
     asio::awaitable<void> serve(tcp::socket socket);
+    beast::http::response<beast::http::string_body> answer(
+        const beast::http::request<beast::http::string_body>& req) const;
     asio::awaitable<void> probe_loop();
     asio::awaitable<std::string> probe_once();  // "" when the upstream answered
 
