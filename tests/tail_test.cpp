@@ -5,6 +5,8 @@
 
 #include <csignal>
 
+#include <rapidjson/document.h>
+
 #include "gateway/tail/tail.hpp"
 #include "testkit.hpp"
 
@@ -55,6 +57,62 @@ TEST(Tail, PrintsEventsAsRawJsonAndAsLines) {
     text.signal(SIGINT);
     EXPECT_EQ(json.wait(), 0);
     EXPECT_EQ(text.wait(), 0);
+}
+
+// Bytes that would drive a terminal: ESC (CSI, OSC), BEL, DEL and the C1 CSI U+009B (UTF-8 C2 9B).
+bool has_terminal_control(const std::string& line) {
+    for (std::size_t i = 0; i < line.size(); ++i) {
+        const auto c = static_cast<unsigned char>(line[i]);
+        if (c < 0x20 || c == 0x7f) return true;
+        if (c == 0xc2 && i + 1 < line.size() && static_cast<unsigned char>(line[i + 1]) >= 0x80 &&
+            static_cast<unsigned char>(line[i + 1]) <= 0x9f)
+            return true;
+    }
+    return false;
+}
+
+// A hostile client picks the request path (the model) and what the upstream echoes (id, payload).
+TEST(Tail, EscapesTerminalControlsFromTheServer) {
+    RawUpstream upstream([](const RecordedRequest&) {
+        HeaderList h;
+        h.items.emplace_back("Content-Type", "application/json");
+        return UpstreamReply{
+            UpstreamReply::Kind::respond,
+            http_response(201, "Created", h, R"({"id":"7\u001b]0;pwned\u0007","name":"a\u007fb\u009bc"})"),
+            {},
+            false};
+    });
+    auto gw = start_gateway(test_config(upstream.port()));
+    ChildProcess json(CRUDCAST_BINARY, {"tail", ws_url(gw->port()), "--json"});
+    ChildProcess text(CRUDCAST_BINARY, {"tail", ws_url(gw->port())});
+    ASSERT_TRUE(json.wait_for_stderr("crudcast tail: connected to"));
+    ASSERT_TRUE(text.wait_for_stderr("crudcast tail: connected to"));
+
+    const std::string body = "{}";
+    EXPECT_EQ(exchange(gw->port(),
+                       "POST /api/x%1B%5B31mbooks HTTP/1.1\r\nHost: test\r\nContent-Type: "
+                       "application/json\r\nContent-Length: 2\r\n\r\n{}")
+                  .status,
+              201u);
+
+    const auto line = text.wait_for_stdout(" POST ");
+    ASSERT_TRUE(line) << text.stderr_text();
+    EXPECT_FALSE(has_terminal_control(*line)) << *line;
+    EXPECT_NE(line->find(R"(x\u001b[31mbook POST id=7\u001b]0;pwned\u0007 )"), std::string::npos) << *line;
+    EXPECT_NE(line->find(R"("name":"a\u007fb\u009bc")"), std::string::npos) << *line;
+
+    const auto raw = json.wait_for_stdout("\"method\":\"POST\"");
+    ASSERT_TRUE(raw) << json.stderr_text();
+    EXPECT_FALSE(has_terminal_control(*raw)) << *raw;
+    EXPECT_NE(raw->find(R"("model":"x\u001b[31mbook")"), std::string::npos) << *raw;
+    EXPECT_NE(raw->find(R"("name":"a\u007fb\u009bc")"), std::string::npos) << *raw;
+    rapidjson::Document doc;  // still JSON, and the same JSON
+    doc.Parse(raw->c_str(), raw->size());
+    ASSERT_FALSE(doc.HasParseError()) << *raw;
+    EXPECT_EQ(std::string(doc["payload"]["name"].GetString()),
+              "a\x7f"
+              "b\xc2\x9b"
+              "c");
 }
 
 TEST(Tail, RetriesUntilTheServerComesUpAndAfterItGoesAway) {
@@ -121,6 +179,21 @@ TEST(Tail, FormatsEventLines) {
     EXPECT_NE(coloured.find("\033[32mPOST\033[0m"), std::string::npos) << coloured;
 
     EXPECT_EQ(gateway::format_event("not json", false), "not json");  // nothing silently dropped
+
+    // Terminal controls from the server are escaped wherever they appear; other UTF-8 stays.
+    const auto hostile = gateway::format_event(
+        "{\"ts\":1,\"model\":\"a\\u001b[2Jb\",\"method\":\"P\\u0007\",\"id\":\"i\\u001b]0;t\\u0007\","
+        "\"payload\":{\"k\":\"\x7f\xc2\x9b\xc2\x85\xc2\xa0\xc3\xa9\"}}",
+        true);
+    EXPECT_EQ(hostile.find("\033[2J"), std::string::npos) << hostile;
+    EXPECT_NE(hostile.find(R"(a\u001b[2Jb)"), std::string::npos) << hostile;
+    EXPECT_NE(hostile.find(R"(P\u0007)"), std::string::npos) << hostile;
+    EXPECT_NE(hostile.find(R"( id=i\u001b]0;t\u0007 )"), std::string::npos) << hostile;
+    EXPECT_NE(hostile.find("{\"k\":\"\\u007f\\u009b\\u0085\xc2\xa0\xc3\xa9\"}"), std::string::npos) << hostile;
+    EXPECT_EQ(gateway::format_event("not json \x1b[2J\x9b\xc2", false), "not json \\u001b[2J\x9b\xc2");
+    EXPECT_EQ(gateway::format_event(R"({"ts":1,"model":"b","method":"PUT","id":"k","payload":"tab\there"})", false)
+                  .substr(12),
+              R"( b PUT id=k "tab\there")");  // what JSON already escapes stays as it was
 }
 
 }  // namespace

@@ -39,7 +39,7 @@ constexpr std::string_view usage =
     "\n"
     "  URL            default ws://127.0.0.1:8080/ws (the local crudcast)\n"
     "  --topic MODEL  only these models; repeatable or comma-separated\n"
-    "  --json         print each event's JSON exactly as received\n"
+    "  --json         print each event's JSON as received (terminal controls escaped as \\u00XX)\n"
     "  -h, --help     this text\n"
     "\n"
     "Reconnects with backoff (0.5s doubling to 10s) when the connection drops or cannot be made.\n";
@@ -122,6 +122,30 @@ std::string compact(const rapidjson::Value& v) {
     return {buffer.GetString(), buffer.GetSize()};
 }
 
+// `text` with every terminal control escaped as \u00XX (a JSON escape, so --json output stays the
+// same JSON): C0 (ESC included) and DEL, and C1 (U+0080..U+009F, UTF-8 C2 80..C2 9F: CSI is
+// U+009B), so an event's model, id or payload, which come from request paths and bodies, cannot
+// move the cursor, recolour, retitle or clear the operator's terminal. Other text is unchanged.
+std::string escape_controls(std::string_view text) {
+    constexpr std::string_view hex = "0123456789abcdef";
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        auto c = static_cast<unsigned char>(text[i]);
+        const bool c1 = c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+                        static_cast<unsigned char>(text[i + 1]) <= 0x9f;
+        if (c1) c = static_cast<unsigned char>(text[++i]);
+        if (c1 || c < 0x20 || c == 0x7f) {
+            out += "\\u00";
+            out += hex[c >> 4];
+            out += hex[c & 0xf];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 const char* method_colour(std::string_view method) {
     if (method == "POST") return "\033[32m";                      // creates: green
     if (method == "PUT" || method == "PATCH") return "\033[33m";  // updates: yellow
@@ -136,7 +160,7 @@ std::string stream_events(websocket::stream<tcp::socket>& ws, const Options& o, 
         boost::system::error_code ec;
         ws.read(buffer, ec);
         if (ec) return ec.message();
-        std::string line = o.json ? boost::beast::buffers_to_string(buffer.data())
+        std::string line = o.json ? escape_controls(boost::beast::buffers_to_string(buffer.data()))
                                   : format_event(boost::beast::buffers_to_string(buffer.data()), colour);
         buffer.consume(buffer.size());
         line += '\n';
@@ -151,11 +175,11 @@ std::string stream_events(websocket::stream<tcp::socket>& ws, const Options& o, 
 std::string format_event(std::string_view frame, bool colour) {
     rapidjson::Document doc;
     doc.Parse(frame.data(), frame.size());
-    if (doc.HasParseError() || !doc.IsObject()) return std::string(frame);
+    if (doc.HasParseError() || !doc.IsObject()) return escape_controls(frame);
     auto text = [&](const char* name) {
         auto it = doc.FindMember(name);
         return it != doc.MemberEnd() && it->value.IsString()
-                   ? std::string(it->value.GetString(), it->value.GetStringLength())
+                   ? escape_controls({it->value.GetString(), it->value.GetStringLength()})
                    : std::string("?");
     };
     char time_text[32] = "--:--:--.---";
@@ -176,11 +200,12 @@ std::string format_event(std::string_view frame, bool colour) {
     line += colour ? method_colour(method) + method + "\033[0m" : method;
     // A bulk write (many:true) has no single id; the line then goes straight to the payload.
     if (auto id = doc.FindMember("id"); id != doc.MemberEnd() && !id->value.IsNull())
-        line += " id=" + (id->value.IsString() ? std::string(id->value.GetString(), id->value.GetStringLength())
-                                               : compact(id->value));
+        line += " id=" + escape_controls(id->value.IsString()
+                                             ? std::string_view(id->value.GetString(), id->value.GetStringLength())
+                                             : compact(id->value));
     // A DELETE's payload is null: nothing worth printing.
     if (auto payload = doc.FindMember("payload"); payload != doc.MemberEnd() && !payload->value.IsNull())
-        line += ' ' + compact(payload->value);
+        line += ' ' + escape_controls(compact(payload->value));
     return line;
 }
 

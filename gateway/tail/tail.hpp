@@ -16,7 +16,8 @@ int run_tail(const std::vector<std::string>& args);
 
 // One event frame as a human-readable line (no newline): "12:03:04.123 author POST id=42 {...}",
 // the time in local time; ANSI colours when `colour`. A frame that is not an event object comes
-// back unchanged, so nothing the server sends is silently dropped.
+// back unchanged, so nothing the server sends is silently dropped. Either way terminal controls
+// (C0, DEL, C1) in it are escaped as \u00XX, so a hostile path or payload cannot drive the terminal.
 std::string format_event(std::string_view frame, bool colour);
 
 }  // namespace crudcast::gateway
