@@ -6,6 +6,7 @@
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "proxy/downstream_session.hpp"
+#include "proxy/framing.hpp"
 #include "proxy/header_rules.hpp"
 #include "proxy/relay.hpp"
 #include "proxy/tunnel.hpp"
@@ -45,6 +46,7 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
     fw.expect_continue = iequals(req[http::field::expect], "100-continue");
     if (fw.expect_continue) req.erase(http::field::expect);  // crudcast answers 100 itself (send_request)
     strip_hop_by_hop(req);
+    set_framing(req, parser.chunked(), parser.content_length());  // the one framing line of what is sent
     apply_forwarding_headers(req, {client_ip_, cfg.upstream.host_header, cfg.preserve_host, ex.request_id});
     req.version(11);
 
@@ -116,6 +118,8 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::rea
                        {{"rid", ex.request_id}, {"status", rp->get().result_int()}});
     }
     if (rec) co_return Failed{classify_head_error(rec), rec};
+    if (const auto bad = check_response_framing(rp->get()); !bad.ok())
+        co_return Failed{Failure::head_framing, {}, bad.reason};
     ex.upstream_ms = ms_since(fw.sent_at);
     co_return std::nullopt;
 }
@@ -134,6 +138,7 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::rel
     const bool body_allowed = !fw.is_head && ex.status != 204 && ex.status != 304;
     const bool eof_delimited = rp.need_eof() && body_allowed;
     if (context_.draining.load(std::memory_order_relaxed) || drain_requested_) fw.client_keep_alive = false;
+    set_framing(res, rp.chunked(), rp.content_length());  // checked in read_response_head
     prepare_response_head(res, {.request_id = ex.request_id,
                                 .keep_alive = fw.client_keep_alive,
                                 .own_version = true,
@@ -157,11 +162,15 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::rel
 
 void DownstreamSession::finish_exchange(Forwarding& fw, Exchange& ex) {
     deadline_.watch_upstream(nullptr);
-    if (fw.response->keep_alive() && !fw.response->need_eof()) {
+    // Bytes past the response (a second response, a body longer than its Content-Length) mean the
+    // upstream's framing cannot be trusted: that connection is never read from again.
+    const bool overran = fw.lease.connection->buffer.size() > 0;
+    if (fw.response->keep_alive() && !fw.response->need_eof() && !overran) {
         context_.pool.release(std::move(fw.lease.connection));
     } else if (log::enabled(LogLevel::debug)) {
         log::write(LogLevel::debug, "pool: not keeping upstream connection",
-                   {{"rid", ex.request_id}, {"why", "upstream asked to close"}});
+                   {{"rid", ex.request_id},
+                    {"why", overran ? "upstream sent bytes past its response" : "upstream asked to close"}});
     }
     log_access(ex);
 }
@@ -212,6 +221,7 @@ asio::awaitable<bool> DownstreamSession::tunnel(RequestParser& parser, Exchange&
     const auto& cfg = context_.config;
     auto& req = parser.get();
     strip_hop_by_hop(req, /*keep_upgrade=*/true);
+    set_framing(req, parser.chunked(), parser.content_length());
     apply_forwarding_headers(req, {client_ip_, cfg.upstream.host_header, cfg.preserve_host, ex.request_id});
     req.version(11);
     if (log::enabled(LogLevel::debug))
@@ -247,6 +257,9 @@ asio::awaitable<bool> DownstreamSession::tunnel(RequestParser& parser, Exchange&
     ex.status = res.result_int();
     if (res.result() == http::status::switching_protocols) co_return co_await splice_upgraded(ex, up, res.base());
     // Upgrade declined: an ordinary response; the upstream connection is not reused.
+    if (const auto bad = check_response_framing(res); !bad.ok())
+        co_return co_await fail(ex, {Failure::head_framing, {}, bad.reason});
+    set_framing(res, rp.chunked(), rp.content_length());
     prepare_response_head(res, {.request_id = ex.request_id, .keep_alive = false});
     auto got = co_await relay_message(deadline_, {up.socket, Side::upstream, cfg.upstream_timeout}, up.buffer, rp,
                                       {socket_, Side::client, cfg.idle_timeout}, true, nullptr, [] {});

@@ -13,6 +13,7 @@
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "proxy/error_response.hpp"
+#include "proxy/framing.hpp"
 #include "proxy/header_rules.hpp"
 #include "proxy/wire.hpp"
 
@@ -26,6 +27,12 @@ namespace {
 bool origin_allowed(std::string_view origin, const std::vector<std::string>& allowed) {
     if (origin.ends_with('/')) origin.remove_suffix(1);
     return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& a) { return iequals(a, origin); });
+}
+
+// The head's framing (Content-Length / Transfer-Encoding), then its Host.
+FramingVerdict check_request_head(const http::request_header<>& req) {
+    const auto framing = check_request_framing(req);
+    return framing.ok() ? check_host(req) : framing;
 }
 
 }  // namespace
@@ -166,6 +173,11 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
     ex.request_id = is_acceptable_request_id(given_id) ? std::string(given_id) : generate_request_id();
     if (log::enabled(LogLevel::debug) && !given_id.empty() && given_id != ex.request_id)
         log::write(LogLevel::debug, "replacing unacceptable X-Request-ID", {{"rid", ex.request_id}});
+    if (const auto refused = check_request_head(req); !refused.ok()) {
+        co_return co_await reply_error(ex, static_cast<http::status>(refused.status),
+                                       refused.status == 501 ? "not_implemented" : "bad_request",
+                                       std::string(refused.reason), false);
+    }
 
     const auto& cfg = context_.config;
     auto decision = decide_target(ex.target, cfg.upstream.base_path, context_.own_authorities);

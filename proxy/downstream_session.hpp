@@ -65,7 +65,8 @@ private:
     struct Failed {
         Failure kind;
         error_code ec;
-        std::string_view pool_detail = {};  // the pool's sentence, for connect failures (the lease outlives it)
+        std::string_view pool_detail =
+            {};  // the pool's sentence for connect failures, the framing refusal for head_framing (both outlive it)
     };
 
     asio::awaitable<void> run();

@@ -40,6 +40,10 @@ constexpr std::array<FailureRule, failure_count> rules{{
      .after = AfterFailure::keep, .retry = Retry::if_replayable_unanswered, .retry_line = answer_retry},
     {.kind = head_invalid, .status = 502, .error = "bad_gateway", .counter = bad_gateway,
      .after = AfterFailure::keep, .retry = Retry::if_replayable_unanswered, .retry_line = answer_retry},
+    // Transfer-Encoding not exactly chunked, with Content-Length, or Content-Length repeated or not a
+    // number (RFC 9112 §6.3): the response's end is unknown, so neither it nor its connection is used.
+    {.kind = head_framing, .status = 502, .error = "bad_gateway", .counter = bad_gateway,
+     .after = AfterFailure::keep, .retry = Retry::never},
     // The status line already went out: the client learns of it by the connection closing early.
     {.kind = response_broke_off, .status = 0, .error = {}, .counter = none, .after = AfterFailure::close,
      .retry = Retry::never, .level = LogLevel::warn,
@@ -94,6 +98,7 @@ std::string failure_detail(Failure kind, const error_code& ec, std::string_view 
                    std::to_string(cfg.upstream_timeout.count()) + "ms)";
         case head_closed: return "upstream closed the connection without a response";
         case head_invalid: return "invalid response from the upstream: " + ec.message();
+        case head_framing: return "invalid response framing from the upstream: " + std::string(pool_detail);
         case response_broke_off: return "upstream failed mid-response: " + ec.message();
         case upgrade_send_failed: return "sending the upgrade request failed";
         case upgrade_head_timeout:

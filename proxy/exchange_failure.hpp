@@ -23,6 +23,7 @@ enum class Failure : std::uint8_t {
     head_timeout,          // no response head within upstream-timeout
     head_closed,           // the upstream closed (or reset) the connection before a response head
     head_invalid,          // what came back is not an HTTP response head
+    head_framing,          // the response head's framing is ambiguous (proxy/framing.hpp): never reused
     response_broke_off,    // the upstream failed mid-body: the head is already with the client
     upgrade_send_failed,   // a tunnelled upgrade request could not be sent
     upgrade_head_timeout,  // no answer to an upgrade request within upstream-timeout
@@ -90,7 +91,7 @@ struct FailureRule {
 const FailureRule& failure_rule(Failure kind);
 
 // The detail of the JSON error (and the access line's error field). `ec` is the failed operation's
-// error, `pool_detail` the pool's sentence when no connection was had.
+// error, `pool_detail` the pool's sentence when no connection was had (or the framing refusal, head_framing).
 std::string failure_detail(Failure kind, const error_code& ec, std::string_view pool_detail, const config::Config& cfg);
 
 // Which failure a failed read of the upstream's response head is (`ec` is beast's timeout when the

@@ -289,7 +289,9 @@ std::optional<RecordedRequest> RawUpstream::read_request(Socket& socket, std::si
         }
         return true;
     };
-    const auto te = r.headers.get("Transfer-Encoding");
+    // As a lenient server reads it (Beast, for one): the last Transfer-Encoding line decides.
+    const auto te_lines = r.headers.all("Transfer-Encoding");
+    const auto te = te_lines.empty() ? std::string() : te_lines.back();
     r.chunked = te.size() >= 7 && iequals(te.substr(te.size() - 7), "chunked");
     if (r.chunked) {
         for (;;) {
