@@ -224,9 +224,11 @@ asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status 
     if (context_.draining.load(std::memory_order_relaxed)) keep_alive = false;
     ex.status = static_cast<unsigned>(status);
     ex.error = detail;
-    // 5xx answers get their own warn line (the upstream is in trouble); for 4xx the access line,
+    // 5xx answers get their own warn line (the upstream is in trouble); for 4xx, and for the 501 a
+    // client's unsupported transfer coding gets (its fault, not the upstream's), the access line,
     // which carries the error code, is the one info line, and this one is debug.
-    const auto level = static_cast<unsigned>(status) >= 500 ? LogLevel::warn : LogLevel::debug;
+    const bool upstream_trouble = static_cast<unsigned>(status) >= 500 && status != http::status::not_implemented;
+    const auto level = upstream_trouble ? LogLevel::warn : LogLevel::debug;
     if (log::enabled(level))
         log::write(level, "crudcast answered itself",
                    {{"rid", ex.request_id},
