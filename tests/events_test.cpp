@@ -1,6 +1,7 @@
 // events_test.cpp: events over real sockets: an in-process crudcast in front of a scriptable
 // upstream, Beast WebSocket clients subscribing at the ws path, writes made through the proxy.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <rapidjson/document.h>
 #include <sys/socket.h>
 
@@ -479,11 +480,28 @@ TEST_F(Events, AMalformedTopicQueryIsRefusedWith400InsteadOfWidenedToEveryTopic)
     EXPECT_EQ(upstream_->request_count(), 2u);  // the refused handshakes never reached the upstream
 }
 
+std::string hex_bytes(std::string_view bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : bytes) {
+        if (!out.empty()) out += ' ';
+        out += digits[c >> 4];
+        out += digits[c & 0x0f];
+    }
+    return out;
+}
+
 // A client frame, masked as clients must (RFC 6455 §5.3).
 std::string masked_frame(std::uint8_t first, std::string_view payload) {
     const unsigned char mask[4] = {0x11, 0x22, 0x33, 0x44};
     std::string out(1, static_cast<char>(first));
-    out += static_cast<char>(0x80 | payload.size());  // short payloads only
+    if (payload.size() < 126) {
+        out += static_cast<char>(0x80 | payload.size());
+    } else {  // up to 64 KiB
+        out += static_cast<char>(0x80 | 126);
+        out += static_cast<char>(payload.size() >> 8);
+        out += static_cast<char>(payload.size() & 0xff);
+    }
     for (auto b : mask) out += static_cast<char>(b);
     for (std::size_t i = 0; i < payload.size(); ++i) out += static_cast<char>(payload[i] ^ mask[i % 4]);
     return out;
@@ -494,17 +512,39 @@ TEST_F(Events, BadFramesAndClosesFromTheClientGetTheRightCloseFrameBack) {
         const char* name;
         std::string bytes;
         unsigned close_code;
-        bool ends_promptly;  // the peer closed first: the connection ends once our close is written
     };
+    const auto close = [](unsigned code, std::string_view reason = "") {
+        return masked_frame(
+            0x88, std::string{static_cast<char>(code >> 8), static_cast<char>(code & 0xff)} + std::string(reason));
+    };
+    const std::string ping = masked_frame(0x89, "still there?");
     const std::vector<Row> rows = {
-        {"unmasked frame", std::string("\x81\x02hi", 4), 1002, false},
-        {"frame over 64 KiB", std::string("\x82\xff\x00\x00\x00\x00\x00\x01\x00\x01\x11\x22\x33\x44", 14), 1009, false},
-        {"ping over 125 bytes", std::string("\x89\xfe\x00\x7e\x11\x22\x33\x44", 8), 1009, false},
-        {"unknown opcode", masked_frame(0x83, ""), 1002, false},
-        {"close 1000", masked_frame(0x88, std::string("\x03\xe8", 2)), 1000, true},
-        {"close 4001 with a reason", masked_frame(0x88, std::string("\x0f\xa1", 2) + "bye"), 4001, true},
-        {"close 1005, which may not be sent back", masked_frame(0x88, std::string("\x03\xed", 2)), 1000, true},
-        {"bare close", masked_frame(0x88, ""), 1000, true},
+        {"unmasked frame", std::string("\x81\x02hi", 4), 1002},
+        {"frame over 64 KiB", std::string("\x82\xff\x00\x00\x00\x00\x00\x01\x00\x01\x11\x22\x33\x44", 14), 1009},
+        {"ping over 125 bytes", std::string("\x89\xfe\x00\x7e\x11\x22\x33\x44", 8), 1002},
+        {"reserved data opcode", masked_frame(0x83, ""), 1002},
+        {"reserved control opcode", masked_frame(0x8b, ""), 1002},
+        {"reserved bit (RSV1) set", masked_frame(0xc1, "x"), 1002},
+        {"fragmented ping", masked_frame(0x09, ""), 1002},
+        {"continuation with no message begun", masked_frame(0x80, "x"), 1002},
+        {"text frame inside a fragmented message", masked_frame(0x01, "a") + masked_frame(0x81, "b"), 1002},
+        {"text that is not UTF-8", masked_frame(0x81, "bad \xff"), 1007},
+        {"fragmented text ending inside a character", masked_frame(0x01, "a") + masked_frame(0x80, "\xe2\x82"), 1007},
+        {"a message over 64 KiB in two fragments",
+         masked_frame(0x02, std::string(40000, 'x')) + masked_frame(0x80, std::string(40000, 'x')), 1009},
+        {"input after a protocol error is ignored (no pong)", masked_frame(0xc1, "x") + ping, 1002},
+        {"close 1000", close(1000), 1000},
+        {"close 4001 with a reason", close(4001, "bye"), 4001},
+        {"close 1014, registered since RFC 6455", close(1014), 1014},
+        {"bare close", masked_frame(0x88, ""), 1000},
+        {"a fragmented text split inside a character, then close 1000",
+         masked_frame(0x01, "\xe2") + ping + masked_frame(0x80, "\x82\xac") + close(1000), 1000},
+        {"close of one byte", masked_frame(0x88, "\x03"), 1002},
+        {"close 1005, which may not be sent", close(1005), 1002},
+        {"close 999", close(999), 1002},
+        {"close 1016, unassigned", close(1016), 1002},
+        {"close 5000", close(5000), 1002},
+        {"close reason that is not UTF-8", close(1000, "\xc0\xaf"), 1007},
     };
     start();
     for (const auto& row : rows) {
@@ -516,22 +556,80 @@ TEST_F(Events, BadFramesAndClosesFromTheClientGetTheRightCloseFrameBack) {
         ASSERT_EQ(head->rfind("HTTP/1.1 101", 0), 0u) << *head;
         const auto sent_at = std::chrono::steady_clock::now();
         ASSERT_TRUE(raw.send_all(row.bytes));
-        const auto header = raw.read_exactly(2, default_timeout);
+        auto header = raw.read_exactly(2, default_timeout);
         ASSERT_TRUE(header.has_value());
+        if (static_cast<unsigned char>((*header)[0]) == 0x8au) {  // the pong of a ping before the close
+            ASSERT_TRUE(raw.read_exactly(static_cast<unsigned char>((*header)[1]), default_timeout));
+            header = raw.read_exactly(2, default_timeout);
+            ASSERT_TRUE(header.has_value());
+        }
         EXPECT_EQ(static_cast<unsigned char>((*header)[0]), 0x88u);  // nothing was published: the close comes first
         const auto payload = raw.read_exactly(static_cast<unsigned char>((*header)[1]), default_timeout);
         ASSERT_TRUE(payload.has_value() && payload->size() >= 2);
         const unsigned code =
             static_cast<unsigned char>((*payload)[0]) << 8 | static_cast<unsigned char>((*payload)[1]);
         EXPECT_EQ(code, row.close_code);
-        if (row.ends_promptly) {
-            Socket::Status status;
-            while ((status = raw.fill(default_timeout)) == Socket::Status::data) raw.consume(raw.buffered().size());
-            EXPECT_NE(status, Socket::Status::timeout);
-            EXPECT_LT(std::chrono::steady_clock::now() - sent_at, std::chrono::seconds(2))
-                << "the connection waited for the close grace instead of ending once both closes were exchanged";
+        // Nothing follows our close, and the connection ends once it is written: when the peer
+        // closed first, or when crudcast failed the connection (it sends FIN after its close).
+        std::string after;
+        Socket::Status status;
+        while ((status = raw.fill(default_timeout)) == Socket::Status::data) {
+            after += raw.buffered();
+            raw.consume(raw.buffered().size());
+        }
+        EXPECT_EQ(hex_bytes(after), "");
+        EXPECT_NE(status, Socket::Status::timeout);
+        EXPECT_LT(std::chrono::steady_clock::now() - sent_at, std::chrono::seconds(2))
+            << "the connection waited for the close grace instead of ending once our close was written";
+    }
+}
+
+TEST_F(Events, APeerThatPingsWithoutReadingIsClosedWith1008InsteadOfQueueingPongs) {
+    start();
+    // A small receive buffer, set before connecting (the window is scaled for it), as Subscriber's.
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    Socket raw(fd);
+    const int small = 4096;
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port_);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+    ASSERT_TRUE(raw.send_all("GET /ws HTTP/1.1\r\n" + std::string(raw_handshake_headers)));
+    ASSERT_TRUE(raw.read_until("\r\n\r\n", default_timeout).has_value());
+    // 12 MB of pings, none read meanwhile: 12 MB of pongs is more than the kernel's buffers hold (at
+    // most 4 MiB on crudcast's side), so pongs queue until crudcast gives up on the peer.
+    const std::string ping = masked_frame(0x89, std::string(125, 'p'));
+    std::string burst;
+    for (int i = 0; i < 1000; ++i) burst += ping;
+    constexpr int bursts = 96;
+    for (int i = 0; i < bursts; ++i) ASSERT_TRUE(raw.send_all(burst)) << "burst " << i;
+    // Now read: pongs, then crudcast's close, then the end of the connection.
+    std::size_t pongs = 0;
+    std::optional<unsigned> close_code;
+    Socket::Status status = Socket::Status::data;
+    for (;;) {
+        auto header = raw.read_exactly(2, default_timeout);
+        if (!header) break;
+        const auto size = static_cast<unsigned char>((*header)[1]);
+        auto payload = raw.read_exactly(size, default_timeout);
+        ASSERT_TRUE(payload.has_value());
+        const auto first = static_cast<unsigned char>((*header)[0]);
+        if (first == 0x8a) {
+            ASSERT_FALSE(close_code.has_value()) << "a pong after the close";
+            ++pongs;
+        } else if (first == 0x88) {
+            ASSERT_GE(size, 2);
+            close_code = static_cast<unsigned char>((*payload)[0]) << 8 | static_cast<unsigned char>((*payload)[1]);
         }
     }
+    status = raw.fill(std::chrono::milliseconds(100));
+    EXPECT_NE(status, Socket::Status::timeout) << "the connection did not end after the close";
+    EXPECT_EQ(close_code, 1008u);
+    EXPECT_GT(pongs, 0u);
+    EXPECT_LT(pongs, std::size_t{bursts} * 1000);  // not every ping was answered: no queue grew with them
 }
 
 TEST_F(Events, ClientMessagesAndPingsAreHarmless) {

@@ -113,11 +113,10 @@ std::vector<Accepted> accepted_rows() {
          "\x03\xe8"
          "bye"},
         {"bare close", client_frame(0x88, ""), Opcode::close, true, ""},
-        // Accepted today, to be refused when the codec is hardened (reserved bits, opcodes, control FIN):
-        {"reserved bits set", client_frame(0xf1, "rsv"), Opcode::text, true, "rsv"},
-        {"reserved data opcode 3", client_frame(0x83, "x"), static_cast<Opcode>(3), true, "x"},
-        {"reserved control opcode 11", client_frame(0x8b, "x"), static_cast<Opcode>(11), true, "x"},
-        {"fragmented ping", client_frame(0x09, "x"), Opcode::ping, false, "x"},
+        {"close of 125 bytes", client_frame(0x88, "\x03\xe8" + pattern(123)), Opcode::close, true,
+         "\x03\xe8" + pattern(123)},
+        {"fragmented binary start", client_frame(0x02, "b"), Opcode::binary, false, "b"},
+        {"middle continuation", client_frame(0x00, "m"), Opcode::continuation, false, "m"},
     };
 }
 
@@ -212,13 +211,42 @@ std::vector<Refused> refused_rows() {
         {"a megabyte", client_frame(0x82, "", true, big_form, mask_a, 1 << 20), 1009, "frame too large", 14},
         {"the largest 64-bit length", client_frame(0x82, "", true, big_form, mask_a, UINT64_MAX), 1009,
          "frame too large", 14},
-        {"ping of 126 bytes", client_frame(0x89, pattern(126)), 1009, "frame too large", 8},
-        {"close of 126 bytes", client_frame(0x88, pattern(126)), 1009, "frame too large", 8},
-        {"reserved control opcode over 125", client_frame(0x8f, pattern(200)), 1009, "frame too large", 8},
+        {"ping of 126 bytes", client_frame(0x89, pattern(126)), 1002, "control frame over 125 bytes", 8},
+        {"pong of 126 bytes", client_frame(0x8a, pattern(126)), 1002, "control frame over 125 bytes", 8},
+        {"close of 126 bytes", client_frame(0x88, pattern(126)), 1002, "control frame over 125 bytes", 8},
+        {"ping of a megabyte", client_frame(0x89, "", true, big_form, mask_a, 1 << 20), 1002,
+         "control frame over 125 bytes", 14},
+        {"reserved control opcode over 125", client_frame(0x8f, pattern(200)), 1002, "reserved opcode", 8},
+        // No extension is ever negotiated: every reserved bit is refused, on any opcode.
+        {"RSV1 (permessage-deflate's bit) on text", client_frame(0xc1, "rsv"), 1002,
+         "reserved bits set without an extension", 6},
+        {"RSV2 on binary", client_frame(0xa2, "rsv"), 1002, "reserved bits set without an extension", 6},
+        {"RSV3 on a continuation", client_frame(0x10, "rsv"), 1002, "reserved bits set without an extension", 6},
+        {"all three on a ping", client_frame(0xf9, ""), 1002, "reserved bits set without an extension", 6},
+        {"RSV1 on a close", client_frame(0xc8, "\x03\xe8"), 1002, "reserved bits set without an extension", 6},
+        {"reserved bit on a frame too large", client_frame(0xc2, "", true, big_form, mask_a, 1 << 20), 1002,
+         "reserved bits set without an extension", 14},
+        // Control frames are never fragmented (§5.5).
+        {"fragmented ping", client_frame(0x09, "x"), 1002, "fragmented control frame", 6},
+        {"fragmented pong", client_frame(0x0a, ""), 1002, "fragmented control frame", 6},
+        {"fragmented close", client_frame(0x08, "\x03\xe8"), 1002, "fragmented control frame", 6},
     };
 }
 
-TEST(FrameCodec, RefusesUnmaskedAndOversizedFramesAsSoonAsTheHeaderShowsIt) {
+TEST(FrameCodec, RefusesEveryReservedOpcode) {
+    for (std::uint8_t opcode : {3, 4, 5, 6, 7, 11, 12, 13, 14, 15}) {
+        SCOPED_TRACE(static_cast<int>(opcode));
+        for (const std::uint8_t fin : {0x80, 0x00}) {
+            const auto decoded = decode(client_frame(static_cast<std::uint8_t>(fin | opcode), "x"));
+            const auto* error = std::get_if<ProtocolError>(&decoded);
+            ASSERT_NE(error, nullptr);
+            EXPECT_EQ(error->close_code, 1002);
+            EXPECT_EQ(error->reason, "reserved opcode");
+        }
+    }
+}
+
+TEST(FrameCodec, RefusesBadHeadersAsSoonAsTheHeaderShowsIt) {
     for (const auto& row : refused_rows()) {
         SCOPED_TRACE(row.name);
         const auto whole = decode(row.wire);
@@ -303,6 +331,264 @@ TEST(FrameCodec, ReadsTheCodeAndReasonOfACloseFrame) {
         EXPECT_EQ(close.code, row.code);
         EXPECT_EQ(close.reason, row.reason);
     }
+}
+
+// ---- close frames from a client: answered with their own code, or refused ------------------------
+
+std::string close_payload(std::uint16_t code, std::string_view reason = "") {
+    std::string out;
+    out += static_cast<char>(code >> 8);
+    out += static_cast<char>(code & 0xff);
+    out += reason;
+    return out;
+}
+
+struct CloseCheckRow {
+    const char* name;
+    std::string payload;
+    std::optional<std::uint16_t> close_code;  // ours, when the close is refused
+};
+
+std::vector<CloseCheckRow> close_check_rows() {
+    std::vector<CloseCheckRow> rows = {
+        {"bare close", "", std::nullopt},
+        {"code and a UTF-8 reason", close_payload(1000, "tsch\xc3\xbc\xc3\x9f \xe2\x82\xac"), std::nullopt},
+        {"reason of 123 bytes", close_payload(1001, pattern(123)), std::nullopt},
+        {"one byte", "\x03", 1002},
+        {"reason with a byte that never begins UTF-8", close_payload(1000, "bad \xff"), 1007},
+        {"reason cut inside a character", close_payload(1000, "\xe2\x82"), 1007},
+        {"reason with an overlong slash", close_payload(1000, "\xc0\xaf"), 1007},
+        {"reason with a surrogate", close_payload(1000, "\xed\xa0\x80"), 1007},
+        {"a bad code wins over a bad reason", close_payload(1005, "\xff"), 1002},
+    };
+    // Codes a close frame may carry (§7.4.1, and 1012-1014 registered with IANA since) ...
+    for (std::uint16_t code :
+         {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999})
+        rows.push_back({"allowed code", close_payload(code), std::nullopt});
+    // ... and those it may not: below 1000, reserved (1004-1006, 1015), unassigned, past 4999.
+    for (std::uint16_t code : {0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535})
+        rows.push_back({"refused code", close_payload(code), 1002});
+    return rows;
+}
+
+TEST(FrameCodec, AClientsCloseIsRefusedForOneByteABadCodeOrAReasonThatIsNotUtf8) {
+    for (const auto& row : close_check_rows()) {
+        SCOPED_TRACE(row.name);
+        SCOPED_TRACE(hex(row.payload.substr(0, 4)));
+        const auto error = check_close_payload(std::span<const char>(row.payload.data(), row.payload.size()));
+        ASSERT_EQ(error.has_value(), row.close_code.has_value());
+        if (error) {
+            EXPECT_EQ(error->close_code, *row.close_code);
+        }
+    }
+}
+
+TEST(FrameCodec, CloseCodesThatMayBeSentAreExactlyTheAssignedRanges) {
+    int allowed = 0;
+    for (std::uint32_t code = 0; code <= 0xffff; ++code) allowed += close_code_may_be_sent(code) ? 1 : 0;
+    EXPECT_EQ(allowed, 4 + 8 + 2000);  // 1000-1003, 1007-1014, 3000-4999
+}
+
+// ---- UTF-8 across fragments -------------------------------------------------------------------
+
+struct Utf8Row {
+    const char* name;
+    std::string text;
+    bool valid;
+};
+
+std::vector<Utf8Row> utf8_rows() {
+    return {
+        {"empty", "", true},
+        {"ASCII", "hello", true},
+        {"two-byte", "\xc3\xa9t\xc3\xa9", true},
+        {"three-byte", "\xe2\x82\xac", true},
+        {"four-byte", "\xf0\x9d\x84\x9e", true},
+        {"Greek kosme", "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5", true},
+        {"U+D7FF, below the surrogates", "\xed\x9f\xbf", true},
+        {"U+E000, above them", "\xee\x80\x80", true},
+        {"U+FFFF", "\xef\xbf\xbf", true},
+        {"U+10FFFF, the last", "\xf4\x8f\xbf\xbf", true},
+        {"a lone continuation byte", "a\x80z", false},
+        {"0xff", "\xff", false},
+        {"0xfe", "ab\xfe", false},
+        {"overlong NUL", "\xc0\x80", false},
+        {"overlong three-byte", "\xe0\x80\xaf", false},
+        {"overlong four-byte", "\xf0\x80\x80\xaf", false},
+        {"a surrogate", "\xed\xa0\x80", false},
+        {"past U+10FFFF", "\xf4\x90\x80\x80", false},
+        {"lead 0xf5", "\xf5\x80\x80\x80", false},
+        {"ends inside a two-byte character", "ab\xc3", false},
+        {"ends inside a four-byte character", "\xf0\x9d\x84", false},
+        {"a character cut by ASCII", "\xe2\x82(", false},
+        {"valid, then a bad byte",
+         "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"
+         "edited",
+         false},
+    };
+}
+
+// Feeds `pieces` in order; false when any is refused.
+bool feed_all(const std::vector<std::string>& pieces) {
+    Utf8Stream stream;
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+        if (!stream.feed(pieces[i], i + 1 == pieces.size())) return false;
+    }
+    return true;
+}
+
+TEST(FrameCodec, Utf8IsCheckedTheSameWholeSplitAnywhereOrByteByByte) {
+    for (const auto& row : utf8_rows()) {
+        SCOPED_TRACE(row.name);
+        EXPECT_EQ(feed_all({row.text}), row.valid);
+        for (std::size_t cut = 0; cut <= row.text.size(); ++cut) {
+            SCOPED_TRACE(cut);
+            EXPECT_EQ(feed_all({row.text.substr(0, cut), row.text.substr(cut)}), row.valid);
+            EXPECT_EQ(feed_all({row.text.substr(0, cut), "", row.text.substr(cut)}), row.valid);
+        }
+        std::vector<std::string> bytes;
+        for (char c : row.text) bytes.emplace_back(1, c);
+        if (!bytes.empty()) {
+            EXPECT_EQ(feed_all(bytes), row.valid);
+        }
+    }
+}
+
+TEST(FrameCodec, Utf8FailsAtTheFirstPieceThatCannotBeginValidText) {
+    struct Row {
+        const char* name;
+        std::string piece;
+        bool may_continue;
+    };
+    const std::vector<Row> rows = {
+        {"a lead byte", "\xc3", true},
+        {"the start of U+10FFFF", "\xf4\x8f", true},
+        {"the start of U+D7FF", "\xed\x9f", true},
+        {"the start of U+0800", "\xe0\xa0", true},
+        {"the start of a surrogate", "\xed\xa0", false},
+        {"the start of a code point past U+10FFFF", "\xf4\x90", false},
+        {"the start of an overlong form", "\xe0\x80", false},
+        {"a lead that never begins UTF-8", "\xc0", false},
+        {"a lone continuation byte", "\x80", false},
+    };
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.name);
+        Utf8Stream stream;
+        EXPECT_EQ(stream.feed(row.piece, false), row.may_continue);
+        Utf8Stream ended;
+        EXPECT_FALSE(ended.feed(row.piece, true));  // text may not end inside a character
+    }
+}
+
+// ---- message assembly: the order, size and UTF-8 of data frames -----------------------------------
+
+struct Step {
+    Opcode opcode;
+    bool fin;
+    std::string payload;
+};
+
+struct AssemblyRow {
+    const char* name;
+    std::vector<Step> steps;
+    std::size_t fails_at;  // index of the refused step, or steps.size() when all are accepted
+    std::uint16_t close_code;
+    std::string_view reason;
+};
+
+std::vector<AssemblyRow> assembly_rows() {
+    constexpr auto text = Opcode::text, binary = Opcode::binary, cont = Opcode::continuation;
+    const std::string euro = "\xe2\x82\xac";
+    return {
+        {"one text message", {{text, true, "hi"}}, 1, 0, ""},
+        {"one binary message of bytes that are not UTF-8", {{binary, true, "\xff\xfe"}}, 1, 0, ""},
+        {"empty messages", {{text, true, ""}, {binary, true, ""}}, 2, 0, ""},
+        {"a text message in three fragments, then another",
+         {{text, false, "a"}, {cont, false, "b"}, {cont, true, "c"}, {text, true, "d"}},
+         4,
+         0,
+         ""},
+        {"a character split between fragments",
+         {{text, false, euro.substr(0, 1)}, {cont, false, euro.substr(1, 1)}, {cont, true, euro.substr(2)}},
+         3,
+         0,
+         ""},
+        {"empty fragments", {{text, false, ""}, {cont, false, ""}, {cont, true, ""}}, 3, 0, ""},
+        {"a message of exactly the limit in fragments",
+         {{binary, false, pattern(6)}, {cont, true, pattern(4)}},
+         2,
+         0,
+         ""},
+        {"a continuation with no message begun", {{cont, true, "x"}}, 0, 1002, "continuation frame without a message"},
+        {"a continuation after a whole message",
+         {{text, true, "a"}, {cont, true, "b"}},
+         1,
+         1002,
+         "continuation frame without a message"},
+        {"a text frame inside a fragmented message",
+         {{text, false, "a"}, {text, true, "b"}},
+         1,
+         1002,
+         "new message inside a fragmented message"},
+        {"a binary frame inside a fragmented text message",
+         {{text, false, "a"}, {binary, true, "b"}},
+         1,
+         1002,
+         "new message inside a fragmented message"},
+        {"one frame over the limit", {{binary, true, pattern(11)}}, 0, 1009, "message too large"},
+        {"fragments over the limit together",
+         {{text, false, pattern(6)}, {cont, false, pattern(5)}},
+         1,
+         1009,
+         "message too large"},
+        {"text that is not UTF-8", {{text, true, "bad \xff"}}, 0, 1007, "text message is not UTF-8"},
+        {"bad UTF-8 in the first fragment fails there",
+         {{text, false, "\xed\xa0"}, {cont, true, "\x80"}},
+         0,
+         1007,
+         "text message is not UTF-8"},
+        {"text ending inside a character",
+         {{text, false, "a"}, {cont, true, euro.substr(0, 2)}},
+         1,
+         1007,
+         "text message is not UTF-8"},
+        {"a cut character is not carried into the next message",
+         {{binary, true, "\xe2"}, {text, false, euro.substr(0, 2)}, {cont, true, "!"}},
+         2,
+         1007,
+         "text message is not UTF-8"},
+    };
+}
+
+TEST(FrameCodec, MessagesAreAssembledInOrderWithinTheLimitAndTextIsUtf8) {
+    for (const auto& row : assembly_rows()) {
+        SCOPED_TRACE(row.name);
+        MessageAssembler messages(10);
+        std::size_t i = 0;
+        std::optional<ProtocolError> error;
+        for (; i < row.steps.size(); ++i) {
+            const auto& step = row.steps[i];
+            if ((error = messages.add(step.opcode, step.fin, step.payload))) break;
+        }
+        EXPECT_EQ(i, row.fails_at);
+        if (row.fails_at < row.steps.size()) {
+            ASSERT_TRUE(error.has_value());
+            EXPECT_EQ(error->close_code, row.close_code);
+            EXPECT_EQ(error->reason, row.reason);
+        } else {
+            EXPECT_FALSE(messages.in_message());
+        }
+    }
+}
+
+TEST(FrameCodec, TheDefaultMessageLimitIs64KiB) {
+    MessageAssembler messages;
+    EXPECT_FALSE(messages.add(Opcode::binary, false, pattern(max_client_message - 1)).has_value());
+    EXPECT_FALSE(messages.add(Opcode::continuation, true, "x").has_value());
+    EXPECT_FALSE(messages.add(Opcode::binary, false, pattern(max_client_message)).has_value());
+    const auto error = messages.add(Opcode::continuation, true, "x");
+    ASSERT_TRUE(error.has_value());
+    EXPECT_EQ(error->close_code, 1009);
 }
 
 // ---- encoding: the frames crudcast writes ---------------------------------------------------------

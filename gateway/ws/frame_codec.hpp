@@ -3,10 +3,11 @@
 // close frames). The session only moves bytes; everything it knows about the wire format is here,
 // where it can be tested table-driven and fuzzed.
 //
-// The decoder accepts exactly what crudcast's read loop has always accepted: a client frame must be
-// masked, carry at most max_client_payload bytes, and a control frame at most 125. Checks it does not
-// make yet (reserved bits, FIN on control frames, continuation order, UTF-8 of text and close reasons)
-// belong in check_client_header() or in the caller's message assembly, not in the read loop.
+// Strict RFC 6455, as uWebSockets' codec is: a frame is refused (close 1002) when it is unmasked, sets
+// a reserved bit (no extension is ever negotiated), has a reserved opcode, or is a fragmented or
+// over-125-byte control frame; one over max_client_payload gets 1009. A MessageAssembler checks the
+// order of fragments (1002), the size of a message (1009) and the UTF-8 of text (1007), and
+// check_close_payload() what a peer's close frame says. The read loop only acts on the verdicts.
 #pragma once
 
 #include <array>
@@ -26,6 +27,7 @@ enum class Opcode : std::uint8_t { continuation = 0, text = 1, binary = 2, close
 constexpr bool is_control(Opcode opcode) { return (static_cast<std::uint8_t>(opcode) & 0x08) != 0; }
 
 constexpr std::size_t max_client_payload = std::size_t{64} * 1024;  // subscribers have nothing big to send
+constexpr std::size_t max_client_message = max_client_payload;      // all fragments of one message together
 constexpr std::size_t max_control_payload = 125;                    // §5.5
 constexpr std::size_t max_close_reason = max_control_payload - 2;
 
@@ -78,6 +80,48 @@ struct ClosePayload {
     std::string_view reason;
 };
 ClosePayload parse_close_payload(std::span<const char> payload);
+
+// Whether a close frame may carry `code` (§7.4): 1000-1003, 1007-1014 and 3000-4999. 1004-1006 and
+// 1015 are reserved (1005 and 1006 mean "no code" and "no close frame", never sent), the rest
+// unassigned.
+bool close_code_may_be_sent(std::uint16_t code);
+
+// What makes a peer's close frame a protocol error: a 1-byte payload or a code no close frame may
+// carry (1002), a reason that is not UTF-8 (1007). nullopt for a close to answer with its own code.
+std::optional<ProtocolError> check_close_payload(std::span<const char> payload);
+
+// UTF-8 checked piece by piece, as fragments of a text message arrive: a sequence may be split
+// between two pieces. Invalid as soon as the bytes so far cannot begin valid UTF-8.
+class Utf8Stream {
+public:
+    // False when `piece`, after the pieces before it, is not (the start of) valid UTF-8; with
+    // `last`, also when the text ends inside a sequence.
+    bool feed(std::string_view piece, bool last);
+    void reset() { pending_size_ = 0; }
+
+private:
+    std::array<char, 4> pending_{};  // the start of a sequence cut at the end of the last piece
+    std::size_t pending_size_ = 0;
+};
+
+// Client messages in order of their data frames (§5.4): a continuation needs a message begun
+// without FIN, a text or binary frame may not begin one inside another, a message carries at most
+// `max_message` bytes, and a text message is UTF-8. crudcast does not use client messages, so
+// nothing is kept: only the size and the UTF-8 state. Control frames do not pass through here.
+class MessageAssembler {
+public:
+    explicit MessageAssembler(std::size_t max_message = max_client_message) : max_message_(max_message) {}
+    // One text, binary or continuation frame; a ProtocolError when it breaks the rules above.
+    std::optional<ProtocolError> add(Opcode opcode, bool fin, std::string_view payload);
+    bool in_message() const { return in_message_; }
+
+private:
+    std::size_t max_message_;
+    bool in_message_ = false;
+    bool text_ = false;
+    std::size_t size_ = 0;
+    Utf8Stream utf8_;
+};
 
 // Appends the header of an unmasked frame with FIN set (servers never mask, §5.1): 2, 4 or 10 bytes,
 // with the shortest length form that holds `payload_size`.

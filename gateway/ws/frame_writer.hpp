@@ -5,6 +5,7 @@
 // take waits for the socket (an asynchronous write, which the session starts and completes).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -13,6 +14,7 @@
 #include <boost/asio/buffer.hpp>
 
 #include "common/asio.hpp"
+#include "gateway/ws/frame_codec.hpp"
 #include "gateway/ws/frame_log.hpp"
 #include "gateway/ws/subscription.hpp"
 
@@ -36,6 +38,12 @@ public:
 
     void queue_control(std::string frame) { control_.push_back(std::move(frame)); }
     bool has_control() const { return !control_.empty(); }
+    // Pongs queued and not yet gathered into a write (the session bounds them).
+    std::size_t queued_pongs() const {
+        return static_cast<std::size_t>(std::count_if(control_.begin(), control_.end(), [](const std::string& frame) {
+            return opcode_of(frame) == Opcode::pong;
+        }));
+    }
 
     // Gathers the next write: every queued control frame, then the subscription's frames from its
     // cursor on, up to max_write_bytes. False when there is nothing to send (batch().end may still

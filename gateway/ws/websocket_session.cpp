@@ -21,6 +21,9 @@ namespace websocket = beast::websocket;
 namespace {
 
 constexpr auto close_grace = std::chrono::seconds(5);
+// Pongs waiting behind a write the peer does not take: a peer that pings while not reading would
+// otherwise grow the control queue without end. One more ping than this closes it with 1008.
+constexpr std::size_t max_pending_pongs = 4;
 
 std::string join(const std::vector<std::string>& v) {
     std::string out;
@@ -143,12 +146,11 @@ asio::awaitable<bool> WebSocketSession::handshake(http::request<http::buffer_bod
 }
 
 asio::awaitable<void> WebSocketSession::read_loop() {
-    bool discarding = false;  // after a protocol error, input is ignored
     for (;;) {
-        if (discarding) read_buffer_.consume(read_buffer_.size());
+        if (discarding_) read_buffer_.consume(read_buffer_.size());
         // Act on every complete frame in the buffer; read more when a frame is incomplete.
         std::size_t need = 2;
-        if (!discarding) {
+        if (!discarding_) {
             const auto bytes = read_buffer_.data();
             const auto decoded = decode_client_frame(std::span<char>(static_cast<char*>(bytes.data()), bytes.size()));
             if (const auto* frame = std::get_if<Frame>(&decoded)) {
@@ -159,10 +161,7 @@ asio::awaitable<void> WebSocketSession::read_loop() {
                 continue;
             }
             if (const auto* error = std::get_if<ProtocolError>(&decoded)) {
-                // Our close frame goes out; input is ignored from here on and the writer ends the
-                // connection after a short grace.
-                close_with(error->close_code, error->reason);
-                discarding = true;
+                fail(*error);
                 continue;
             }
             need = std::get<NeedMore>(decoded).total;
@@ -182,17 +181,32 @@ asio::awaitable<void> WebSocketSession::read_loop() {
 
 bool WebSocketSession::on_frame(const Frame& frame) {
     switch (frame.opcode) {
-        case Opcode::ping:
-            queue_control(control_frame(Opcode::pong, std::string_view(frame.payload.data(), frame.payload.size())));
-            break;
+        case Opcode::ping: on_ping(frame.payload); break;
         case Opcode::pong: break;
         case Opcode::close: return on_peer_close(frame.payload);
-        case Opcode::continuation:
-        case Opcode::text:
-        case Opcode::binary: break;  // client messages are not needed for subscribing: ignored
-        default: close_with(1002, "unknown opcode"); break;
+        default:  // text, binary, continuation (the codec refuses other opcodes): checked, not used
+            if (auto error = messages_.add(frame.opcode, frame.fin, {frame.payload.data(), frame.payload.size()}))
+                fail(*error);
+            break;
     }
     return false;
+}
+
+void WebSocketSession::on_ping(std::span<const char> payload) {
+    if (writer_.queued_pongs() >= max_pending_pongs) {
+        log::write(LogLevel::info, "websocket peer pings without reading; closing it with 1008",
+                   {{"client", client_address_}, {"rid", request_id_}});
+        fail(ProtocolError{1008, "too many pings while not reading"});
+        return;
+    }
+    queue_control(control_frame(Opcode::pong, std::string_view(payload.data(), payload.size())));
+}
+
+void WebSocketSession::fail(const ProtocolError& error) {
+    // Our close frame goes out (when none has yet); once it is written the socket is shut for
+    // sending, and the connection ends at the peer's FIN or after the close grace.
+    discarding_ = true;
+    close_with(error.close_code, error.reason, State::failing);
 }
 
 bool WebSocketSession::on_peer_close(std::span<const char> payload) {
@@ -201,10 +215,13 @@ bool WebSocketSession::on_peer_close(std::span<const char> payload) {
         socket_.close(ignored);
         return true;
     }
+    if (auto error = check_close_payload(payload)) {
+        fail(*error);  // never echo a code no close frame may carry
+        return false;
+    }
     const auto close = parse_close_payload(payload);
-    const std::uint16_t code = close.code.value_or(1000);
-    // Our answer echoes the code, except those a close frame must not carry (§7.4.1).
-    close_with(code == 1005 || code == 1006 || code == 1015 ? 1000 : code, "", State::answering_close);
+    const std::uint16_t code = close.code.value_or(1000);  // a bare close is answered with 1000
+    close_with(code, "", State::answering_close);          // echoes the code (§5.5.1)
     close_code_ = code;
     close_reason_ = close.reason.empty() ? std::string("client closed") : std::string(close.reason);
     return false;
@@ -325,8 +342,13 @@ void WebSocketSession::on_written(error_code ec) {
     if (!skipping_log()) subscription_.count_sent(batch.frames, batch.bytes);
     if (state_ == State::closed) return;  // the session has ended meanwhile
     if (batch.close) {
-        // Both closes exchanged: done. Otherwise the close timer ends the wait for the peer's.
+        // Both closes exchanged: done. After a protocol error: FIN now, the read loop waits for the
+        // peer's. Otherwise the close timer ends the wait for the peer's close.
         if (state_ == State::answering_close) shutdown_socket();
+        if (state_ == State::failing) {
+            error_code ignored;
+            socket_.shutdown(tcp::socket::shutdown_send, ignored);
+        }
         return;
     }
     write_pending();

@@ -66,10 +66,14 @@ private:
         open,             // events go out, control frames both ways
         closing,          // our close frame is queued or written; the rest of the log is skipped
         answering_close,  // the peer closed first; ours is queued: the connection ends once it is written
+        failing,          // the peer broke the protocol: ours is queued, its input ignored; once ours is
+                          // written we send FIN and wait for its end (or the close grace)
         broken,           // a write failed and the socket is closed; the read loop is about to notice
         closed,           // the read loop has ended (or the handshake failed)
     };
-    bool close_sent() const { return state_ == State::closing || state_ == State::answering_close; }
+    bool close_sent() const {
+        return state_ == State::closing || state_ == State::answering_close || state_ == State::failing;
+    }
     // Nothing more of the log will be sent: the cursor follows the log's end.
     bool skipping_log() const { return close_sent() || state_ == State::broken; }
 
@@ -79,6 +83,9 @@ private:
     // Acts on one frame from the peer; true when the connection is over.
     bool on_frame(const Frame& frame);
     bool on_peer_close(std::span<const char> payload);
+    void on_ping(std::span<const char> payload);
+    // The peer broke the protocol (or a limit): our close goes out and its input is ignored from here on.
+    void fail(const ProtocolError& error);
     asio::awaitable<void> ping_loop();
     void queue_control(std::string frame);
     // Starts the close handshake: drops queued data, queues a close frame, enters `next`.
@@ -96,6 +103,8 @@ private:
     std::string request_id_;
     std::vector<std::string> topics_;
     beast::flat_buffer read_buffer_;
+    MessageAssembler messages_;  // the order, size and UTF-8 of the client's data frames
+    bool discarding_ = false;    // after fail(): input is read and dropped
     State state_ = State::handshaking;
 
     Subscription subscription_;  // position in the shard's log
