@@ -4,6 +4,7 @@
 #include <string>
 
 #include "common/json_text.hpp"
+#include "common/ws_frame.hpp"
 
 namespace crudcast::bus {
 
@@ -32,19 +33,7 @@ std::string serialize(const Event& event) {
 std::string websocket_text_frame(std::string_view payload) {
     std::string frame;
     frame.reserve(payload.size() + 10);
-    frame += static_cast<char>(0x81);  // FIN + opcode 1 (text); servers never mask (RFC 6455 §5.1)
-    const std::uint64_t size = payload.size();
-    int length_bytes = 0;
-    if (size < 126) {
-        frame += static_cast<char>(size);
-    } else if (size <= 0xffff) {
-        frame += static_cast<char>(126);
-        length_bytes = 2;
-    } else {
-        frame += static_cast<char>(127);
-        length_bytes = 8;
-    }
-    for (int shift = (length_bytes - 1) * 8; shift >= 0; shift -= 8) frame += static_cast<char>((size >> shift) & 0xff);
+    append_ws_frame_header(frame, 0x1, payload.size());  // opcode 1: text
     frame.append(payload);
     return frame;
 }

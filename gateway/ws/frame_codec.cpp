@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/json_text.hpp"
+#include "common/ws_frame.hpp"
 
 namespace crudcast::gateway {
 
@@ -156,19 +157,7 @@ std::optional<ProtocolError> MessageAssembler::add(Opcode opcode, bool fin, std:
 }
 
 void append_frame_header(std::string& out, Opcode opcode, std::uint64_t payload_size) {
-    out += static_cast<char>(0x80 | static_cast<std::uint8_t>(opcode));  // FIN
-    int length_bytes = 0;
-    if (payload_size < 126) {
-        out += static_cast<char>(payload_size);
-    } else if (payload_size <= 0xffff) {
-        out += static_cast<char>(126);
-        length_bytes = 2;
-    } else {
-        out += static_cast<char>(127);
-        length_bytes = 8;
-    }
-    for (int shift = (length_bytes - 1) * 8; shift >= 0; shift -= 8)
-        out += static_cast<char>((payload_size >> shift) & 0xff);
+    append_ws_frame_header(out, static_cast<std::uint8_t>(opcode), payload_size);
 }
 
 std::string text_frame_header(std::uint64_t payload_size) {
