@@ -17,6 +17,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include "testkit.hpp"
+#include "tests/hex.hpp"
 
 namespace crudcast {
 namespace {
@@ -480,17 +481,6 @@ TEST_F(Events, AMalformedTopicQueryIsRefusedWith400InsteadOfWidenedToEveryTopic)
     EXPECT_EQ(upstream_->request_count(), 2u);  // the refused handshakes never reached the upstream
 }
 
-std::string hex_bytes(std::string_view bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : bytes) {
-        if (!out.empty()) out += ' ';
-        out += digits[c >> 4];
-        out += digits[c & 0x0f];
-    }
-    return out;
-}
-
 // A client frame, masked as clients must (RFC 6455 §5.3).
 std::string masked_frame(std::uint8_t first, std::string_view payload) {
     const unsigned char mask[4] = {0x11, 0x22, 0x33, 0x44};
@@ -577,7 +567,7 @@ TEST_F(Events, BadFramesAndClosesFromTheClientGetTheRightCloseFrameBack) {
             after += raw.buffered();
             raw.consume(raw.buffered().size());
         }
-        EXPECT_EQ(hex_bytes(after), "");
+        EXPECT_EQ(crudcast::test::hex(after), "");
         EXPECT_NE(status, Socket::Status::timeout);
         EXPECT_LT(std::chrono::steady_clock::now() - sent_at, std::chrono::seconds(2))
             << "the connection waited for the close grace instead of ending once our close was written";

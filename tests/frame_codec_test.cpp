@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "bus/event.hpp"
+#include "tests/hex.hpp"
 
 namespace {
 
@@ -54,16 +55,7 @@ std::string pattern(std::size_t n) {
     return s;
 }
 
-std::string hex(std::string_view bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : bytes) {
-        if (!out.empty()) out += ' ';
-        out += digits[c >> 4];
-        out += digits[c & 0x0f];
-    }
-    return out;
-}
+using crudcast::test::hex;
 
 Decoded decode(std::string bytes) {  // by value: the decoder unmasks in place
     return decode_client_frame(std::span<char>(bytes.data(), bytes.size()));
