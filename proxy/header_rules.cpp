@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <array>
 #include <random>
+#include <span>
 #include <vector>
 
 #include <boost/beast/http/rfc7230.hpp>
+#include <boost/container/small_vector.hpp>
 #include <boost/url/scheme.hpp>
 
 #include "common/text.hpp"
@@ -15,30 +17,46 @@ namespace crudcast::proxy {
 
 namespace urls = boost::urls;
 
+namespace {
+
+// A field a proxy must not forward (RFC 9110 §7.6.1): the connection-specific ones, and every field
+// a Connection line names, except framing and Host, which crudcast decides itself.
+bool is_hop_by_hop(const http::fields::value_type& f, std::span<const std::string_view> named, bool keep_upgrade) {
+    switch (f.name()) {
+        case http::field::keep_alive:
+        case http::field::te:
+        case http::field::trailer: return true;
+        case http::field::upgrade: return !keep_upgrade;
+        case http::field::content_length:
+        case http::field::transfer_encoding:
+        case http::field::host:
+        case http::field::connection:  // erased after the walk: `named` points into its value
+            return false;
+        default: break;
+    }
+    const auto name = f.name_string();
+    if (name.size() == 16 && iequals(name, "Proxy-Connection")) return true;
+    return std::any_of(named.begin(), named.end(), [&](std::string_view token) { return iequals(name, token); });
+}
+
+}  // namespace
+
 void strip_hop_by_hop(http::fields& fields, bool keep_upgrade) {
-    // Headers named by Connection are hop-by-hop too; collect every Connection header's tokens.
-    // (Walk the whole list: Beast's equal_range assumes same-name fields are adjacent.)
-    std::vector<std::string> named;
+    // One walk over the list instead of a lookup per name in Beast's case-insensitive index (the
+    // common message has no hop-by-hop field at all, or only Connection/Keep-Alive). Walk every
+    // Connection line: Beast's equal_range assumes same-name fields are adjacent.
+    boost::container::small_vector<std::string_view, 8> named;
+    bool connection = false, upgrade = false;
     for (const auto& f : fields) {
+        if (f.name() == http::field::upgrade) upgrade = true;
         if (f.name() != http::field::connection) continue;
-        for (auto token : http::token_list(f.value())) named.emplace_back(token);
+        connection = true;
+        for (auto token : http::token_list(f.value())) named.emplace_back(token.data(), token.size());
     }
-    for (const auto& name : named) {
-        if (iequals(name, "content-length") || iequals(name, "transfer-encoding") || iequals(name, "host"))
-            continue;  // framing and routing are never dropped on a client's say-so
-        if (keep_upgrade && iequals(name, "upgrade")) continue;
-        fields.erase(name);
-    }
-    fields.erase(http::field::connection);
-    fields.erase(http::field::keep_alive);
-    fields.erase("Proxy-Connection");
-    fields.erase(http::field::te);
-    fields.erase(http::field::trailer);
-    if (keep_upgrade && fields.count(http::field::upgrade) > 0) {
-        fields.set(http::field::connection, "upgrade");
-    } else {
-        fields.erase(http::field::upgrade);
-    }
+    for (auto it = fields.begin(); it != fields.end();)
+        it = is_hop_by_hop(*it, named, keep_upgrade) ? fields.erase(it) : std::next(it);
+    if (connection) fields.erase(http::field::connection);
+    if (keep_upgrade && upgrade) fields.set(http::field::connection, "upgrade");
 }
 
 void apply_forwarding_headers(http::fields& fields, const ForwardContext& ctx) {
