@@ -244,6 +244,7 @@ asio::awaitable<bool> DownstreamSession::tunnel(RequestParser& parser, Exchange&
     const auto sent_at = Clock::now();
     ResponseParser rp;
     rp.body_limit(boost::none);
+    rp.header_limit(64 * 1024);  // as for forwarded responses, not Beast's default
     deadline_.expect(Side::upstream, cfg.upstream_timeout);
     auto [rec, rn] = co_await http::async_read_header(up.socket, up.buffer, rp, use_nothrow);
     (void)rn;

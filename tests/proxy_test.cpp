@@ -415,4 +415,24 @@ TEST_F(ProxyTest, UpgradeIsTunnelledBothWays) {
     EXPECT_TRUE(client.closed_by_peer());
 }
 
+// The upstream's answer to an upgrade is read under the same 64 KiB head limit as every other
+// answer: a 20 KiB head passes (Beast's own default, 8 KiB, refused it), 70 KiB is a 502.
+TEST_F(ProxyTest, UpgradeAnswerHeadHasTheForwardingHeadLimit) {
+    upstream.set_handler([](const RecordedRequest& r) {
+        UpstreamReply reply;
+        const std::size_t filler = r.target == "/big" ? 70 * 1024 : 20 * 1024;
+        reply.bytes = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\nX-Filler: " +
+                      std::string(filler, 'f') + "\r\n\r\n";
+        return reply;
+    });
+    start();
+    for (const auto& [target, status] : {std::pair{"/fits", 101u}, std::pair{"/big", 502u}}) {
+        SCOPED_TRACE(target);
+        Client client(port());
+        const auto res = client.roundtrip(std::string("GET ") + target +
+                                          " HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n");
+        EXPECT_EQ(res.status, status);
+    }
+}
+
 }  // namespace
