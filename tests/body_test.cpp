@@ -117,7 +117,7 @@ TEST_F(Body, RequestChunkExtensionsAndTrailersCountAgainstMaxHeaderBytes) {
     }
 }
 
-// The limits hold memory too: a 1 MB chunk extension or 100k trailer lines are refused once the
+// The limits hold memory too: a 4 MB chunk extension or 100k trailer lines are refused once the
 // bounded read buffer is full, not collected (in a crudcast process of its own, to read its peak RSS).
 TEST_F(Body, AHugeChunkExtensionOrTrailerSectionDoesNotGrowMemory) {
     const auto crudcast_port = free_port();
@@ -127,7 +127,7 @@ TEST_F(Body, AHugeChunkExtensionOrTrailerSectionDoesNotGrowMemory) {
     ASSERT_TRUE(crudcast.wait_for_stderr("crudcast started")) << crudcast.stderr_text();
     ASSERT_EQ(exchange(crudcast_port, chunked_post("rid-warm") + "5\r\nhello\r\n0\r\n\r\n").status, 200u);
     const auto baseline = crudcast.memory().hwm_kib;
-    const std::string huge_extension = "5;e=" + std::string(1024 * 1024, 'x') + "\r\nhello\r\n0\r\n\r\n";
+    const std::string huge_extension = "5;e=" + std::string(4 * 1024 * 1024, 'x') + "\r\nhello\r\n0\r\n\r\n";
     const std::string many_trailers = "5\r\nhello\r\n0\r\n" + trailer_lines(100'000) + "\r\n";
     for (const auto& [rid, body] :
          {std::pair{"rid-huge-ext", &huge_extension}, {"rid-many-trailers", &many_trailers}}) {
@@ -140,7 +140,9 @@ TEST_F(Body, AHugeChunkExtensionOrTrailerSectionDoesNotGrowMemory) {
         ASSERT_TRUE(crudcast.wait_for_stderr(std::string("rid=") + rid));
     }
     const auto grown = crudcast.memory().hwm_kib - baseline;
-    EXPECT_LT(grown, 512u) << "peak RSS grew by " << grown << " KiB";
+    // Each would take megabytes unbounded; bounded, the buffer stops at max-header-bytes +
+    // client-body-buffer-bytes + one 64 KiB read.
+    EXPECT_LT(grown, 1024u) << "peak RSS grew by " << grown << " KiB";
 }
 
 TEST_F(Body, UpstreamChunkExtensionsOrTrailersOverTheResponseHeadLimitAre502) {
@@ -212,6 +214,166 @@ TEST_F(Body, ABodyStalledPastClientBodyTimeoutIs408AndItsUpstreamConnectionIsDro
         EXPECT_EQ(fresh.request(0).connection, buffered == 0 ? 2u : 1u);
         gateway.reset();
     }
+}
+
+// ---- small bodies read whole before an upstream connection is taken ----
+
+// Sends `bytes` one byte per write.
+void dribble(Client& client, std::string_view bytes) {
+    for (char c : bytes) client.send(std::string_view(&c, 1));
+}
+
+TEST_F(Body, ASlowClientsSmallBodyHoldsNoUpstreamConnectionWhileItDribbles) {
+    const std::string body(10 * 1024, 'b');
+    std::string chunked_body = "2800\r\n" + body + "\r\n0\r\n\r\n";
+    struct Case {
+        const char* name;
+        std::size_t buffer_bytes;
+        std::string head;
+        std::string body;
+        std::size_t upstream_connections;  // while the body dribbles and another client is served
+    };
+    const Case cases[] = {
+        {"sized", 64 * 1024, sized_post("/upload", "rid-sized", body.size()), body, 1},
+        {"chunked", 64 * 1024, chunked_post("rid-chunked"), chunked_body, 1},
+        // Over client-body-buffer-bytes: streamed as it comes, on a connection of its own.
+        {"larger than the buffer", 4096, sized_post("/upload", "rid-large", body.size()), body, 2},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        RawUpstream fresh;
+        auto cfg = test_config(fresh.port());
+        cfg.threads = 1;  // one pool; no admin listener, whose readiness probe is an upstream connection too
+        cfg.upstream_max_idle = 1;
+        cfg.client_body_buffer_bytes = c.buffer_bytes;
+        gateway = start_gateway(std::move(cfg));
+        Client slow(port());
+        slow.send(c.head);
+        const auto half = c.body.size() / 2;
+        dribble(slow, std::string_view(c.body).substr(0, half));
+        // Meanwhile another client is served, and the upstream has seen nothing of the slow one.
+        const auto other = exchange(port(), get_request("/other"));
+        EXPECT_EQ(other.status, 200u);
+        EXPECT_EQ(fresh.connections(), c.upstream_connections);
+        ASSERT_EQ(fresh.request_count(), 1u);
+        EXPECT_EQ(fresh.request(0).target, "/other");
+        dribble(slow, std::string_view(c.body).substr(half));
+        EXPECT_EQ(slow.read_response().status, 200u);
+        ASSERT_TRUE(fresh.wait_for_requests(2));
+        const auto upload = fresh.request(1);
+        EXPECT_EQ(upload.body, body);
+        // Read whole, it went on the pooled connection the other request had left; streamed, it had
+        // taken the first connection before the other client came.
+        EXPECT_EQ(upload.connection, 1u);
+        gateway.reset();
+    }
+}
+
+// ---- a client that leaves before the response head ----
+
+TEST_F(Body, AClientLeavingARequestThatCannotPublishCancelsTheUpstreamRequest) {
+    std::promise<void> upstream_saw_close;
+    upstream.set_handler([&](const RecordedRequest&) {
+        UpstreamReply reply;  // no answer: waits on its connection until crudcast closes it
+        reply.then = [&](Socket& s) {
+            while (s.fill(forever) == Socket::Status::data) s.consume(s.buffered().size());
+            upstream_saw_close.set_value();
+        };
+        return reply;
+    });
+    start([](config::Config& c) { c.upstream_timeout = 60s; });  // not the upstream-timeout ending it
+    Client client(port());
+    client.send(get_request("/api/authors/7", "X-Request-ID: rid-left\r\n"));  // a GET: no event
+    ASSERT_TRUE(upstream.wait_for_requests(1));
+    client.socket().close();
+    EXPECT_EQ(upstream_saw_close.get_future().wait_for(default_timeout), std::future_status::ready);
+    EXPECT_EQ(record("rid-left"),
+              std::make_pair(499u, std::string("client_closed: the client left before the response; upstream request "
+                                               "cancelled")));
+    EXPECT_EQ(stat("client_closed"), 1u);
+}
+
+TEST_F(Body, PipelinedBytesWhileTheUpstreamWorksAreTheNextRequestNotALeave) {
+    Gate gate;
+    upstream.set_handler([&](const RecordedRequest& r) {
+        if (r.target == "/first") gate.wait();
+        return UpstreamReply::ok("\"" + r.target + "\"");
+    });
+    start();
+    Client client(port());
+    client.send(get_request("/first"));
+    ASSERT_TRUE(upstream.wait_for_requests(1));
+    client.send(get_request("/second"));
+    // No signal tells when crudcast's watch has taken the pipelined bytes: give it a moment, so that
+    // the bytes arrive while it waits for the first head (the assertions hold either way).
+    std::this_thread::sleep_for(200ms);
+    gate.open();
+    const auto first = client.read_response();
+    const auto second = client.read_response();
+    EXPECT_EQ(first.status, 200u);
+    EXPECT_EQ(first.body, "\"/first\"");
+    EXPECT_EQ(second.status, 200u);
+    EXPECT_EQ(second.body, "\"/second\"");
+    EXPECT_EQ(stat("client_closed"), 0u);
+}
+
+// A raw WebSocket subscriber: the handshake, then server frames (never masked) read one by one.
+class RawSubscriber {
+public:
+    RawSubscriber(std::uint16_t port, std::string_view target) : client_(port) {
+        const auto res = client_.roundtrip("GET " + std::string(target) +
+                                           " HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                           "Sec-WebSocket-Version: 13\r\n\r\n");
+        if (res.status != 101) throw std::runtime_error("no 101: " + std::to_string(res.status));
+    }
+    std::optional<std::string> next_text(Duration timeout = default_timeout) {
+        auto& s = client_.socket();
+        const auto head = s.read_exactly(2, timeout);
+        if (!head) return std::nullopt;
+        std::uint64_t length = static_cast<unsigned char>((*head)[1]) & 0x7f;
+        if (length >= 126) {
+            const auto ext = s.read_exactly(length == 126 ? 2 : 8, timeout);
+            if (!ext) return std::nullopt;
+            length = 0;
+            for (unsigned char c : *ext) length = (length << 8) | c;
+        }
+        return s.read_exactly(length, timeout);
+    }
+
+private:
+    Client client_;
+};
+
+TEST_F(Body, AClientLeavingAPublishingWriteDoesNotCancelItsEvent) {
+    Gate gate;
+    upstream.set_handler([&](const RecordedRequest&) {
+        gate.wait();
+        return UpstreamReply{
+            UpstreamReply::Kind::respond,
+            http_response(201, "Created", {{{"Content-Type", "application/json"}}}, R"({"id":7,"name":"Ada"})"),
+            {},
+            false};
+    });
+    start();
+    RawSubscriber subscriber(port(), "/ws?topic=author");
+    {
+        Client client(port());
+        const std::string body = R"({"name":"Ada"})";
+        client.send(sized_post("/api/authors", "rid-post-left", body.size()) + body);
+        ASSERT_TRUE(upstream.wait_for_requests(1));
+    }                                    // the client leaves while the upstream works
+    std::this_thread::sleep_for(200ms);  // the upstream's delay in answering, not a synchronisation
+    gate.open();
+    const auto event = subscriber.next_text();
+    ASSERT_TRUE(event);
+    const auto doc = parse_json(*event);
+    ASSERT_TRUE(doc.IsObject()) << *event;
+    EXPECT_STREQ(doc["model"].GetString(), "author");
+    EXPECT_STREQ(doc["method"].GetString(), "POST");
+    EXPECT_EQ(doc["id"].GetInt(), 7);
+    EXPECT_EQ(record("rid-post-left").first, 201u);
+    EXPECT_EQ(stat("client_closed"), 0u);
 }
 
 }  // namespace
