@@ -272,12 +272,13 @@ TEST_F(Body, ASlowClientsSmallBodyHoldsNoUpstreamConnectionWhileItDribbles) {
 // ---- a client that leaves before the response head ----
 
 TEST_F(Body, AClientLeavingARequestThatCannotPublishCancelsTheUpstreamRequest) {
-    std::promise<void> upstream_saw_close;
-    upstream.set_handler([&](const RecordedRequest&) {
+    // Shared with the upstream's thread, which may outlive this function when the test fails.
+    auto upstream_saw_close = std::make_shared<std::promise<void>>();
+    upstream.set_handler([upstream_saw_close](const RecordedRequest&) {
         UpstreamReply reply;  // no answer: waits on its connection until crudcast closes it
-        reply.then = [&](Socket& s) {
+        reply.then = [upstream_saw_close](Socket& s) {
             while (s.fill(forever) == Socket::Status::data) s.consume(s.buffered().size());
-            upstream_saw_close.set_value();
+            upstream_saw_close->set_value();
         };
         return reply;
     });
@@ -286,7 +287,7 @@ TEST_F(Body, AClientLeavingARequestThatCannotPublishCancelsTheUpstreamRequest) {
     client.send(get_request("/api/authors/7", "X-Request-ID: rid-left\r\n"));  // a GET: no event
     ASSERT_TRUE(upstream.wait_for_requests(1));
     client.socket().close();
-    EXPECT_EQ(upstream_saw_close.get_future().wait_for(default_timeout), std::future_status::ready);
+    EXPECT_EQ(upstream_saw_close->get_future().wait_for(default_timeout), std::future_status::ready);
     EXPECT_EQ(record("rid-left"),
               std::make_pair(499u, std::string("client_closed: the client left before the response; upstream request "
                                                "cancelled")));
