@@ -228,20 +228,30 @@ void DownstreamSession::watch_client(UpstreamConnection& up) {
     watch_.active = true;
     watch_.left = false;
     watch_.upstream = &up;
-    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this(), generation = watch_.generation](
-                                                   const error_code& ec) { self->on_client_readable(generation, ec); });
+    // A close that came before this watch (a FIN right behind the request) raises no new epoll
+    // edge, and a wait does not look at past ones: look once now, then wait for more.
+    inspect_client();
 }
 
 void DownstreamSession::on_client_readable(std::uint64_t generation, const error_code& ec) {
     if (ec || generation != watch_.generation || !watch_.active) return;
+    inspect_client();
+}
+
+void DownstreamSession::inspect_client() {
     const std::size_t room = buffer_.max_size() - buffer_.size();
     if (room == 0) return;  // the pipelined bytes fill the buffer: they wait for their turn
-    auto space = buffer_.prepare(std::min<std::size_t>(room, 16 * 1024));
+    // Into the buffer's spare capacity when it has some: no allocation for a look that finds nothing.
+    const std::size_t spare = buffer_.capacity() - buffer_.size();
+    auto space = buffer_.prepare(std::min<std::size_t>(room, spare > 0 ? spare : 4096));
     const auto n = ::recv(socket_.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
-        // Bytes of the next request (kept for it), or nothing after all: still there.
+        // Bytes of the next request (kept for it), or nothing yet: still there; wait for more.
         if (n > 0) buffer_.commit(static_cast<std::size_t>(n));
-        watch_client(*watch_.upstream);
+        socket_.async_wait(tcp::socket::wait_read,
+                           [self = shared_from_this(), generation = watch_.generation](const error_code& ec) {
+                               self->on_client_readable(generation, ec);
+                           });
         return;
     }
     // EOF or an error such as a reset: the client left. Closing the upstream connection ends the

@@ -7,6 +7,8 @@
 #include <rapidjson/document.h>
 
 #include <future>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "tests/testkit.hpp"
@@ -272,26 +274,38 @@ TEST_F(Body, ASlowClientsSmallBodyHoldsNoUpstreamConnectionWhileItDribbles) {
 // ---- a client that leaves before the response head ----
 
 TEST_F(Body, AClientLeavingARequestThatCannotPublishCancelsTheUpstreamRequest) {
-    // Shared with the upstream's thread, which may outlive this function when the test fails.
-    auto upstream_saw_close = std::make_shared<std::promise<void>>();
-    upstream.set_handler([upstream_saw_close](const RecordedRequest&) {
+    // One promise per upstream connection, shared with its thread (which may outlive this function
+    // when the test fails): set when crudcast closes that connection.
+    std::mutex mutex;
+    std::map<std::string, std::shared_ptr<std::promise<void>>> closed;
+    for (const char* rid : {"rid-left", "rid-left-at-once"}) closed[rid] = std::make_shared<std::promise<void>>();
+    upstream.set_handler([&mutex, closed](const RecordedRequest& r) {
+        std::lock_guard lock(mutex);
         UpstreamReply reply;  // no answer: waits on its connection until crudcast closes it
-        reply.then = [upstream_saw_close](Socket& s) {
+        reply.then = [seen = closed.at(r.headers.get("X-Request-ID"))](Socket& s) {
             while (s.fill(forever) == Socket::Status::data) s.consume(s.buffered().size());
-            upstream_saw_close->set_value();
+            seen->set_value();
         };
         return reply;
     });
     start([](config::Config& c) { c.upstream_timeout = 60s; });  // not the upstream-timeout ending it
-    Client client(port());
-    client.send(get_request("/api/authors/7", "X-Request-ID: rid-left\r\n"));  // a GET: no event
-    ASSERT_TRUE(upstream.wait_for_requests(1));
-    client.socket().close();
-    EXPECT_EQ(upstream_saw_close->get_future().wait_for(default_timeout), std::future_status::ready);
-    EXPECT_EQ(record("rid-left"),
-              std::make_pair(499u, std::string("client_closed: the client left before the response; upstream request "
-                                               "cancelled")));
-    EXPECT_EQ(stat("client_closed"), 1u);
+    const std::string detail = "client_closed: the client left before the response; upstream request cancelled";
+    {  // while the upstream works on it
+        Client client(port());
+        client.send(get_request("/api/authors/7", "X-Request-ID: rid-left\r\n"));  // a GET: no event
+        ASSERT_TRUE(upstream.wait_for_requests(1));
+        client.socket().close();
+        EXPECT_EQ(closed["rid-left"]->get_future().wait_for(default_timeout), std::future_status::ready);
+        EXPECT_EQ(record("rid-left"), std::make_pair(499u, detail));
+    }
+    {  // right behind its request: the close is there before crudcast starts watching
+        Client client(port());
+        client.send(get_request("/api/authors/8", "X-Request-ID: rid-left-at-once\r\n"));
+        client.socket().close();
+        EXPECT_EQ(closed["rid-left-at-once"]->get_future().wait_for(default_timeout), std::future_status::ready);
+        EXPECT_EQ(record("rid-left-at-once"), std::make_pair(499u, detail));
+    }
+    EXPECT_EQ(stat("client_closed"), 2u);
 }
 
 TEST_F(Body, PipelinedBytesWhileTheUpstreamWorksAreTheNextRequestNotALeave) {
