@@ -228,9 +228,14 @@ void DownstreamSession::watch_client(UpstreamConnection& up) {
     watch_.active = true;
     watch_.left = false;
     watch_.upstream = &up;
-    // A close that came before this watch (a FIN right behind the request) raises no new epoll
-    // edge, and a wait does not look at past ones: look once now, then wait for more.
-    inspect_client();
+    // No read now: arming a wait re-arms the descriptor in epoll (EPOLL_CTL_MOD), which reports a
+    // close that came before the watch (a FIN right behind the request) as well.
+    arm_client_wait();
+}
+
+void DownstreamSession::arm_client_wait() {
+    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this(), generation = watch_.generation](
+                                                   const error_code& ec) { self->on_client_readable(generation, ec); });
 }
 
 void DownstreamSession::on_client_readable(std::uint64_t generation, const error_code& ec) {
@@ -248,10 +253,7 @@ void DownstreamSession::inspect_client() {
     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
         // Bytes of the next request (kept for it), or nothing yet: still there; wait for more.
         if (n > 0) buffer_.commit(static_cast<std::size_t>(n));
-        socket_.async_wait(tcp::socket::wait_read,
-                           [self = shared_from_this(), generation = watch_.generation](const error_code& ec) {
-                               self->on_client_readable(generation, ec);
-                           });
+        arm_client_wait();
         return;
     }
     // EOF or an error such as a reset: the client left. Closing the upstream connection ends the

@@ -93,7 +93,8 @@ private:
     // client left, and the upstream connection is closed (the upstream sees the cancel).
     void watch_client(UpstreamConnection& up);
     void on_client_readable(std::uint64_t generation, const error_code& ec);
-    void inspect_client();  // one non-blocking read: keeps bytes, or finds the client gone
+    void arm_client_wait();
+    void inspect_client();  // once readable: one non-blocking read keeps bytes, or finds the client gone
     bool unwatch_client();  // stops watching; true when the client left meanwhile
     // The exchange went through: the upstream connection back to the pool (when it may be), the access line.
     void finish_exchange(Forwarding& fw, Exchange& ex);
