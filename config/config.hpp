@@ -51,12 +51,14 @@ struct Config {
     std::chrono::milliseconds connect_timeout{5'000};
     std::chrono::milliseconds upstream_timeout{60'000};
     std::chrono::milliseconds client_header_timeout{10'000};
+    std::chrono::milliseconds client_body_timeout{10'000};  // longest stall between reads of a request body
     std::chrono::milliseconds idle_timeout{60'000};
     std::chrono::milliseconds drain_timeout{10'000};
     std::chrono::milliseconds upstream_keepalive_timeout{30'000};
 
     std::size_t max_header_bytes = 16 * 1024;
     std::uint64_t max_body_bytes = 1024ull * 1024 * 1024;  // 0 = unlimited
+    std::size_t client_body_buffer_bytes = 64 * 1024;      // bodies up to this are read whole first; 0 = off
     std::size_t max_connections = 10'000;
     std::size_t upstream_max_idle = 64;  // idle upstream connections kept per thread
 

@@ -26,6 +26,8 @@ namespace crudcast::proxy {
       "502 answers: upstream unreachable, refusing or broken")                                        \
     X(counter, gateway_timeout, "crudcast_gateway_timeout_total", "gateway_timeout",                  \
       "504 answers: no upstream answer in upstream-timeout")                                          \
+    X(counter, client_closed, "crudcast_client_closed_total", "client_closed",                        \
+      "Requests cancelled upstream because their client left before the response head")               \
     X(counter, bytes_in, "crudcast_request_body_bytes_total", "request_body_bytes",                   \
       "Request body bytes relayed to the upstream")                                                   \
     X(counter, bytes_out, "crudcast_response_body_bytes_total", "response_body_bytes",                \

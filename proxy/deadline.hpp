@@ -12,13 +12,17 @@
 namespace crudcast::proxy {
 
 enum class Side { client, upstream };
+// What an overdue deadline does to its side's socket: close it, or only cancel the pending
+// operation (the socket stays open, so crudcast can still answer, e.g. 408 to a stalled body).
+enum class Expiry : bool { close, cancel };
 
 class Deadline {
 public:
     using Clock = std::chrono::steady_clock;
 
-    void expect(Side side, std::chrono::milliseconds within) {
+    void expect(Side side, std::chrono::milliseconds within, Expiry expiry = Expiry::close) {
         side_ = side;
+        expiry_ = expiry;
         at_ = Clock::now() + within;
         expired_ = false;
     }
@@ -38,13 +42,18 @@ public:
         tcp::socket* s = side_ == Side::client ? client_ : upstream_;
         if (s != nullptr) {
             error_code ignored;
-            s->close(ignored);
+            if (expiry_ == Expiry::cancel) {
+                s->cancel(ignored);
+            } else {
+                s->close(ignored);
+            }
         }
     }
 
 private:
     Clock::time_point at_ = Clock::time_point::max();
     Side side_ = Side::client;
+    Expiry expiry_ = Expiry::close;
     bool expired_ = false;
     tcp::socket* client_ = nullptr;
     tcp::socket* upstream_ = nullptr;

@@ -1,5 +1,10 @@
 // downstream_forward.cpp: the way of one request to the upstream and of its response back (forward,
 // tunnel), in named steps that each report a Failure, and the one funnel every failure goes through.
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
 
@@ -50,6 +55,11 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
     apply_forwarding_headers(req, {client_ip_, cfg.upstream.host_header, cfg.preserve_host, ex.request_id});
     req.version(11);
 
+    // A small body is read whole first: a slow client holds no upstream connection while it sends.
+    // (Not when the client waits for a 100 Continue: that goes out once the upstream is reachable.)
+    if (!fw.expect_continue && body_to_buffer(parser)) {
+        if (auto failed = co_await buffer_body(parser)) co_return co_await fail(ex, *failed, false, true);
+    }
     fw.lease = co_await context_.pool.acquire(ex.request_id, deadline_);
     for (;; ++fw.attempt) {
         auto failed = co_await send_request(fw, ex);
@@ -87,8 +97,10 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::sen
         if (ec) co_return Failed{Failure::client_gone_at_interim, ec};
     }
     // Only a body-less request can be replayed on a retry.
-    auto sent = co_await relay_message(deadline_, {socket_, Side::client, cfg.idle_timeout}, buffer_, fw.parser,
-                                       {up.socket, Side::upstream, cfg.upstream_timeout}, true, nullptr, [] {});
+    // A stalled body read is cancelled, not its socket closed: the client still hears the 408.
+    auto sent = co_await relay_message(
+        deadline_, {socket_, Side::client, cfg.client_body_timeout, &request_chunk_limit_, Expiry::cancel}, buffer_,
+        fw.parser, {up.socket, Side::upstream, cfg.upstream_timeout}, true, nullptr, [] {});
     fw.sent_at = Clock::now();
     ex.bytes_in = sent.body_bytes;
     if (sent.read_error) co_return Failed{classify_request_body_error(sent.read_error), sent.read_error};
@@ -103,11 +115,15 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::rea
     auto& up = *fw.lease.connection;
     auto& rp = fw.response;
     error_code rec;
+    // Only a request that cannot publish is cancelled when its client leaves (an event must not be lost).
+    const ObservedRequest observed{ex.method, ex.target, ex.request_id};
+    const bool watch = context_.observer == nullptr || !context_.observer->may_publish(observed);
+    if (watch) watch_client(up);
     deadline_.expect(Side::upstream, context_.config.upstream_timeout);
     for (;;) {
         rp.emplace();
         rp->body_limit(boost::none);
-        rp->header_limit(64 * 1024);
+        rp->header_limit(upstream_header_limit);
         if (fw.is_head) rp->skip(true);
         auto [ec, n] = co_await http::async_read_header(up.socket, up.buffer, *rp, use_nothrow);
         (void)n;
@@ -117,6 +133,7 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::rea
             log::write(LogLevel::debug, "skipping interim upstream response",
                        {{"rid", ex.request_id}, {"status", rp->get().result_int()}});
     }
+    if (watch && unwatch_client()) co_return Failed{Failure::client_left, rec};
     if (rec) co_return Failed{classify_head_error(rec), rec};
     if (const auto bad = check_response_framing(rp->get()); !bad.ok())
         co_return Failed{Failure::head_framing, {}, bad.reason};
@@ -147,7 +164,7 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::rel
                                                             : std::nullopt});
 
     auto got = co_await relay_message(
-        deadline_, {up.socket, Side::upstream, cfg.upstream_timeout}, up.buffer, rp,
+        deadline_, {up.socket, Side::upstream, cfg.upstream_timeout, &response_chunk_limit_}, up.buffer, rp,
         {socket_, Side::client, cfg.idle_timeout}, body_allowed, capture.limit > 0 ? &capture : nullptr, [&] {
             // Read-your-writes: the event is on the bus before the client has the last byte.
             if (capture.limit > 0)
@@ -155,6 +172,11 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::rel
         });
     deadline_.clear();
     ex.bytes_out = got.body_bytes;
+    if (got.read_error && is_framing_overflow(got.read_error)) {
+        // Chunk lines or trailers past the limit: a 502 while nothing went out, else a broken-off response.
+        if (!got.wrote) co_return Failed{Failure::response_framing_too_large, got.read_error};
+        co_return Failed{Failure::response_broke_off, http::error::header_limit};
+    }
     if (got.read_error) co_return Failed{Failure::response_broke_off, got.read_error};
     if (got.write_error) co_return Failed{Failure::client_gone_mid_response, got.write_error};
     co_return std::nullopt;
@@ -175,6 +197,89 @@ void DownstreamSession::finish_exchange(Forwarding& fw, Exchange& ex) {
     log_access(ex);
 }
 
+bool DownstreamSession::body_to_buffer(const RequestParser& parser) const {
+    const std::size_t limit = context_.config.client_body_buffer_bytes;
+    if (limit == 0 || parser.is_done()) return false;
+    if (const auto length = parser.content_length()) return *length <= limit && buffer_.size() < *length;
+    if (!parser.chunked() || buffer_.size() >= limit) return false;
+    const std::string_view have(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    return chunked_body_length(have) == 0;
+}
+
+asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::buffer_body(const RequestParser& parser) {
+    const auto& cfg = context_.config;
+    const auto length = parser.content_length();
+    while (body_to_buffer(parser)) {
+        // A sized body is read to its end and no further; a chunked one up to the limit at most.
+        const std::size_t want = length ? *length - buffer_.size() : cfg.client_body_buffer_bytes - buffer_.size();
+        deadline_.expect(Side::client, cfg.client_body_timeout, Expiry::cancel);
+        auto [ec, n] = co_await socket_.async_read_some(buffer_.prepare(want), use_nothrow);
+        deadline_.clear();
+        if (ec) {
+            const error_code why = deadline_.expired() ? error_code(beast::error::timeout) : ec;
+            co_return Failed{classify_request_body_error(why), why};
+        }
+        buffer_.commit(n);
+    }
+    co_return std::nullopt;
+}
+
+void DownstreamSession::watch_client(UpstreamConnection& up) {
+    watch_.active = true;
+    watch_.left = false;
+    watch_.upstream = &up;
+    // No read now: arming a wait re-arms the descriptor in epoll (EPOLL_CTL_MOD), which reports a
+    // close that came before the watch (a FIN right behind the request) as well.
+    arm_client_wait();
+}
+
+void DownstreamSession::arm_client_wait() {
+    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this(), generation = watch_.generation](
+                                                   const error_code& ec) { self->on_client_readable(generation, ec); });
+}
+
+void DownstreamSession::on_client_readable(std::uint64_t generation, const error_code& ec) {
+    if (ec || generation != watch_.generation || !watch_.active) return;
+    inspect_client();
+}
+
+void DownstreamSession::inspect_client() {
+    const std::size_t room = buffer_.max_size() - buffer_.size();
+    if (room == 0) return;  // the pipelined bytes fill the buffer: they wait for their turn
+    // Into the buffer's spare capacity when it has some: no allocation for a look that finds nothing.
+    const std::size_t spare = buffer_.capacity() - buffer_.size();
+    auto space = buffer_.prepare(std::min<std::size_t>(room, spare > 0 ? spare : 4096));
+    const auto n = ::recv(socket_.native_handle(), space.data(), space.size(), MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
+        // Bytes of the next request (kept for it), or nothing yet: still there; wait for more.
+        if (n > 0) buffer_.commit(static_cast<std::size_t>(n));
+        arm_client_wait();
+        return;
+    }
+    // EOF or an error such as a reset: the client left. Closing the upstream connection ends the
+    // wait for its head (and tells the upstream).
+    watch_.left = true;
+    watch_.active = false;
+    if (log::enabled(LogLevel::debug))
+        log::write(LogLevel::debug, "client left while the upstream worked: closing the upstream connection",
+                   {{"client", client_address_}, {"conn", watch_.upstream->id}});
+    error_code ignored;
+    watch_.upstream->socket.close(ignored);
+}
+
+bool DownstreamSession::unwatch_client() {
+    const bool left = watch_.left;
+    if (watch_.active) {
+        watch_.active = false;
+        error_code ignored;
+        socket_.cancel(ignored);  // the pending wait completes with operation_aborted
+    }
+    ++watch_.generation;
+    watch_.upstream = nullptr;
+    watch_.left = false;
+    return left;
+}
+
 bool DownstreamSession::retries(const Failed& failed, const Forwarding& fw, const Exchange& ex) const {
     const auto& rule = failure_rule(failed.kind);
     if (rule.retry == Retry::never || !fw.lease.connection) return false;
@@ -193,6 +298,8 @@ asio::awaitable<bool> DownstreamSession::fail(Exchange& ex, const Failed& failed
         context_.counters.bad_gateway.fetch_add(1, std::memory_order_relaxed);
     } else if (rule.counter == FailureCounter::gateway_timeout) {
         context_.counters.gateway_timeout.fetch_add(1, std::memory_order_relaxed);
+    } else if (rule.counter == FailureCounter::client_closed) {
+        context_.counters.client_closed.fetch_add(1, std::memory_order_relaxed);
     }
     // Built before the co_await: g++ 12 destroys a std::string temporary made by a
     // conditional expression inside a co_await's arguments twice (double free).

@@ -3,6 +3,7 @@
 #include "proxy/downstream_session.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 
 #include <boost/asio/write.hpp>
@@ -39,6 +40,11 @@ FramingVerdict check_request_head(const http::request_header<>& req) {
 
 DownstreamSession::DownstreamSession(tcp::socket socket, std::shared_ptr<ProxyContext> context)
     : socket_(std::move(socket)), owner_(std::move(context)), context_(*owner_) {
+    // Every read buffer has a maximum: a header, a small body read whole, and one read's worth more.
+    // Past it (a chunk extension or trailer section without end) reading fails instead of growing.
+    const auto& cfg = context_.config;
+    buffer_.max_size(cfg.max_header_bytes + cfg.client_body_buffer_bytes + relay_buffer_size);
+    request_chunk_limit_.limit = cfg.max_header_bytes;
     deadline_.watch_client(&socket_);
     error_code ec;
     const auto peer = socket_.remote_endpoint(ec);
@@ -202,6 +208,7 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
             ex.note.emplace_back("ws", "subscribe");
             log_access(ex);
             deadline_.clear();
+            buffer_.max_size(std::numeric_limits<std::size_t>::max());  // the WebSocket side sets its own
             context_.websocket_handoff(std::move(socket_), parser.release(), std::move(buffer_), client_address_,
                                        ex.request_id);
             co_return false;

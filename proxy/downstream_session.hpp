@@ -19,6 +19,7 @@
 #include "proxy/deadline.hpp"
 #include "proxy/exchange_failure.hpp"
 #include "proxy/proxy_context.hpp"
+#include "proxy/relay.hpp"
 
 namespace crudcast::proxy {
 
@@ -80,9 +81,21 @@ private:
     // downstream_forward.cpp: the request upstream, the response back. Each step of forward returns the
     // failure that stopped it, if any; forward retries or hands it to fail().
     asio::awaitable<bool> forward(RequestParser& parser, Exchange& ex);
+    // A small body (client-body-buffer-bytes) not yet in the buffer: whether to read it whole before
+    // an upstream connection is taken (cheap: no I/O), and reading it (under client-body-timeout).
+    bool body_to_buffer(const RequestParser& parser) const;
+    asio::awaitable<std::optional<Failed>> buffer_body(const RequestParser& parser);
     asio::awaitable<std::optional<Failed>> send_request(Forwarding& fw, Exchange& ex);
     asio::awaitable<std::optional<Failed>> read_response_head(Forwarding& fw, Exchange& ex);
     asio::awaitable<std::optional<Failed>> relay_response(Forwarding& fw, Exchange& ex);
+    // While the upstream works on a request that cannot publish, the client socket is watched: bytes
+    // that arrive are kept in the buffer (the next, pipelined request), EOF or a reset means the
+    // client left, and the upstream connection is closed (the upstream sees the cancel).
+    void watch_client(UpstreamConnection& up);
+    void on_client_readable(std::uint64_t generation, const error_code& ec);
+    void arm_client_wait();
+    void inspect_client();  // once readable: one non-blocking read keeps bytes, or finds the client gone
+    bool unwatch_client();  // stops watching; true when the client left meanwhile
     // The exchange went through: the upstream connection back to the pool (when it may be), the access line.
     void finish_exchange(Forwarding& fw, Exchange& ex);
     // The retry half of the failure funnel: true (after its debug line) when the rule replays the attempt.
@@ -111,6 +124,15 @@ private:
     std::string client_ip_;
     std::string client_address_;  // "ip:port" for logs
     bool idle_ = false;           // waiting for the first byte of a request
+    struct ClientWatch {
+        std::uint64_t generation = 0;  // a callback of an earlier watch finds a different one
+        bool active = false;
+        bool left = false;
+        UpstreamConnection* upstream = nullptr;
+    } watch_;
+    // The chunk lines and trailers of request bodies (max-header-bytes) and of responses.
+    ChunkLineLimit request_chunk_limit_;
+    ChunkLineLimit response_chunk_limit_{upstream_header_limit};
     bool drain_requested_ = false;
 };
 

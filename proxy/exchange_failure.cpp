@@ -17,6 +17,7 @@ using enum Failure;
 constexpr auto none = FailureCounter::none;
 constexpr auto bad_gateway = FailureCounter::bad_gateway;
 constexpr auto gateway_timeout = FailureCounter::gateway_timeout;
+constexpr auto client_closed = FailureCounter::client_closed;
 constexpr std::string_view write_retry = "retry: reused upstream connection failed on write, using a new one";
 constexpr std::string_view answer_retry = "retry: reused upstream connection closed before answering, using a new one";
 
@@ -48,6 +49,9 @@ constexpr std::array<FailureRule, failure_count> rules{{
     {.kind = response_broke_off, .status = 0, .error = {}, .counter = none, .after = AfterFailure::close,
      .retry = Retry::never, .level = LogLevel::warn,
      .line = "upstream response broke off; closing the client connection"},
+    // Nothing of the response went out yet: the client hears why. The upstream connection is dropped.
+    {.kind = response_framing_too_large, .status = 502, .error = "bad_gateway", .counter = bad_gateway,
+     .after = AfterFailure::keep, .retry = Retry::never},
     {.kind = upgrade_send_failed, .status = 502, .error = "bad_gateway", .counter = bad_gateway,
      .after = AfterFailure::close, .retry = Retry::never},
     {.kind = upgrade_head_timeout, .status = 504, .error = "gateway_timeout", .counter = gateway_timeout,
@@ -56,12 +60,13 @@ constexpr std::array<FailureRule, failure_count> rules{{
      .after = AfterFailure::close, .retry = Retry::never},
     {.kind = body_too_large, .status = 413, .error = "body_too_large", .counter = none,
      .after = AfterFailure::close, .retry = Retry::never},
-    // The stalled client's socket is already closed by the deadline: nothing can be written to it.
-    // Logged as 408 so the access line says what happened.
-    {.kind = body_stalled, .status = 408, .error = {}, .counter = none, .after = AfterFailure::close,
-     .retry = Retry::never, .level = LogLevel::info,
-     .line = "client request body stalled past idle-timeout; connection closed"},
+    // The stalled read was cancelled, not the socket closed: the client hears the 408.
+    {.kind = body_stalled, .status = 408, .error = "request_timeout", .counter = none,
+     .after = AfterFailure::close, .retry = Retry::never},
     {.kind = body_malformed, .status = 400, .error = "bad_request", .counter = none,
+     .after = AfterFailure::close, .retry = Retry::never},
+    // Chunk extensions and trailers are header bytes: over max-header-bytes is 431, as for the head.
+    {.kind = body_framing_too_large, .status = 431, .error = "header_too_large", .counter = none,
      .after = AfterFailure::close, .retry = Retry::never},
     // Client closed before a response, as nginx logs it.
     {.kind = client_gone_mid_request, .status = 499, .error = {}, .counter = none,
@@ -72,6 +77,10 @@ constexpr std::array<FailureRule, failure_count> rules{{
     // No access line here has always been the behaviour (noted for the hardening issue).
     {.kind = client_gone_at_interim, .status = 0, .error = {}, .counter = none,
      .after = AfterFailure::close, .retry = Retry::never, .access_line = false},
+    // Nobody is left to answer: logged as 499, as nginx logs a client that closed; the upstream
+    // connection is closed (the upstream sees the cancel), never pooled.
+    {.kind = client_left, .status = 499, .error = {}, .counter = client_closed, .after = AfterFailure::close,
+     .retry = Retry::never, .line = "client left before the response head; upstream request cancelled"},
 }};
 // clang-format on
 
@@ -100,16 +109,25 @@ std::string failure_detail(Failure kind, const error_code& ec, std::string_view 
         case head_invalid: return "invalid response from the upstream: " + ec.message();
         case head_framing: return "invalid response framing from the upstream: " + std::string(pool_detail);
         case response_broke_off: return "upstream failed mid-response: " + ec.message();
+        case response_framing_too_large:
+            return "upstream response's chunk extensions or trailers exceed " + std::to_string(upstream_header_limit) +
+                   " bytes";
         case upgrade_send_failed: return "sending the upgrade request failed";
         case upgrade_head_timeout:
         case upgrade_head_failed: return "upstream did not answer the upgrade request: " + ec.message();
         case body_too_large:
             return "request body exceeds max-body-bytes (" + std::to_string(cfg.max_body_bytes) + " bytes)";
-        case body_stalled: return "request body stalled past idle-timeout";
+        case body_stalled:
+            return "request body stalled past client-body-timeout (" + std::to_string(cfg.client_body_timeout.count()) +
+                   "ms)";
         case body_malformed: return "malformed request body: " + ec.message();
+        case body_framing_too_large:
+            return "request chunk extensions or trailers exceed max-header-bytes (" +
+                   std::to_string(cfg.max_header_bytes) + " bytes)";
         case client_gone_mid_request: return "client request body: " + ec.message();
         case client_gone_mid_response: return "client went away: " + ec.message();
         case client_gone_at_interim: return "client went away before an interim answer: " + ec.message();
+        case client_left: return "client_closed: the client left before the response; upstream request cancelled";
     }
     return {};
 }
@@ -123,6 +141,7 @@ Failure classify_head_error(const error_code& ec) {
 
 Failure classify_request_body_error(const error_code& ec) {
     if (ec == http::error::body_limit) return body_too_large;
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) return body_framing_too_large;
     if (ec == beast::error::timeout) return body_stalled;
     if (!is_client_gone(ec)) return body_malformed;
     return client_gone_mid_request;

@@ -14,32 +14,40 @@
 
 namespace crudcast::proxy {
 
+// The largest response head crudcast reads from the upstream; the response's chunk extensions
+// and trailers count against it too.
+inline constexpr std::size_t upstream_header_limit = 64 * 1024;
+
 enum class Failure : std::uint8_t {
     // The upstream side.
-    connect_failed,        // no connection: the upstream's name did not resolve or it refused
-    connect_timeout,       // no connection within connect-timeout
-    send_failed,           // writing the request to the upstream failed
-    send_timeout,          // the upstream took no request bytes within upstream-timeout
-    head_timeout,          // no response head within upstream-timeout
-    head_closed,           // the upstream closed (or reset) the connection before a response head
-    head_invalid,          // what came back is not an HTTP response head
-    head_framing,          // the response head's framing is ambiguous (proxy/framing.hpp): never reused
-    response_broke_off,    // the upstream failed mid-body: the head is already with the client
-    upgrade_send_failed,   // a tunnelled upgrade request could not be sent
-    upgrade_head_timeout,  // no answer to an upgrade request within upstream-timeout
-    upgrade_head_failed,   // the upstream closed or garbled its answer to an upgrade request
+    connect_failed,              // no connection: the upstream's name did not resolve or it refused
+    connect_timeout,             // no connection within connect-timeout
+    send_failed,                 // writing the request to the upstream failed
+    send_timeout,                // the upstream took no request bytes within upstream-timeout
+    head_timeout,                // no response head within upstream-timeout
+    head_closed,                 // the upstream closed (or reset) the connection before a response head
+    head_invalid,                // what came back is not an HTTP response head
+    head_framing,                // the response head's framing is ambiguous (proxy/framing.hpp): never reused
+    response_broke_off,          // the upstream failed mid-body: the head is already with the client
+    response_framing_too_large,  // the response's chunk lines or trailers passed the response header
+                                 // limit before any byte of it reached the client
+    upgrade_send_failed,         // a tunnelled upgrade request could not be sent
+    upgrade_head_timeout,        // no answer to an upgrade request within upstream-timeout
+    upgrade_head_failed,         // the upstream closed or garbled its answer to an upgrade request
     // The client side.
     body_too_large,            // the request body passed max-body-bytes while it streamed
-    body_stalled,              // the request body stalled past idle-timeout (the deadline closed the socket)
+    body_stalled,              // a read of the request body stalled past client-body-timeout
     body_malformed,            // the request body's framing is broken (bad chunk)
+    body_framing_too_large,    // the request body's chunk lines or trailers passed max-header-bytes
     client_gone_mid_request,   // the client closed while sending its body
     client_gone_mid_response,  // the client closed (or stalled) while the response streamed to it
     client_gone_at_interim,    // the client closed before it got a 100 Continue or a 101 head
+    client_left,               // the client left while the upstream worked on a request that cannot publish: cancelled
 };
-inline constexpr std::size_t failure_count = static_cast<std::size_t>(Failure::client_gone_at_interim) + 1;
+inline constexpr std::size_t failure_count = static_cast<std::size_t>(Failure::client_left) + 1;
 
 // The counters a failure may bump (ProxyCounters members of the same name).
-enum class FailureCounter : std::uint8_t { none, bad_gateway, gateway_timeout };
+enum class FailureCounter : std::uint8_t { none, bad_gateway, gateway_timeout, client_closed };
 
 // The client's connection after the failure (a drain closes it in any case).
 enum class AfterFailure : std::uint8_t {

@@ -28,6 +28,10 @@ using NoteFields = std::vector<std::pair<std::string, std::string>>;
 class ExchangeObserver {
 public:
     virtual ~ExchangeObserver() = default;
+    // At request time: whether a successful answer to this request could make an event (publish
+    // method, route rules, a model in the path). False lets the proxy cancel the upstream request
+    // when the client leaves before the answer; true keeps it running so the event is not lost.
+    virtual bool may_publish(const ObservedRequest& request) const = 0;
     // At response-head time: how many body bytes to capture (0 = none, the note is then final).
     virtual std::size_t on_response_head(const ObservedRequest& request, const http::response_header<>& head,
                                          NoteFields& note) = 0;

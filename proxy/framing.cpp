@@ -170,4 +170,34 @@ void set_framing(http::fields& fields, bool chunked, boost::optional<std::uint64
     }
 }
 
+std::size_t chunked_body_length(std::string_view bytes) {
+    constexpr auto npos = std::string_view::npos;
+    std::size_t pos = 0;
+    for (;;) {
+        const auto eol = bytes.find("\r\n", pos);
+        if (eol == npos) return 0;
+        std::uint64_t size = 0;
+        std::size_t i = pos;
+        for (; i < eol && std::isxdigit(static_cast<unsigned char>(bytes[i])); ++i) {
+            if (size >> 60) return npos;  // no body that large is read whole
+            const char c = static_cast<char>(std::tolower(static_cast<unsigned char>(bytes[i])));
+            size = size * 16 + static_cast<std::uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+        }
+        if (i == pos) return npos;
+        pos = eol + 2;
+        if (size == 0) {  // the last chunk: trailer lines up to an empty one
+            for (;;) {
+                const auto end = bytes.find("\r\n", pos);
+                if (end == npos) return 0;
+                if (end == pos) return end + 2;
+                pos = end + 2;
+            }
+        }
+        if (size > bytes.size() - pos || bytes.size() - pos - size < 2) return 0;
+        pos += size;
+        if (bytes.substr(pos, 2) != "\r\n") return npos;
+        pos += 2;
+    }
+}
+
 }  // namespace crudcast::proxy

@@ -32,6 +32,11 @@ FramingVerdict check_host(const http::request_header<>& head);
 // host = reg-name (letters, digits, - . _ ~) or IPv4 or [IPv6], then optionally :port (1..65535 digits).
 bool is_valid_host(std::string_view host);
 
+// How long the chunked body at the start of `bytes` is (every chunk, the last chunk and its
+// trailers): its length once all of it is there, 0 while more bytes are needed, npos when the bytes
+// are no chunked body (the request parser then says why). For reading small bodies whole.
+std::size_t chunked_body_length(std::string_view bytes);
+
 // Drops every Content-Length and Transfer-Encoding line, then writes "Transfer-Encoding: chunked" or
 // "Content-Length: N" (or neither) to match the body as it will be sent.
 void set_framing(http::fields& fields, bool chunked, boost::optional<std::uint64_t> content_length);

@@ -12,6 +12,7 @@
 #include "config/config.hpp"
 #include "proxy/counters.hpp"
 #include "proxy/deadline.hpp"
+#include "proxy/exchange_failure.hpp"
 
 namespace crudcast::proxy {
 
@@ -22,7 +23,11 @@ struct UpstreamConnection {
     std::uint64_t requests = 0;  // requests sent on it so far
     // Room for a full relay chunk per read: Beast reads at most the buffer's spare capacity (512
     // bytes when the buffer only ever held a response head), which made downloads 8x costlier.
-    explicit UpstreamConnection(asio::any_io_executor ex) : socket(std::move(ex)) { buffer.reserve(64 * 1024); }
+    // Bounded: a response head, chunk line or trailer section larger than upstream_header_limit
+    // ends in an error rather than a growing buffer.
+    explicit UpstreamConnection(asio::any_io_executor ex) : socket(std::move(ex)), buffer(2 * upstream_header_limit) {
+        buffer.reserve(64 * 1024);
+    }
     ~UpstreamConnection() {
         if (open_gauge) open_gauge->fetch_sub(1, std::memory_order_relaxed);
     }

@@ -44,6 +44,7 @@ using enum Failure;
 constexpr auto bad_gateway = FailureCounter::bad_gateway;
 constexpr auto gateway_timeout = FailureCounter::gateway_timeout;
 constexpr auto no_counter = FailureCounter::none;
+constexpr auto client_closed = FailureCounter::client_closed;
 constexpr auto closes = AfterFailure::close;
 constexpr auto keeps = AfterFailure::keep;
 constexpr auto keep_if_no_body = AfterFailure::keep_if_no_body;
@@ -53,29 +54,32 @@ constexpr auto if_unanswered = Retry::if_replayable_unanswered;
 
 INSTANTIATE_TEST_SUITE_P(
     EveryKind, FailureTable,
-    ::testing::Values(Row{"connect_failed", connect_failed, 502, "bad_gateway", bad_gateway, keep_if_no_body, never},
-                      Row{"connect_timeout", connect_timeout, 502, "bad_gateway", bad_gateway, keep_if_no_body, never},
-                      Row{"send_failed", send_failed, 502, "bad_gateway", bad_gateway, closes, if_replayable},
-                      Row{"send_timeout", send_timeout, 504, "gateway_timeout", gateway_timeout, closes, if_replayable},
-                      Row{"head_timeout", head_timeout, 504, "gateway_timeout", gateway_timeout, keeps, never},
-                      Row{"head_closed", head_closed, 502, "bad_gateway", bad_gateway, keeps, if_unanswered},
-                      Row{"head_invalid", head_invalid, 502, "bad_gateway", bad_gateway, keeps, if_unanswered},
-                      Row{"head_framing", head_framing, 502, "bad_gateway", bad_gateway, keeps, never},
-                      Row{"response_broke_off", response_broke_off, 0, "", no_counter, closes, never},
-                      Row{"upgrade_send_failed", upgrade_send_failed, 502, "bad_gateway", bad_gateway, closes, never},
-                      Row{"upgrade_head_timeout", upgrade_head_timeout, 504, "gateway_timeout", gateway_timeout, closes,
-                          never},
-                      Row{"upgrade_head_failed", upgrade_head_failed, 502, "bad_gateway", bad_gateway, closes, never},
-                      Row{"body_too_large", body_too_large, 413, "body_too_large", no_counter, closes, never},
-                      Row{"body_stalled", body_stalled, 408, "", no_counter, closes, never},
-                      Row{"body_malformed", body_malformed, 400, "bad_request", no_counter, closes, never},
-                      Row{"client_gone_mid_request", client_gone_mid_request, 499, "", no_counter, closes, never},
-                      Row{"client_gone_mid_response", client_gone_mid_response, 0, "", no_counter, closes, never},
-                      Row{"client_gone_at_interim", client_gone_at_interim, 0, "", no_counter, closes, never}),
+    ::testing::Values(
+        Row{"connect_failed", connect_failed, 502, "bad_gateway", bad_gateway, keep_if_no_body, never},
+        Row{"connect_timeout", connect_timeout, 502, "bad_gateway", bad_gateway, keep_if_no_body, never},
+        Row{"send_failed", send_failed, 502, "bad_gateway", bad_gateway, closes, if_replayable},
+        Row{"send_timeout", send_timeout, 504, "gateway_timeout", gateway_timeout, closes, if_replayable},
+        Row{"head_timeout", head_timeout, 504, "gateway_timeout", gateway_timeout, keeps, never},
+        Row{"head_closed", head_closed, 502, "bad_gateway", bad_gateway, keeps, if_unanswered},
+        Row{"head_invalid", head_invalid, 502, "bad_gateway", bad_gateway, keeps, if_unanswered},
+        Row{"head_framing", head_framing, 502, "bad_gateway", bad_gateway, keeps, never},
+        Row{"response_broke_off", response_broke_off, 0, "", no_counter, closes, never},
+        Row{"response_framing_too_large", response_framing_too_large, 502, "bad_gateway", bad_gateway, keeps, never},
+        Row{"upgrade_send_failed", upgrade_send_failed, 502, "bad_gateway", bad_gateway, closes, never},
+        Row{"upgrade_head_timeout", upgrade_head_timeout, 504, "gateway_timeout", gateway_timeout, closes, never},
+        Row{"upgrade_head_failed", upgrade_head_failed, 502, "bad_gateway", bad_gateway, closes, never},
+        Row{"body_too_large", body_too_large, 413, "body_too_large", no_counter, closes, never},
+        Row{"body_stalled", body_stalled, 408, "request_timeout", no_counter, closes, never},
+        Row{"body_malformed", body_malformed, 400, "bad_request", no_counter, closes, never},
+        Row{"body_framing_too_large", body_framing_too_large, 431, "header_too_large", no_counter, closes, never},
+        Row{"client_gone_mid_request", client_gone_mid_request, 499, "", no_counter, closes, never},
+        Row{"client_gone_mid_response", client_gone_mid_response, 0, "", no_counter, closes, never},
+        Row{"client_gone_at_interim", client_gone_at_interim, 0, "", no_counter, closes, never},
+        Row{"client_left", client_left, 499, "", client_closed, closes, never}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(FailureTable, EveryKindHasARow) {
-    EXPECT_EQ(failure_count, 18u) << "a new Failure needs a row above and in the table";
+    EXPECT_EQ(failure_count, 21u) << "a new Failure needs a row above and in the table";
     for (std::size_t i = 0; i < failure_count; ++i)
         EXPECT_EQ(static_cast<std::size_t>(failure_rule(static_cast<Failure>(i)).kind), i);
 }
@@ -104,8 +108,7 @@ TEST(FailureTable, RetriesOnlyAReplayableAttemptAndOnlyWhileUnanswered) {
 TEST(FailureTable, OnlyTheLogOnlyKindsHaveTheirOwnLine) {
     EXPECT_EQ(failure_rule(response_broke_off).line, "upstream response broke off; closing the client connection");
     EXPECT_EQ(failure_rule(response_broke_off).level, log::LogLevel::warn);
-    EXPECT_EQ(failure_rule(body_stalled).line, "client request body stalled past idle-timeout; connection closed");
-    EXPECT_EQ(failure_rule(body_stalled).level, log::LogLevel::info);
+    EXPECT_EQ(failure_rule(client_left).line, "client left before the response head; upstream request cancelled");
     EXPECT_EQ(failure_rule(head_closed).retry_line,
               "retry: reused upstream connection closed before answering, using a new one");
     EXPECT_EQ(failure_rule(send_failed).retry_line,
@@ -129,6 +132,8 @@ TEST(FailureTable, Details) {
     config::Config cfg;
     cfg.upstream_timeout = std::chrono::milliseconds(1234);
     cfg.max_body_bytes = 1000;
+    cfg.max_header_bytes = 2000;
+    cfg.client_body_timeout = std::chrono::milliseconds(4321);
     const auto reset = make_error_code(boost::asio::error::connection_reset);
     const auto bad_chunk = make_error_code(http::error::bad_chunk);
     const DetailCase cases[] = {
@@ -145,7 +150,10 @@ TEST(FailureTable, Details) {
         {upgrade_head_timeout, reset, "upstream did not answer the upgrade request: "},
         {upgrade_head_failed, reset, "upstream did not answer the upgrade request: "},
         {body_too_large, {}, "request body exceeds max-body-bytes (1000 bytes)"},
-        {body_stalled, {}, "request body stalled past idle-timeout"},
+        {response_framing_too_large, {}, "upstream response's chunk extensions or trailers exceed 65536 bytes"},
+        {body_stalled, {}, "request body stalled past client-body-timeout (4321ms)"},
+        {body_framing_too_large, {}, "request chunk extensions or trailers exceed max-header-bytes (2000 bytes)"},
+        {client_left, {}, "client_closed: the client left before the response; upstream request cancelled"},
         {body_malformed, bad_chunk, "malformed request body: "},
         {client_gone_mid_request, reset, "client request body: "},
         {client_gone_mid_response, reset, "client went away: "},
@@ -166,6 +174,8 @@ TEST(FailureTable, ClassifiesReadErrors) {
     EXPECT_EQ(classify_request_body_error(http::error::body_limit), body_too_large);
     EXPECT_EQ(classify_request_body_error(boost::beast::error::timeout), body_stalled);
     EXPECT_EQ(classify_request_body_error(http::error::bad_chunk), body_malformed);
+    EXPECT_EQ(classify_request_body_error(http::error::header_limit), body_framing_too_large);
+    EXPECT_EQ(classify_request_body_error(http::error::buffer_overflow), body_framing_too_large);
     EXPECT_EQ(classify_request_body_error(http::error::partial_message), client_gone_mid_request);
     EXPECT_EQ(classify_request_body_error(boost::asio::error::connection_reset), client_gone_mid_request);
 }

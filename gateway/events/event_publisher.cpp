@@ -44,6 +44,12 @@ void EventPublisher::skip(const proxy::ObservedRequest& request, unsigned status
     note.emplace_back("reason", std::move(shown));
 }
 
+bool EventPublisher::may_publish(const proxy::ObservedRequest& request) const {
+    // The precheck as for the best answer there can be (200, JSON, length unknown): what remains is
+    // what the request alone decides (method, rule, model, reserved topic).
+    return !mapper_.precheck(request.method, request.target, 200, "application/json", -1);
+}
+
 std::size_t EventPublisher::on_response_head(const proxy::ObservedRequest& request, const http::response_header<>& head,
                                              proxy::NoteFields& note) {
     const auto reason = mapper_.precheck(request.method, request.target, head.result_int(),

@@ -18,6 +18,7 @@ class EventPublisher : public proxy::ExchangeObserver {
 public:
     EventPublisher(const config::Config& config, bus::Bus& bus, EventCounters& counters);
 
+    bool may_publish(const proxy::ObservedRequest& request) const override;
     std::size_t on_response_head(const proxy::ObservedRequest& request, const http::response_header<>& head,
                                  proxy::NoteFields& note) override;
     void on_response_complete(const proxy::ObservedRequest& request, const http::response_header<>& head,
