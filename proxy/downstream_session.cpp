@@ -85,8 +85,10 @@ asio::awaitable<void> DownstreamSession::run() {
             parser.body_limit(cfg.max_body_bytes);
         }
         auto [ec, n] = co_await http::async_read_header(socket_, buffer_, parser, use_nothrow);
-        (void)n;
         deadline_.clear();
+        // Beast applies header_limit to the request line and to the header lines separately, so a head
+        // could be twice max-header-bytes; the whole head (n bytes) is what the setting bounds.
+        if (!ec && n > cfg.max_header_bytes) ec = http::error::header_limit;
         if (ec) {
             co_await refuse_header(parser, ec);
             break;
