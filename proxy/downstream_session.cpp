@@ -184,7 +184,7 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
     const auto& cfg = context_.config;
     auto decision = decide_target(ex.target, cfg.upstream.base_path, context_.own_authorities);
     if (ex.target == "*" && req.method() != http::verb::options) {  // RFC 9112 §3.2.4: server-wide OPTIONS only
-        decision = {TargetDecision::reject, {}, "the asterisk-form target is for OPTIONS only"};
+        decision = {TargetDecision::reject, {}, "the asterisk-form target is for OPTIONS only", {}};
     }
     if (decision.kind == TargetDecision::reject) {
         co_return co_await reply_error(ex, http::status::bad_request, "bad_request", decision.reason, false);
@@ -220,6 +220,7 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
                                        "websocket");
     }
     req.target(decision.target);
+    if (!decision.authority.empty()) req.set(http::field::host, decision.authority);
     if (is_upgrade_request(req)) co_return co_await tunnel(parser, ex);
     co_return co_await forward(parser, ex);
 }
