@@ -115,7 +115,8 @@ void load(std::uint16_t port, int thread, const std::atomic<bool>& stop, Tally& 
     for (int k = 0; !stop; ++k) {
         const bool is_post = k % 2 == 1;
         const std::string id = "t" + std::to_string(thread) + "-" + std::to_string(k);
-        const std::string body = "{\"id\":\"" + id + "\"}";
+        // Trailing whitespace: a body cut inside it is still valid JSON, so only the missing bytes tell.
+        const std::string body = "{\"id\":\"" + id + "\"}" + std::string(64, ' ');
         const std::string request =
             is_post ? "POST /api/items HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: " +
                           std::to_string(body.size()) + "\r\n\r\n" + body
@@ -142,7 +143,7 @@ void load(std::uint16_t port, int thread, const std::atomic<bool>& stop, Tally& 
 }
 
 // A REST-ish upstream: POST echoes its body as 201, GET lists. While `stall` is set, a POST gets its
-// head and half its body, then nothing until the upstream stops (`stalled` counts those).
+// head and its body but the last 32 bytes, then nothing until the upstream stops (`stalled` counts those).
 struct Stalling {
     std::atomic<bool> stall{false};
     std::atomic<int> stalled{0};
@@ -153,8 +154,8 @@ RawUpstream::Handler rest_upstream(Stalling* stalling) {
         UpstreamReply reply;
         reply.bytes = http_response(201, "Created", {{{"Content-Type", "application/json"}}}, r.body);
         if (stalling && stalling->stall) {
-            reply.bytes.resize(reply.bytes.size() - r.body.size() / 2);
-            reply.then = [stalling](Socket& s) {  // until the upstream's stop shuts this connection down
+            reply.bytes.resize(reply.bytes.size() - 32);  // inside the trailing whitespace
+            reply.then = [stalling](Socket& s) {          // until the upstream's stop shuts this connection down
                 ++stalling->stalled;
                 while (s.fill(forever) == Socket::Status::data) s.consume(s.buffered().size());
             };
