@@ -67,7 +67,7 @@ const WsRow ws_rows[] = {
      ws_client_frame(0x02, std::string(40000, 'x')) + ws_client_frame(0x80, std::string(40000, 'x')), parts, 1009,
      "§7.4.1: 1009, the size counts over fragments"},
     {"HttpRequestAfterTheHandshake", get_request("/again"), bytewise, 1002,
-     "§5.2: 'G' is a frame with RSV bits set"},
+     "§5.2: 'G' (0x47) is a frame with RSV1 set and reserved opcode 7"},
     {"PingThenClose1000", ws_client_frame(0x89, "hi") + close_frame(1000), bytewise, 1000,
      "§5.5.2 a pong for the ping, §5.5.1 the close echoed", true},
     {"TextThenClose1000", ws_client_frame(0x81, "hello") + close_frame(1000), bytewise, 1000,
