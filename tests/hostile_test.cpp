@@ -41,8 +41,8 @@ std::string chunked_post(std::string_view chunks) {
     return "POST /c HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n" + std::string(chunks);
 }
 // A GET whose head (request line to the empty line) is exactly `size` bytes.
-std::string head_of_size(std::size_t size) {
-    std::string head = "GET /x HTTP/1.1\r\nHost: test\r\nX-Pad: ";
+std::string head_of_size(std::size_t size, std::string_view target = "/x") {
+    std::string head = "GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\nX-Pad: ";
     head += std::string(size - head.size() - 4, 'p');
     return head + "\r\n\r\n";
 }
@@ -59,6 +59,12 @@ std::vector<std::string> numbered(int n) {
 std::string pipeline(int n) {
     std::string out;
     for (const auto& t : numbered(n)) out += get(t);
+    return out;
+}
+// n GETs (/1 ... /n) whose heads are `size` bytes each, in one string.
+std::string pipeline_of_heads(int n, std::size_t size) {
+    std::string out;
+    for (const auto& t : numbered(n)) out += head_of_size(size, t);
     return out;
 }
 
@@ -172,6 +178,8 @@ const ClientRow client_rows[] = {
     {"PipelineWithABadRequestInTheMiddle", pipeline(2) + "GET /a b HTTP/1.1\r\nHost: test\r\n\r\n" + get("/4"), at,
      stay, {200, 200, 400}, true, numbered(2), {200, 200, 400},
      "the two before it answered in order, then 400 and close; /4 is never read"},
+    {"PipelineLongerThanMaxHeaderBytes", pipeline_of_heads(8, 500), at, stay, std::vector<unsigned>(8, 200), false,
+     numbered(8), std::vector<unsigned>(8, 200), "all answered in order: the limit is per head", small_header_limit},
     {"PipelineByteByByte", pipeline(2), Delivery::byte_by_byte, stay, {200, 200}, false, numbered(2), {200, 200},
      "both answered in order"},
     {"PostInThreeWritesWithPauses", post("/p", std::string(3000, 'b')), Delivery::three_parts, stay, {200}, false,
