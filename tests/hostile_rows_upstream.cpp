@@ -15,11 +15,12 @@ namespace {
 using namespace crudcast;
 using namespace crudcast::hostile;
 
-using Reply = std::function<UpstreamReply(const RecordedRequest&, Gate& release)>;
+// `release` opens once the client has read its answer; a fault written after the answer opens `delivered`.
+using Reply = std::function<UpstreamReply(const RecordedRequest&, Gate& release, Gate& delivered)>;
 
 struct UpstreamRow {
     const char* name;
-    Reply reply;        // the answer to /row; `release` opens once the client has read its answer
+    Reply reply;        // the answer to /row
     unsigned status;    // what the client reads; 0: the connection ends before the response is complete
     const char* body;   // the body it reads, when status is not 0
     bool kept;          // the client connection stays usable
@@ -27,7 +28,7 @@ struct UpstreamRow {
     const char* error;  // how the access line's error starts ("" = no error, nullptr = any error)
     const char* nginx;
     std::string request = get_request("/row");
-    bool settle = false;     // the fault happens after the answer: give its bytes 50 ms to reach crudcast
+    bool settle = false;     // the fault comes after the answer: wait for `delivered` before the next request
     bool may_reuse = false;  // the upstream connection is sound afterwards (else /next must come on a new one)
 };
 
@@ -59,32 +60,33 @@ const std::string ok_row = http_response(200, "OK", {{{"Content-Type", "applicat
 const UpstreamRow upstream_rows[] = {
     {"Refused", {}, 502, nullptr, true, 502, "connect to upstream",
      "502: connect() failed (111: Connection refused); the client connection stays"},
-    {"ResetBeforeAnswering", [](const RecordedRequest&, Gate&) { return bytes_then_reset(""); }, 502, nullptr, true,
+    {"ResetBeforeAnswering", [](const RecordedRequest&, Gate&, Gate&) { return bytes_then_reset(""); }, 502, nullptr, true,
      502, nullptr, "502: recv() failed (104: Connection reset by peer) while reading response header"},
     {"ResetMidBody",
-     [](const RecordedRequest&, Gate&) { return bytes_then_reset("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"); },
+     [](const RecordedRequest&, Gate&, Gate&) { return bytes_then_reset("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"); },
      0, nullptr, false, 200, "upstream failed mid-response",
      "sends what it has, then closes the client connection (upstream prematurely closed connection)"},
     {"TruncatedChunkedBody",
-     [](const RecordedRequest&, Gate&) { return bytes(chunked_head + "5\r\nhello\r\n", true); },
+     [](const RecordedRequest&, Gate&, Gate&) { return bytes(chunked_head + "5\r\nhello\r\n", true); },
      0, nullptr, false, 200, "upstream failed mid-response",
      "sends the chunks it has, never the last chunk, and closes the client connection"},
     {"SlowHeadThenALateAnswer",
-     [](const RecordedRequest&, Gate& release) { release.wait(); return UpstreamReply::ok("late"); },
+     [](const RecordedRequest&, Gate& release, Gate&) { release.wait(); return UpstreamReply::ok("late"); },
      504, nullptr, true, 504, "no response from the upstream within upstream-timeout",
      "504 (upstream timed out while reading response header); that upstream connection is closed"},
     {"SlowBody",
-     [](const RecordedRequest&, Gate& release) {
+     [](const RecordedRequest&, Gate& release, Gate&) {
          return bytes_then_stall("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello", release);
      },
      0, nullptr, false, 200, "upstream failed mid-response",
      "sends what it has; at proxy_read_timeout closes the client connection"},
     {"SecondResponseWrittenLater",
-     [](const RecordedRequest&, Gate& release) {
+     [](const RecordedRequest&, Gate& release, Gate& delivered) {
          UpstreamReply r = UpstreamReply::ok("first");
-         r.then = [&release](Socket& s) {  // a second answer nobody asked for, once the first was delivered
+         r.then = [&release, &delivered](Socket& s) {  // a second answer nobody asked for, after the first
              release.wait();
              s.send_all(http_response(200, "OK", {}, "evil"));
+             delivered.open();  // on loopback the bytes are in crudcast's receive queue once send returns
              while (s.fill(forever) == Socket::Status::data) s.consume(s.buffered().size());
          };
          return r;
@@ -92,37 +94,37 @@ const UpstreamRow upstream_rows[] = {
      200, "first", true, 200, "",
      "an idle keepalive connection that becomes readable is closed, never reused", get_request("/row"), true},
     {"InterimResponsesBeforeTheAnswer",
-     [](const RecordedRequest&, Gate&) {
+     [](const RecordedRequest&, Gate&, Gate&) {
          return bytes("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" +
                       ok_row);
      },
      200, "row", true, 200, "", "1xx answers are skipped (1.25), the final one forwarded", get_request("/row"),
      false, true},
     {"SwitchingProtocolsWithoutAnUpgradeRequest",
-     [](const RecordedRequest&, Gate& release) {
+     [](const RecordedRequest&, Gate& release, Gate&) {
          return bytes_then_stall("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
                                  release);
      },
      502, nullptr, true, 502, "invalid response framing from the upstream: 101", "502: upstream sent 101 without an upgrade request (invalid header)"},
     {"NoFramingOnAKeepAliveConnection",
-     [](const RecordedRequest&, Gate& release) {
+     [](const RecordedRequest&, Gate& release, Gate&) {
          return bytes_then_stall("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npartial", release);
      },
      0, nullptr, false, 200, "upstream failed mid-response",
      "reads to close; at proxy_read_timeout closes the client connection without the last chunk"},
     {"NoContentWithABody",
-     [](const RecordedRequest&, Gate&) { return bytes("HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\nevil"); },
+     [](const RecordedRequest&, Gate&, Gate&) { return bytes("HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\nevil"); },
      204, "", true, 204, "", "204 without a body; the stray bytes close that upstream connection"},
-    {"BodyAnsweringHead", [](const RecordedRequest&, Gate&) { return UpstreamReply::ok("evil"); }, 200, "", true,
+    {"BodyAnsweringHead", [](const RecordedRequest&, Gate&, Gate&) { return UpstreamReply::ok("evil"); }, 200, "", true,
      200, "", "200 without a body; the body bytes close that upstream connection",
      "HEAD /row HTTP/1.1\r\nHost: test\r\n\r\n"},
     {"HugeResponseHeader",
-     [](const RecordedRequest&, Gate&) {
+     [](const RecordedRequest&, Gate&, Gate&) {
          return bytes(http_response(200, "OK", {{{"X-Huge", std::string(100 * 1024, 'h')}}}, "row"));
      },
      502, nullptr, true, 502, "invalid response from the upstream",
      "502: upstream sent too big header (proxy_buffer_size, 4k or 8k)"},
-    {"StatusCodeOfFourDigits", [](const RecordedRequest&, Gate&) { return bytes("HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n"); },
+    {"StatusCodeOfFourDigits", [](const RecordedRequest&, Gate&, Gate&) { return bytes("HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n"); },
      502, nullptr, true, 502, "invalid response from the upstream", "502: upstream sent no valid HTTP/1.0 header"},
 };
 // clang-format on
@@ -132,11 +134,11 @@ class HostileUpstream : public ::testing::TestWithParam<UpstreamRow> {};
 TEST_P(HostileUpstream, AnswerAccessLineAndTheNextRequestIsClean) {
     const auto& row = GetParam();
     SCOPED_TRACE(std::string("nginx: ") + row.nginx);
-    Gate release;
+    Gate release, delivered;
     const bool down = !row.reply;
     Stack stack(
         [&](const RecordedRequest& r) {
-            return r.target == "/row" ? row.reply(r, release) : UpstreamReply::ok("next");
+            return r.target == "/row" ? row.reply(r, release, delivered) : UpstreamReply::ok("next");
         },
         [](config::Config& c) { c.upstream_timeout = 300ms; }, down ? std::optional(free_port()) : std::nullopt);
     Client client(stack.port());
@@ -159,7 +161,9 @@ TEST_P(HostileUpstream, AnswerAccessLineAndTheNextRequestIsClean) {
         }
     }
     release.open();
-    if (row.settle) std::this_thread::sleep_for(50ms);  // no signal exists for bytes reaching crudcast's socket
+    if (row.settle) {
+        ASSERT_TRUE(delivered.wait());
+    }
     std::optional<Client> fresh;
     if (!row.kept) {
         EXPECT_TRUE(client.closed_by_peer(3s)) << "crudcast kept a connection whose response broke off";
