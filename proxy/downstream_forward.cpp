@@ -135,6 +135,9 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::rea
     }
     if (watch && unwatch_client()) co_return Failed{Failure::client_left, rec};
     if (rec) co_return Failed{classify_head_error(rec), rec};
+    // This request asked for no upgrade (those are tunnelled): what follows a 101 is not HTTP (RFC 9110 §15.2.2).
+    if (rp->get().result_int() == 101)
+        co_return Failed{Failure::head_framing, {}, "101 Switching Protocols to a request without Upgrade"};
     if (const auto bad = check_response_framing(rp->get()); !bad.ok())
         co_return Failed{Failure::head_framing, {}, bad.reason};
     ex.upstream_ms = ms_since(fw.sent_at);

@@ -91,8 +91,10 @@ asio::awaitable<void> DownstreamSession::run() {
             parser.body_limit(cfg.max_body_bytes);
         }
         auto [ec, n] = co_await http::async_read_header(socket_, buffer_, parser, use_nothrow);
-        (void)n;
         deadline_.clear();
+        // Beast applies header_limit to the request line and to the header lines separately, so a head
+        // could be twice max-header-bytes; the whole head (n bytes) is what the setting bounds.
+        if (!ec && n > cfg.max_header_bytes) ec = http::error::header_limit;
         if (ec) {
             co_await refuse_header(parser, ec);
             break;
@@ -187,6 +189,9 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
 
     const auto& cfg = context_.config;
     auto decision = decide_target(ex.target, cfg.upstream.base_path, context_.own_authorities);
+    if (ex.target == "*" && req.method() != http::verb::options) {  // RFC 9112 §3.2.4: server-wide OPTIONS only
+        decision = {TargetDecision::reject, {}, "the asterisk-form target is for OPTIONS only", {}};
+    }
     if (decision.kind == TargetDecision::reject) {
         co_return co_await reply_error(ex, http::status::bad_request, "bad_request", decision.reason, false);
     }
@@ -222,6 +227,7 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
                                        "websocket");
     }
     req.target(decision.target);
+    if (!decision.authority.empty()) req.set(http::field::host, decision.authority);
     if (is_upgrade_request(req)) co_return co_await tunnel(parser, ex);
     co_return co_await forward(parser, ex);
 }

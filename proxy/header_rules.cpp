@@ -159,6 +159,7 @@ TargetDecision decide_target(std::string_view target, std::string_view base_path
         d.reason = "absolute-form target names another host; crudcast is not a forward proxy";
         return d;
     }
+    d.authority = authority;
     d.target.append(base_path);
     if (slash == std::string_view::npos) {
         d.target += '/';

@@ -58,8 +58,9 @@ std::string generate_request_id();
 // What to do with a request target (RFC 9112 §3.2).
 struct TargetDecision {
     enum Kind { forward, reject } kind = forward;
-    std::string target;  // the target to send upstream (origin-form), when forward
-    std::string reason;  // why, when reject
+    std::string target;     // the target to send upstream (origin-form), when forward
+    std::string reason;     // why, when reject
+    std::string authority;  // an accepted absolute-form target's host[:port]: the request's Host (RFC 9112 §3.2.2)
 };
 
 // origin-form ("/path?q") and asterisk-form ("*") pass byte for byte, prefixed with base_path.

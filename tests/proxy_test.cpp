@@ -352,34 +352,6 @@ TEST_F(ProxyTest, BadGatewayWhenTheUpstreamClosesWithoutAnswering) {
     EXPECT_EQ(upstream.request_count(), 1u);
 }
 
-// ---- request target forms ----
-
-TEST_F(ProxyTest, AbsoluteFormNamingAnotherHostIsRefused) {
-    start();
-    Client client(port());
-    const auto res = client.roundtrip("GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n");
-    EXPECT_EQ(res.status, 400u);
-    expect_json_error(res, "bad_request");
-    EXPECT_EQ(upstream.connections(), 0u);
-    EXPECT_EQ(upstream.request_count(), 0u);
-}
-
-TEST_F(ProxyTest, AbsoluteFormNamingCrudcastIsReducedToOriginForm) {
-    start();
-    const auto authority = "127.0.0.1:" + std::to_string(port());
-    const auto res =
-        exchange(port(), "GET http://" + authority + "/x/y?z=1 HTTP/1.1\r\nHost: " + authority + "\r\n\r\n");
-    EXPECT_EQ(res.status, 200u);
-    EXPECT_EQ(upstream.request(0).target, "/x/y?z=1");
-}
-
-TEST_F(ProxyTest, ConnectIsRefused) {
-    start();
-    const auto res = exchange(port(), "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
-    EXPECT_EQ(res.status, 400u);
-    EXPECT_EQ(upstream.connections(), 0u);
-}
-
 // ---- upgrades ----
 
 TEST_F(ProxyTest, UpgradeIsTunnelledBothWays) {

@@ -160,6 +160,14 @@ void Socket::close() {
     fd_ = -1;
 }
 
+void Socket::reset() {
+    if (fd_ >= 0) {
+        const linger abort{1, 0};
+        ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+    }
+    close();
+}
+
 // ---- RawUpstream ----
 
 RawUpstream::RawUpstream(Handler handler, std::uint16_t port) : handler_(std::move(handler)) {

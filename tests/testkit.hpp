@@ -132,6 +132,7 @@ public:
     }
     void shutdown_write();
     void close();
+    void reset();  // closes with RST instead of FIN (SO_LINGER 0): the peer sees "connection reset"
 
 private:
     int fd_ = -1;
@@ -236,6 +237,23 @@ private:
     std::vector<std::thread> threads_;
     std::thread acceptor_;
 };
+
+// A WebSocket frame as a client must send it (masked, RFC 6455 §5.3): `first` is the FIN/RSV/opcode
+// byte; payloads up to 64 KiB.
+inline std::string ws_client_frame(std::uint8_t first, std::string_view payload) {
+    const unsigned char mask[4] = {0x11, 0x22, 0x33, 0x44};
+    std::string out(1, static_cast<char>(first));
+    if (payload.size() < 126) {
+        out += static_cast<char>(0x80 | payload.size());
+    } else {
+        out += static_cast<char>(0x80 | 126);
+        out += static_cast<char>(payload.size() >> 8);
+        out += static_cast<char>(payload.size() & 0xff);
+    }
+    for (auto b : mask) out += static_cast<char>(b);
+    for (std::size_t i = 0; i < payload.size(); ++i) out += static_cast<char>(payload[i] ^ mask[i % 4]);
+    return out;
+}
 
 // A one-shot latch for holding an upstream handler until the test releases it.
 class Gate {
