@@ -35,8 +35,23 @@ struct DownstreamSession::Forwarding {
     std::optional<ResponseParser> response = {};
 };
 
-asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange& ex) {
+void DownstreamSession::apply_forwarding(http::fields& fields, const Exchange& ex) const {
     const auto& cfg = context_.config;
+    apply_forwarding_headers(fields, {.client_ip = client_ip_,
+                                      .upstream_host = cfg.upstream.host_header,
+                                      .preserve_host = cfg.preserve_host,
+                                      .request_id = ex.request_id,
+                                      .trusted_peer = peer_trusted_});
+    // The access line names the socket peer; the client a trusted proxy vouches for is here.
+    if (log::enabled(LogLevel::debug))
+        log::write(LogLevel::debug, "forwarding headers",
+                   {{"rid", ex.request_id},
+                    {"client", client_address_},
+                    {"trusted_peer", peer_trusted_},
+                    {"x_forwarded_for", std::string_view(fields["X-Forwarded-For"])}});
+}
+
+asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange& ex) {
     auto& req = parser.get();
     Forwarding fw{.parser = parser};
     fw.client_http10 = req.version() == 10;
@@ -47,7 +62,7 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
     if (fw.expect_continue) req.erase(http::field::expect);  // crudcast answers 100 itself (send_request)
     strip_hop_by_hop(req);
     set_framing(req, parser.chunked(), parser.content_length());  // the one framing line of what is sent
-    apply_forwarding_headers(req, {client_ip_, cfg.upstream.host_header, cfg.preserve_host, ex.request_id});
+    apply_forwarding(req, ex);
     req.version(11);
 
     fw.lease = co_await context_.pool.acquire(ex.request_id, deadline_);
@@ -222,7 +237,7 @@ asio::awaitable<bool> DownstreamSession::tunnel(RequestParser& parser, Exchange&
     auto& req = parser.get();
     strip_hop_by_hop(req, /*keep_upgrade=*/true);
     set_framing(req, parser.chunked(), parser.content_length());
-    apply_forwarding_headers(req, {client_ip_, cfg.upstream.host_header, cfg.preserve_host, ex.request_id});
+    apply_forwarding(req, ex);
     req.version(11);
     if (log::enabled(LogLevel::debug))
         log::write(LogLevel::debug, "upgrade request: tunnelling to the upstream",

@@ -10,6 +10,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "common/cidr.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "proxy/error_response.hpp"
@@ -46,6 +47,7 @@ DownstreamSession::DownstreamSession(tcp::socket socket, std::shared_ptr<ProxyCo
     client_address_ =
         ec ? client_ip_
            : (peer.address().is_v6() ? "[" + client_ip_ + "]" : client_ip_) + ":" + std::to_string(peer.port());
+    peer_trusted_ = !ec && net::contains_any(context_.config.trusted_proxies, peer.address());
     socket_.set_option(tcp::no_delay(true), ec);
     registration_ = context_.sessions.insert(context_.sessions.end(), this);
     context_.counters.open_client_connections.fetch_add(1, std::memory_order_relaxed);

@@ -80,6 +80,8 @@ private:
     // downstream_forward.cpp: the request upstream, the response back. Each step of forward returns the
     // failure that stopped it, if any; forward retries or hands it to fail().
     asio::awaitable<bool> forward(RequestParser& parser, Exchange& ex);
+    // X-Forwarded-*, Host and X-Request-ID for the upstream (header_rules.hpp), and their debug line.
+    void apply_forwarding(http::fields& fields, const Exchange& ex) const;
     asio::awaitable<std::optional<Failed>> send_request(Forwarding& fw, Exchange& ex);
     asio::awaitable<std::optional<Failed>> read_response_head(Forwarding& fw, Exchange& ex);
     asio::awaitable<std::optional<Failed>> relay_response(Forwarding& fw, Exchange& ex);
@@ -110,6 +112,7 @@ private:
     std::list<DownstreamSession*>::iterator registration_;
     std::string client_ip_;
     std::string client_address_;  // "ip:port" for logs
+    bool peer_trusted_ = false;   // the peer is one of trusted-proxies (its X-Forwarded-* are kept)
     bool idle_ = false;           // waiting for the first byte of a request
     bool drain_requested_ = false;
 };
