@@ -212,20 +212,25 @@ asio::awaitable<bool> DownstreamSession::fail(Exchange& ex, const Failed& failed
     // Built before the co_await: g++ 12 destroys a std::string temporary made by a
     // conditional expression inside a co_await's arguments twice (double free).
     std::string detail = failure_detail(failed.kind, failed.ec, failed.pool_detail, context_.config);
+    ex.failure = failed.kind;
     if (rule.answers()) {
         co_return co_await reply_error(ex, static_cast<http::status>(rule.status), rule.error, std::move(detail),
                                        rule.keeps_client(client_keep_alive, has_body));
     }
     if (rule.status != 0) ex.status = rule.status;
     ex.error = std::move(detail);
-    if (!rule.line.empty() && log::enabled(rule.level)) {
+    std::uint64_t repeated = 0;
+    const auto level = rule.level == LogLevel::warn ? failure_level(failed.kind, repeated) : rule.level;
+    if (!rule.line.empty() && log::enabled(level)) {
         // Each line names the body bytes that crossed on its side, as it always has.
         if (failed.kind == Failure::body_stalled) {
-            log::write(rule.level, rule.line,
+            log::write(level, rule.line,
                        {{"rid", ex.request_id}, {"client", client_address_}, {"body_bytes", ex.bytes_in}});
         } else {
-            log::write(rule.level, rule.line,
-                       {{"rid", ex.request_id}, {"error", failed.ec.message()}, {"bytes", ex.bytes_out}});
+            const std::string message = failed.ec.message();
+            const log::Field fields[] = {
+                {"rid", ex.request_id}, {"error", message}, {"bytes", ex.bytes_out}, {"repeated", repeated}};
+            log::write(level, rule.line, std::span(fields, repeated > 0 ? 4 : 3));
         }
     }
     if (rule.access_line) log_access(ex);

@@ -230,14 +230,14 @@ asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status 
     // client's unsupported transfer coding gets (its fault, not the upstream's), the access line,
     // which carries the error code, is the one info line, and this one is debug.
     const bool upstream_trouble = static_cast<unsigned>(status) >= 500 && status != http::status::not_implemented;
-    const auto level = upstream_trouble ? LogLevel::warn : LogLevel::debug;
-    if (log::enabled(level))
-        log::write(level, "crudcast answered itself",
-                   {{"rid", ex.request_id},
-                    {"client", client_address_},
-                    {"status", ex.status},
-                    {"error", error},
-                    {"detail", detail}});
+    auto level = upstream_trouble ? LogLevel::warn : LogLevel::debug;
+    std::uint64_t repeated = 0;
+    if (upstream_trouble && ex.failure) level = failure_level(*ex.failure, repeated);
+    if (log::enabled(level)) {
+        const log::Field fields[] = {{"rid", ex.request_id}, {"client", client_address_}, {"status", ex.status},
+                                     {"error", error},       {"detail", detail},          {"repeated", repeated}};
+        log::write(level, "crudcast answered itself", std::span(fields, repeated > 0 ? 6 : 5));
+    }
     auto res = error_response(status, error, detail, ex.request_id, 11, keep_alive);
     if (!upgrade.empty()) res.set(http::field::upgrade, upgrade);
     ex.bytes_out = res.body().size();
@@ -250,6 +250,12 @@ asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status 
     (void)n;
     log_access(ex);
     co_return keep_alive && !ec;
+}
+
+LogLevel DownstreamSession::failure_level(Failure kind, std::uint64_t& repeated) const {
+    const auto decision = context_.counters.failure_warnings.record(kind);
+    repeated = decision.repeated;
+    return decision.log ? LogLevel::warn : LogLevel::debug;
 }
 
 void DownstreamSession::log_access(const Exchange& ex) const {

@@ -53,9 +53,10 @@ private:
         std::uint64_t bytes_out = 0;  // response body bytes sent to the client
         std::uint64_t bytes_in = 0;   // request body bytes sent to the upstream
         std::optional<double> upstream_ms;
-        const char* connection = "-";  // upstream connection: new, reused, or - (none)
-        std::string error;             // why crudcast answered itself, or why the exchange broke
-        NoteFields note;               // the observer's fields for the access line (events)
+        const char* connection = "-";    // upstream connection: new, reused, or - (none)
+        std::string error;               // why crudcast answered itself, or why the exchange broke
+        NoteFields note;                 // the observer's fields for the access line (events)
+        std::optional<Failure> failure;  // set by fail(): its warn line is limited per kind (FailureWarnings)
     };
     static double ms_since(Clock::time_point t) {
         return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
@@ -101,6 +102,9 @@ private:
     // Answers with crudcast's own JSON error; returns whether the connection may stay open.
     asio::awaitable<bool> reply_error(Exchange& ex, http::status status, std::string_view error, std::string detail,
                                       bool keep_alive, std::string_view upgrade = {});
+    // The level of a failure's warn line: warn, or debug when FailureWarnings has had one for its kind
+    // this second; `repeated` is then the number of earlier failures the line speaks for.
+    log::LogLevel failure_level(Failure kind, std::uint64_t& repeated) const;
     // The access line; also counts the exchange and records it for the admin live page.
     void log_access(const Exchange& ex) const;
 

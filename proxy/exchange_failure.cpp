@@ -86,6 +86,42 @@ static_assert(rules_in_enum_order(), "one rule per Failure, in the enum's order"
 
 const FailureRule& failure_rule(Failure kind) { return rules[static_cast<std::size_t>(kind)]; }
 
+std::string_view failure_name(Failure kind) {
+    static constexpr std::array<std::string_view, failure_count> names{"connect_failed",
+                                                                       "connect_timeout",
+                                                                       "send_failed",
+                                                                       "send_timeout",
+                                                                       "head_timeout",
+                                                                       "head_closed",
+                                                                       "head_invalid",
+                                                                       "head_framing",
+                                                                       "response_broke_off",
+                                                                       "upgrade_send_failed",
+                                                                       "upgrade_head_timeout",
+                                                                       "upgrade_head_failed",
+                                                                       "body_too_large",
+                                                                       "body_stalled",
+                                                                       "body_malformed",
+                                                                       "client_gone_mid_request",
+                                                                       "client_gone_mid_response",
+                                                                       "client_gone_at_interim"};
+    return names[static_cast<std::size_t>(kind)];
+}
+
+void FailureWarnings::flush(bool all) {
+    summary_.flush(
+        [](std::size_t kind, std::uint64_t repeated, std::uint32_t since_ms) {
+            const auto failure = static_cast<Failure>(kind);
+            const auto& rule = failure_rule(failure);
+            log::write(LogLevel::warn, "upstream failures repeated",
+                       {{"kind", failure_name(failure)},
+                        {"status", rule.status},
+                        {"repeated", repeated},
+                        {"in_last_ms", static_cast<std::uint64_t>(since_ms)}});
+        },
+        all);
+}
+
 std::string failure_detail(Failure kind, const error_code& ec, std::string_view pool_detail,
                            const config::Config& cfg) {
     switch (kind) {
