@@ -2,6 +2,7 @@
 // and which addresses each range contains, IPv4, IPv6 and IPv4-mapped IPv6.
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <stdexcept>
 #include <string>
 
@@ -17,6 +18,8 @@ struct MatchCase {
     const char* address;
     bool inside;
 };
+
+void PrintTo(const MatchCase& c, std::ostream* os) { *os << c.range << " vs " << c.address; }
 
 class CidrMatch : public ::testing::TestWithParam<MatchCase> {};
 
@@ -54,6 +57,8 @@ struct BadCase {
     const char* text;
     const char* problem;  // a part of the message
 };
+
+void PrintTo(const BadCase& c, std::ostream* os) { *os << '"' << c.text << '"'; }
 
 class CidrRefused : public ::testing::TestWithParam<BadCase> {};
 
