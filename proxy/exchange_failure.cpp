@@ -86,26 +86,33 @@ static_assert(rules_in_enum_order(), "one rule per Failure, in the enum's order"
 
 const FailureRule& failure_rule(Failure kind) { return rules[static_cast<std::size_t>(kind)]; }
 
+// A switch, not an array by position: a new or reordered kind cannot get another kind's name, and
+// one without a case fails the build (-Wswitch).
 std::string_view failure_name(Failure kind) {
-    static constexpr std::array<std::string_view, failure_count> names{"connect_failed",
-                                                                       "connect_timeout",
-                                                                       "send_failed",
-                                                                       "send_timeout",
-                                                                       "head_timeout",
-                                                                       "head_closed",
-                                                                       "head_invalid",
-                                                                       "head_framing",
-                                                                       "response_broke_off",
-                                                                       "upgrade_send_failed",
-                                                                       "upgrade_head_timeout",
-                                                                       "upgrade_head_failed",
-                                                                       "body_too_large",
-                                                                       "body_stalled",
-                                                                       "body_malformed",
-                                                                       "client_gone_mid_request",
-                                                                       "client_gone_mid_response",
-                                                                       "client_gone_at_interim"};
-    return names[static_cast<std::size_t>(kind)];
+#define CRUDCAST_FAILURE_NAME(k) \
+    case k: return #k;
+    switch (kind) {
+        CRUDCAST_FAILURE_NAME(connect_failed)
+        CRUDCAST_FAILURE_NAME(connect_timeout)
+        CRUDCAST_FAILURE_NAME(send_failed)
+        CRUDCAST_FAILURE_NAME(send_timeout)
+        CRUDCAST_FAILURE_NAME(head_timeout)
+        CRUDCAST_FAILURE_NAME(head_closed)
+        CRUDCAST_FAILURE_NAME(head_invalid)
+        CRUDCAST_FAILURE_NAME(head_framing)
+        CRUDCAST_FAILURE_NAME(response_broke_off)
+        CRUDCAST_FAILURE_NAME(upgrade_send_failed)
+        CRUDCAST_FAILURE_NAME(upgrade_head_timeout)
+        CRUDCAST_FAILURE_NAME(upgrade_head_failed)
+        CRUDCAST_FAILURE_NAME(body_too_large)
+        CRUDCAST_FAILURE_NAME(body_stalled)
+        CRUDCAST_FAILURE_NAME(body_malformed)
+        CRUDCAST_FAILURE_NAME(client_gone_mid_request)
+        CRUDCAST_FAILURE_NAME(client_gone_mid_response)
+        CRUDCAST_FAILURE_NAME(client_gone_at_interim)
+    }
+#undef CRUDCAST_FAILURE_NAME
+    return "unknown";
 }
 
 void FailureWarnings::flush(bool all) {
