@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/cidr.hpp"
 #include "common/log.hpp"
 
 namespace crudcast::config {
@@ -65,6 +66,9 @@ struct Config {
     LogLevel log_level = LogLevel::info;
     LogFormat log_format = LogFormat::text;
     bool preserve_host = true;
+    // Peers whose X-Forwarded-For / -Proto / -Host (and Forwarded) crudcast passes on; from any other
+    // peer they are replaced with crudcast's own. Empty (the default): no peer is trusted.
+    std::vector<net::Cidr> trusted_proxies;
 
     // Events (issue: events over WebSocket).
     std::vector<std::string> path_prefixes{"api"};

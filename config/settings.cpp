@@ -77,6 +77,21 @@ void apply_publish_methods(Config& config, const string& text) {
 }
 
 // "https://app.example.com, http://localhost:5173": scheme, host and optional port, nothing else.
+// "10.0.0.0/8, fd00::/8, 127.0.0.1"; "" or "none": no trusted proxy.
+void apply_trusted_proxies(Config& config, const string& text) {
+    std::vector<net::Cidr> ranges;
+    if (!text.empty() && ascii_lower(text) != "none") {
+        for (const auto& item : split_list(text)) ranges.push_back(net::parse_cidr(item));
+    }
+    config.trusted_proxies = std::move(ranges);
+}
+
+string show_trusted_proxies(const Config& config) {
+    std::vector<string> items;
+    for (const auto& range : config.trusted_proxies) items.push_back(range.text);
+    return items.empty() ? string("none") : join(items);
+}
+
 void apply_ws_allowed_origins(Config& config, const string& text) {
     std::vector<string> origins;
     for (auto item : text.empty() ? std::vector<string>{} : split_list(text)) {
@@ -204,6 +219,13 @@ std::vector<SettingSpec> proxy_settings() {
          .description = "Forward the client's Host header rather than the upstream's host:port",
          .apply = [](C& c, const string& t) { c.preserve_host = parse_bool(t); },
          .show = [](const C& c) { return string(c.preserve_host ? "true" : "false"); }},
+        {.name = "trusted-proxies",
+         .group = "proxy",
+         .value_hint = "LIST",
+         .description = "Peers (IPs, CIDRs, comma-separated) whose X-Forwarded-* headers are kept; none: no peer",
+         .apply = apply_trusted_proxies,
+         .show = show_trusted_proxies,
+         .is_list = true},
     };
 }
 

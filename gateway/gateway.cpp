@@ -183,6 +183,7 @@ struct Gateway::Impl {
             const auto now = std::chrono::steady_clock::now();
             for (auto* session : w.proxy->sessions) session->check_deadline(now);
             w.proxy->pool.close_expired(now);
+            counters.failure_warnings.flush();  // a burst's count that no later failure carried
             if (draining.load() && w.proxy->sessions.empty() && !w.ws->has_sessions()) {
                 worker_drained(w);
                 co_return;
@@ -249,6 +250,7 @@ void Gateway::wait() {
     for (auto& w : impl_->workers) {
         if (w->thread.joinable()) w->thread.join();
     }
+    impl_->counters.failure_warnings.flush(/*all=*/true);  // no failure count is lost at exit
     impl_->drain_deadline.reset();
     impl_->started = false;
 }

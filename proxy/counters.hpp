@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "common/stats.hpp"
+#include "proxy/exchange_failure.hpp"
 
 namespace crudcast::proxy {
 
@@ -56,6 +57,9 @@ struct ProxyCounters {
                                               "Time from the request sent upstream to the response head received",
                                               {},
                                               {}};
+    // Not a counter: the once-a-second limit on failure warn lines, shared by all threads like the counters.
+    FailureWarnings failure_warnings;
+
     // [method][status class]
     std::array<std::array<stats::counter, status_classes.size()>, methods.size()> responses{};
     std::array<stats::counter, latency_bounds.size()> latency_le{};  // non-cumulative

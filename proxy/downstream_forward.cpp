@@ -40,8 +40,23 @@ struct DownstreamSession::Forwarding {
     std::optional<ResponseParser> response = {};
 };
 
-asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange& ex) {
+void DownstreamSession::apply_forwarding(http::fields& fields, const Exchange& ex) const {
     const auto& cfg = context_.config;
+    apply_forwarding_headers(fields, {.client_ip = client_ip_,
+                                      .upstream_host = cfg.upstream.host_header,
+                                      .preserve_host = cfg.preserve_host,
+                                      .request_id = ex.request_id,
+                                      .trusted_peer = peer_trusted_});
+    // The access line names the socket peer; the client a trusted proxy vouches for is here.
+    if (log::enabled(LogLevel::debug))
+        log::write(LogLevel::debug, "forwarding headers",
+                   {{"rid", ex.request_id},
+                    {"client", client_address_},
+                    {"trusted_peer", peer_trusted_},
+                    {"x_forwarded_for", std::string_view(fields["X-Forwarded-For"])}});
+}
+
+asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange& ex) {
     auto& req = parser.get();
     Forwarding fw{.parser = parser};
     fw.client_http10 = req.version() == 10;
@@ -52,7 +67,7 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
     if (fw.expect_continue) req.erase(http::field::expect);  // crudcast answers 100 itself (send_request)
     strip_hop_by_hop(req);
     set_framing(req, parser.chunked(), parser.content_length());  // the one framing line of what is sent
-    apply_forwarding_headers(req, {client_ip_, cfg.upstream.host_header, cfg.preserve_host, ex.request_id});
+    apply_forwarding(req, ex);
     req.version(11);
 
     // A small body is read whole first: a slow client holds no upstream connection while it sends.
@@ -307,20 +322,25 @@ asio::awaitable<bool> DownstreamSession::fail(Exchange& ex, const Failed& failed
     // Built before the co_await: g++ 12 destroys a std::string temporary made by a
     // conditional expression inside a co_await's arguments twice (double free).
     std::string detail = failure_detail(failed.kind, failed.ec, failed.pool_detail, context_.config);
+    ex.failure = failed.kind;
     if (rule.answers()) {
         co_return co_await reply_error(ex, static_cast<http::status>(rule.status), rule.error, std::move(detail),
                                        rule.keeps_client(client_keep_alive, has_body));
     }
     if (rule.status != 0) ex.status = rule.status;
     ex.error = std::move(detail);
-    if (!rule.line.empty() && log::enabled(rule.level)) {
+    std::uint64_t repeated = 0;
+    const auto level = rule.level == LogLevel::warn ? failure_level(failed.kind, repeated) : rule.level;
+    if (!rule.line.empty() && log::enabled(level)) {
         // Each line names the body bytes that crossed on its side, as it always has.
         if (failed.kind == Failure::body_stalled) {
-            log::write(rule.level, rule.line,
+            log::write(level, rule.line,
                        {{"rid", ex.request_id}, {"client", client_address_}, {"body_bytes", ex.bytes_in}});
         } else {
-            log::write(rule.level, rule.line,
-                       {{"rid", ex.request_id}, {"error", failed.ec.message()}, {"bytes", ex.bytes_out}});
+            const std::string message = failed.ec.message();
+            const log::Field fields[] = {
+                {"rid", ex.request_id}, {"error", message}, {"bytes", ex.bytes_out}, {"repeated", repeated}};
+            log::write(level, rule.line, std::span(fields, repeated > 0 ? 4 : 3));
         }
     }
     if (rule.access_line) log_access(ex);
@@ -332,7 +352,7 @@ asio::awaitable<bool> DownstreamSession::tunnel(RequestParser& parser, Exchange&
     auto& req = parser.get();
     strip_hop_by_hop(req, /*keep_upgrade=*/true);
     set_framing(req, parser.chunked(), parser.content_length());
-    apply_forwarding_headers(req, {client_ip_, cfg.upstream.host_header, cfg.preserve_host, ex.request_id});
+    apply_forwarding(req, ex);
     req.version(11);
     if (log::enabled(LogLevel::debug))
         log::write(LogLevel::debug, "upgrade request: tunnelling to the upstream",

@@ -11,6 +11,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "common/cidr.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
 #include "proxy/error_response.hpp"
@@ -52,6 +53,7 @@ DownstreamSession::DownstreamSession(tcp::socket socket, std::shared_ptr<ProxyCo
     client_address_ =
         ec ? client_ip_
            : (peer.address().is_v6() ? "[" + client_ip_ + "]" : client_ip_) + ":" + std::to_string(peer.port());
+    peer_trusted_ = !ec && net::contains_any(context_.config.trusted_proxies, peer.address());
     socket_.set_option(tcp::no_delay(true), ec);
     registration_ = context_.sessions.insert(context_.sessions.end(), this);
     context_.counters.open_client_connections.fetch_add(1, std::memory_order_relaxed);
@@ -241,14 +243,14 @@ asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status 
     // client's unsupported transfer coding gets (its fault, not the upstream's), the access line,
     // which carries the error code, is the one info line, and this one is debug.
     const bool upstream_trouble = static_cast<unsigned>(status) >= 500 && status != http::status::not_implemented;
-    const auto level = upstream_trouble ? LogLevel::warn : LogLevel::debug;
-    if (log::enabled(level))
-        log::write(level, "crudcast answered itself",
-                   {{"rid", ex.request_id},
-                    {"client", client_address_},
-                    {"status", ex.status},
-                    {"error", error},
-                    {"detail", detail}});
+    auto level = upstream_trouble ? LogLevel::warn : LogLevel::debug;
+    std::uint64_t repeated = 0;
+    if (upstream_trouble && ex.failure) level = failure_level(*ex.failure, repeated);
+    if (log::enabled(level)) {
+        const log::Field fields[] = {{"rid", ex.request_id}, {"client", client_address_}, {"status", ex.status},
+                                     {"error", error},       {"detail", detail},          {"repeated", repeated}};
+        log::write(level, "crudcast answered itself", std::span(fields, repeated > 0 ? 6 : 5));
+    }
     auto res = error_response(status, error, detail, ex.request_id, 11, keep_alive);
     if (!upgrade.empty()) res.set(http::field::upgrade, upgrade);
     ex.bytes_out = res.body().size();
@@ -261,6 +263,12 @@ asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status 
     (void)n;
     log_access(ex);
     co_return keep_alive && !ec;
+}
+
+LogLevel DownstreamSession::failure_level(Failure kind, std::uint64_t& repeated) const {
+    const auto decision = context_.counters.failure_warnings.record(kind);
+    repeated = decision.repeated;
+    return decision.log ? LogLevel::warn : LogLevel::debug;
 }
 
 void DownstreamSession::log_access(const Exchange& ex) const {

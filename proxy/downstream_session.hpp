@@ -54,9 +54,10 @@ private:
         std::uint64_t bytes_out = 0;  // response body bytes sent to the client
         std::uint64_t bytes_in = 0;   // request body bytes sent to the upstream
         std::optional<double> upstream_ms;
-        const char* connection = "-";  // upstream connection: new, reused, or - (none)
-        std::string error;             // why crudcast answered itself, or why the exchange broke
-        NoteFields note;               // the observer's fields for the access line (events)
+        const char* connection = "-";    // upstream connection: new, reused, or - (none)
+        std::string error;               // why crudcast answered itself, or why the exchange broke
+        NoteFields note;                 // the observer's fields for the access line (events)
+        std::optional<Failure> failure;  // set by fail(): its warn line is limited per kind (FailureWarnings)
     };
     static double ms_since(Clock::time_point t) {
         return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
@@ -85,6 +86,8 @@ private:
     // an upstream connection is taken (cheap: no I/O), and reading it (under client-body-timeout).
     bool body_to_buffer(const RequestParser& parser) const;
     asio::awaitable<std::optional<Failed>> buffer_body(const RequestParser& parser);
+    // X-Forwarded-*, Host and X-Request-ID for the upstream (header_rules.hpp), and their debug line.
+    void apply_forwarding(http::fields& fields, const Exchange& ex) const;
     asio::awaitable<std::optional<Failed>> send_request(Forwarding& fw, Exchange& ex);
     asio::awaitable<std::optional<Failed>> read_response_head(Forwarding& fw, Exchange& ex);
     asio::awaitable<std::optional<Failed>> relay_response(Forwarding& fw, Exchange& ex);
@@ -112,6 +115,9 @@ private:
     // Answers with crudcast's own JSON error; returns whether the connection may stay open.
     asio::awaitable<bool> reply_error(Exchange& ex, http::status status, std::string_view error, std::string detail,
                                       bool keep_alive, std::string_view upgrade = {});
+    // The level of a failure's warn line: warn, or debug when FailureWarnings has had one for its kind
+    // this second; `repeated` is then the number of earlier failures the line speaks for.
+    log::LogLevel failure_level(Failure kind, std::uint64_t& repeated) const;
     // The access line; also counts the exchange and records it for the admin live page.
     void log_access(const Exchange& ex) const;
 
@@ -123,6 +129,7 @@ private:
     std::list<DownstreamSession*>::iterator registration_;
     std::string client_ip_;
     std::string client_address_;  // "ip:port" for logs
+    bool peer_trusted_ = false;   // the peer is one of trusted-proxies (its X-Forwarded-* are kept)
     bool idle_ = false;           // waiting for the first byte of a request
     struct ClientWatch {
         std::uint64_t generation = 0;  // a callback of an earlier watch finds a different one

@@ -95,6 +95,52 @@ static_assert(rules_in_enum_order(), "one rule per Failure, in the enum's order"
 
 const FailureRule& failure_rule(Failure kind) { return rules[static_cast<std::size_t>(kind)]; }
 
+// A switch, not an array by position: a new or reordered kind cannot get another kind's name, and
+// one without a case fails the build (-Wswitch).
+std::string_view failure_name(Failure kind) {
+#define CRUDCAST_FAILURE_NAME(k) \
+    case k: return #k;
+    switch (kind) {
+        CRUDCAST_FAILURE_NAME(connect_failed)
+        CRUDCAST_FAILURE_NAME(connect_timeout)
+        CRUDCAST_FAILURE_NAME(send_failed)
+        CRUDCAST_FAILURE_NAME(send_timeout)
+        CRUDCAST_FAILURE_NAME(head_timeout)
+        CRUDCAST_FAILURE_NAME(head_closed)
+        CRUDCAST_FAILURE_NAME(head_invalid)
+        CRUDCAST_FAILURE_NAME(head_framing)
+        CRUDCAST_FAILURE_NAME(response_framing_too_large)
+        CRUDCAST_FAILURE_NAME(response_broke_off)
+        CRUDCAST_FAILURE_NAME(upgrade_send_failed)
+        CRUDCAST_FAILURE_NAME(upgrade_head_timeout)
+        CRUDCAST_FAILURE_NAME(upgrade_head_failed)
+        CRUDCAST_FAILURE_NAME(body_too_large)
+        CRUDCAST_FAILURE_NAME(body_stalled)
+        CRUDCAST_FAILURE_NAME(body_malformed)
+        CRUDCAST_FAILURE_NAME(body_framing_too_large)
+        CRUDCAST_FAILURE_NAME(client_gone_mid_request)
+        CRUDCAST_FAILURE_NAME(client_gone_mid_response)
+        CRUDCAST_FAILURE_NAME(client_gone_at_interim)
+        CRUDCAST_FAILURE_NAME(client_left)
+    }
+#undef CRUDCAST_FAILURE_NAME
+    return "unknown";
+}
+
+void FailureWarnings::flush(bool all) {
+    summary_.flush(
+        [](std::size_t kind, std::uint64_t repeated, std::uint32_t since_ms) {
+            const auto failure = static_cast<Failure>(kind);
+            const auto& rule = failure_rule(failure);
+            log::write(LogLevel::warn, "upstream failures repeated",
+                       {{"kind", failure_name(failure)},
+                        {"status", rule.status},
+                        {"repeated", repeated},
+                        {"in_last_ms", static_cast<std::uint64_t>(since_ms)}});
+        },
+        all);
+}
+
 std::string failure_detail(Failure kind, const error_code& ec, std::string_view pool_detail,
                            const config::Config& cfg) {
     switch (kind) {

@@ -59,28 +59,49 @@ void strip_hop_by_hop(http::fields& fields, bool keep_upgrade) {
     if (keep_upgrade && upgrade) fields.set(http::field::connection, "upgrade");
 }
 
-void apply_forwarding_headers(http::fields& fields, const ForwardContext& ctx) {
-    // X-Forwarded-For: append to the chain, comma-separated, into one header.
-    std::string xff;
-    for (auto it = fields.find("X-Forwarded-For"); it != fields.end(); it = fields.find("X-Forwarded-For")) {
+namespace {
+
+// Every `name` line's trimmed, non-empty values joined with ", " in order; the lines are removed.
+std::string take_joined(http::fields& fields, std::string_view name) {
+    std::string joined;
+    for (auto it = fields.find(name); it != fields.end(); it = fields.find(name)) {
         auto v = trim(it->value());
         if (!v.empty()) {
-            if (!xff.empty()) xff += ", ";
-            xff.append(v.data(), v.size());
+            if (!joined.empty()) joined += ", ";
+            joined.append(v.data(), v.size());
         }
         fields.erase(it);
     }
+    return joined;
+}
+
+// Keeps a lone non-empty `name` line when `keep`; otherwise sets `value` (or removes it when empty).
+void keep_one_or_set(http::fields& fields, std::string_view name, bool keep, std::string_view value) {
+    if (keep && fields.count(name) == 1 && !trim(fields.find(name)->value()).empty()) return;
+    if (value.empty()) {
+        fields.erase(name);
+    } else {
+        fields.set(name, value);
+    }
+}
+
+}  // namespace
+
+void apply_forwarding_headers(http::fields& fields, const ForwardContext& ctx) {
+    // X-Forwarded-For: a trusted peer's chain (every line, in order), then the peer itself.
+    std::string xff = take_joined(fields, "X-Forwarded-For");
+    if (!ctx.trusted_peer) xff.clear();
     if (!xff.empty()) xff += ", ";
     xff.append(ctx.client_ip.data(), ctx.client_ip.size());
     fields.set("X-Forwarded-For", xff);
 
-    if (fields.count("X-Forwarded-Proto") == 0) fields.set("X-Forwarded-Proto", "http");
+    keep_one_or_set(fields, "X-Forwarded-Proto", ctx.trusted_peer, ctx.proto);
     const auto host = fields.find(http::field::host);
-    if (fields.count("X-Forwarded-Host") == 0 && host != fields.end() && !host->value().empty())
-        fields.set("X-Forwarded-Host", host->value());
+    const std::string_view host_value = host == fields.end() ? std::string_view() : std::string_view(host->value());
+    keep_one_or_set(fields, "X-Forwarded-Host", ctx.trusted_peer, host_value);
+    if (!ctx.trusted_peer) fields.erase(http::field::forwarded);
 
-    if (!ctx.preserve_host || host == fields.end() || host->value().empty())
-        fields.set(http::field::host, ctx.upstream_host);
+    if (!ctx.preserve_host || host_value.empty()) fields.set(http::field::host, ctx.upstream_host);
 
     fields.set("X-Request-ID", ctx.request_id);
 }

@@ -22,15 +22,24 @@ namespace http = boost::beast::http;
 void strip_hop_by_hop(http::fields& fields, bool keep_upgrade = false);
 
 struct ForwardContext {
-    std::string_view client_ip;      // "127.0.0.1" or "::1"
+    std::string_view client_ip;      // the socket peer: "127.0.0.1" or "::1"
     std::string_view upstream_host;  // "127.0.0.1:3000", used when !preserve_host or no Host
     bool preserve_host = true;
     std::string_view request_id;
+    // The peer is one of trusted-proxies (decided once per connection, at accept).
+    bool trusted_peer = false;
+    std::string_view proto = "http";  // the scheme crudcast itself serves
 };
 
-// Applies X-Forwarded-For (client appended), X-Forwarded-Proto / X-Forwarded-Host (kept when the
-// client, usually a load balancer in front of crudcast, already set them; set otherwise), Host and
-// X-Request-ID to a request about to go upstream. Call after strip_hop_by_hop.
+// Applies X-Forwarded-For / -Proto / -Host, Forwarded, Host and X-Request-ID to a request about to
+// go upstream. Call after strip_hop_by_hop.
+//  - From a trusted peer (a load balancer in front of crudcast): X-Forwarded-For lines are joined in
+//    order and the peer appended ("<theirs>, <peer>"); one X-Forwarded-Proto / -Host is kept, none is
+//    set from crudcast's own values, and more than one is replaced by them (a chain that cannot say
+//    which one is meant is not believed); Forwarded passes as sent.
+//  - From any other peer: all three are replaced with crudcast's own (For = the peer, Proto = `proto`,
+//    Host = the request's Host, none without one) and Forwarded is removed, so nothing a client
+//    claims about its own address or scheme reaches the upstream.
 void apply_forwarding_headers(http::fields& fields, const ForwardContext& ctx);
 
 // How crudcast passes an upstream response head on to its client.

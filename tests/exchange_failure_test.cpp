@@ -31,6 +31,7 @@ TEST_P(FailureTable, MapsTheKindToItsAnswerCounterConnectionAndRetry) {
     const auto& row = GetParam();
     const auto& rule = failure_rule(row.kind);
     EXPECT_EQ(rule.kind, row.kind);
+    EXPECT_EQ(failure_name(row.kind), row.name);  // the kind's name in logs ("upstream failures repeated")
     EXPECT_EQ(rule.status, row.status);
     EXPECT_EQ(rule.error, row.error);
     EXPECT_EQ(rule.answers(), std::string_view(row.error) != "");

@@ -74,33 +74,83 @@ INSTANTIATE_TEST_SUITE_P(
                               true}),
     [](const auto& info) { return std::string(info.param.name); });
 
-TEST(Forwarding, AppendsToXForwardedForAndSetsTheRest) {
+ForwardContext trusted(std::string_view peer, std::string_view rid = "r") {
+    return {.client_ip = peer, .upstream_host = "127.0.0.1:3000", .request_id = rid, .trusted_peer = true};
+}
+ForwardContext untrusted(std::string_view peer) {
+    return {.client_ip = peer, .upstream_host = "127.0.0.1:3000", .request_id = "r", .trusted_peer = false};
+}
+
+TEST(Forwarding, TrustedPeerChainIsJoinedInOrderAndThePeerAppended) {
     auto f = make_fields({{"Host", "api.example"}, {"X-Forwarded-For", "1.2.3.4"}, {"X-Forwarded-For", "5.6.7.8"}});
-    apply_forwarding_headers(f, {"127.0.0.1", "127.0.0.1:3000", true, "rid-1"});
+    apply_forwarding_headers(f, trusted("127.0.0.1", "rid-1"));
     EXPECT_EQ(f["X-Forwarded-For"], "1.2.3.4, 5.6.7.8, 127.0.0.1");
+    EXPECT_EQ(f.count("X-Forwarded-For"), 1u);
     EXPECT_EQ(f["X-Forwarded-Proto"], "http");
     EXPECT_EQ(f["X-Forwarded-Host"], "api.example");
     EXPECT_EQ(f["Host"], "api.example");
     EXPECT_EQ(f["X-Request-ID"], "rid-1");
 }
 
-TEST(Forwarding, KeepsProtoAndHostSetByALoadBalancer) {
-    auto f =
-        make_fields({{"Host", "internal:8080"}, {"X-Forwarded-Proto", "https"}, {"X-Forwarded-Host", "shop.example"}});
-    apply_forwarding_headers(f, {"::1", "127.0.0.1:3000", true, "r"});
+TEST(Forwarding, TrustedPeerKeepsOneProtoHostAndForwarded) {
+    auto f = make_fields({{"Host", "internal:8080"},
+                          {"X-Forwarded-Proto", "https"},
+                          {"X-Forwarded-Host", "shop.example"},
+                          {"Forwarded", "for=192.0.2.60;proto=https"}});
+    apply_forwarding_headers(f, trusted("::1"));
     EXPECT_EQ(f["X-Forwarded-For"], "::1");
     EXPECT_EQ(f["X-Forwarded-Proto"], "https");
     EXPECT_EQ(f["X-Forwarded-Host"], "shop.example");
+    EXPECT_EQ(f["Forwarded"], "for=192.0.2.60;proto=https");
+}
+
+TEST(Forwarding, TrustedPeerRepeatedOrEmptyProtoAndHostAreReplaced) {
+    auto f = make_fields({{"Host", "internal:8080"},
+                          {"X-Forwarded-Proto", "https"},
+                          {"X-Forwarded-Proto", "http"},
+                          {"X-Forwarded-Host", "a.example"},
+                          {"X-Forwarded-Host", "b.example"}});
+    apply_forwarding_headers(f, trusted("10.0.0.2"));
+    EXPECT_EQ(to_list(f), (Headers{{"Host", "internal:8080"},
+                                   {"X-Forwarded-For", "10.0.0.2"},
+                                   {"X-Forwarded-Proto", "http"},
+                                   {"X-Forwarded-Host", "internal:8080"},
+                                   {"X-Request-ID", "r"}}));
+    auto g = make_fields({{"Host", "h"}, {"X-Forwarded-Proto", " "}});
+    apply_forwarding_headers(g, trusted("10.0.0.2"));
+    EXPECT_EQ(g["X-Forwarded-Proto"], "http");
+}
+
+TEST(Forwarding, UntrustedPeerClaimsAreReplacedWithCrudcastsOwn) {
+    auto f = make_fields({{"Host", "api.example"},
+                          {"X-Forwarded-For", "6.6.6.6"},
+                          {"X-Forwarded-For", "7.7.7.7"},
+                          {"X-Forwarded-Proto", "https"},
+                          {"X-Forwarded-Host", "bank.example"},
+                          {"Forwarded", "for=6.6.6.6"}});
+    apply_forwarding_headers(f, untrusted("203.0.113.9"));
+    EXPECT_EQ(to_list(f), (Headers{{"Host", "api.example"},
+                                   {"X-Forwarded-For", "203.0.113.9"},
+                                   {"X-Forwarded-Proto", "http"},
+                                   {"X-Forwarded-Host", "api.example"},
+                                   {"X-Request-ID", "r"}}));
+    // Without a Host there is no X-Forwarded-Host at all, not the client's.
+    auto g = make_fields({{"X-Forwarded-Host", "bank.example"}});
+    apply_forwarding_headers(g, untrusted("203.0.113.9"));
+    EXPECT_EQ(g.count("X-Forwarded-Host"), 0u);
+    EXPECT_EQ(g["Host"], "127.0.0.1:3000");
 }
 
 TEST(Forwarding, ReplacesHostWhenNotPreservedOrMissing) {
     auto f = make_fields({{"Host", "public.example"}});
-    apply_forwarding_headers(f, {"10.0.0.1", "127.0.0.1:3000", false, "r"});
+    auto ctx = trusted("10.0.0.1");
+    ctx.preserve_host = false;
+    apply_forwarding_headers(f, ctx);
     EXPECT_EQ(f["Host"], "127.0.0.1:3000");
     EXPECT_EQ(f["X-Forwarded-Host"], "public.example");
 
     auto g = make_fields({});
-    apply_forwarding_headers(g, {"10.0.0.1", "127.0.0.1:3000", true, "r"});
+    apply_forwarding_headers(g, trusted("10.0.0.1"));
     EXPECT_EQ(g["Host"], "127.0.0.1:3000");
     EXPECT_EQ(g.count("X-Forwarded-Host"), 0u);
 }

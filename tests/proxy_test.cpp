@@ -186,8 +186,9 @@ TEST_F(ProxyTest, HopByHopHeadersAreNotForwardedInEitherDirection) {
 
 // ---- X-Forwarded-*, Host, X-Request-ID ----
 
+// A trusted peer's X-Forwarded-* (trusted-proxies); the untrusted side is in forwarded_test.cpp.
 TEST_F(ProxyTest, XForwardedForIsAppendedToOrSet) {
-    start();
+    start([](config::Config& c) { c.trusted_proxies = {net::parse_cidr("127.0.0.1")}; });
     exchange(port(), get_request("/xff", "X-Forwarded-For: 1.2.3.4\r\n"));
     exchange(port(), get_request("/xff"));
     ASSERT_EQ(upstream.request_count(), 2u);
@@ -196,7 +197,7 @@ TEST_F(ProxyTest, XForwardedForIsAppendedToOrSet) {
 }
 
 TEST_F(ProxyTest, XForwardedProtoIsSetWhenAbsentAndKeptWhenPresent) {
-    start();
+    start([](config::Config& c) { c.trusted_proxies = {net::parse_cidr("127.0.0.1")}; });
     exchange(port(), get_request("/p"));
     exchange(port(), get_request("/p", "X-Forwarded-Proto: https\r\n"));
     ASSERT_EQ(upstream.request_count(), 2u);
