@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <unordered_set>
 
 #include "common/text.hpp"
 
@@ -10,11 +11,12 @@ namespace crudcast::bus {
 
 std::vector<std::string> normalize_topics(const std::vector<std::string>& topics) {
     std::vector<std::string> out;
+    std::unordered_set<std::string> seen;  // a long query must not cost a quadratic search
     for (const auto& topic : topics) {
         auto t = ascii_lower(topic);
         if (t.empty()) continue;
         if (t == "all") return {"all"};
-        if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(std::move(t));
+        if (seen.insert(t).second) out.push_back(std::move(t));
     }
     if (out.empty()) out.push_back("all");
     return out;
