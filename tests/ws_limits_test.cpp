@@ -187,6 +187,45 @@ TEST_F(WsLimits, ASubscriberThatTakesNothingIsDroppedAfterWsWriteTimeoutWhileOth
     EXPECT_NE(frame->payload.find("\"model\":\"widget\""), std::string::npos) << frame->payload;
 }
 
+TEST_F(WsLimits, ASubscriberThatReadsSlowlyIsNotDroppedByTheWriteTimeout) {
+    constexpr auto write_timeout = std::chrono::milliseconds(300);
+    start([&](config::Config& c) {
+        c.ws_write_timeout = write_timeout;
+        c.ws_max_queue_messages = 1'000'000;
+        c.ws_max_queue_bytes = std::size_t{1} << 30;
+    });
+    Socket slow = connect_with_rcvbuf(port_, 4096);
+    ASSERT_TRUE(is_101(handshake(slow, "/ws")));
+    // It reads 4 KiB every 20 ms (200 KB/s): far behind 10 MiB of events, but always taking some.
+    std::atomic<bool> stop{false};
+    std::atomic<bool> ended{false};
+    std::atomic<std::uint64_t> taken{0};
+    std::thread reader([&] {
+        char buffer[4096];
+        while (!stop) {
+            const auto n = ::recv(slow.fd(), buffer, sizeof buffer, MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+                ended = true;
+                return;
+            }
+            if (n > 0) taken += static_cast<std::uint64_t>(n);
+            std::this_thread::sleep_for(20ms);  // the pace of a slow reader, not a wait for anything
+        }
+    });
+    const std::string body = "{\"id\":1,\"blob\":\"" + std::string(64 * 1024, 'z') + "\"}";
+    for (int i = 0; i < 160; ++i) ASSERT_EQ(publish("/api/blobs/1", body), 200u);
+    // Five times ws-write-timeout of slow reading after the last event: still connected.
+    const auto until = Clock::now() + 5 * write_timeout;
+    while (Clock::now() < until && !ended) std::this_thread::sleep_for(20ms);
+    stop = true;
+    reader.join();
+    EXPECT_FALSE(ended) << "a subscriber that kept reading was dropped after " << taken.load() << " bytes";
+    EXPECT_LT(taken.load(), 160u * body.size());  // it was behind all along
+    // Once it stops reading, it is dropped.
+    pollfd p{slow.fd(), 0, 0};
+    EXPECT_EQ(::poll(&p, 1, static_cast<int>((write_timeout + 2s).count())), 1);
+}
+
 // ---- ws-max-topics and topic names ----
 
 std::string topics_query(std::size_t n, std::string_view stem = "t") {

@@ -1,6 +1,9 @@
 // websocket_session.cpp: see websocket_session.hpp.
 #include "gateway/ws/websocket_session.hpp"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <algorithm>
 
 #include <boost/beast/http/string_body.hpp>
@@ -302,6 +305,7 @@ void WebSocketSession::write_pending() {
         return;
     }
     write_progress_ = std::chrono::steady_clock::now();
+    write_unsent_ = unsent_bytes();
     watch_write();
     write_rest();
 }
@@ -315,6 +319,12 @@ void WebSocketSession::write_rest() {
         }
         self->on_written(e);
     });
+}
+
+std::int64_t WebSocketSession::unsent_bytes() {
+    int unsent = 0;  // sent or not, what the peer has not acknowledged yet
+    if (::ioctl(socket_.native_handle(), SIOCOUTQ, &unsent) != 0) return -1;
+    return unsent;
 }
 
 void WebSocketSession::watch_write() {
@@ -333,6 +343,11 @@ void WebSocketSession::on_write_timer() {
     if (state_ == State::closed || !writer_.writing()) return;
     const auto timeout = shard_.config().ws_write_timeout;
     const auto now = std::chrono::steady_clock::now();
+    // The kernel wakes our write only once much of its send buffer is free; a peer that reads
+    // slowly still takes bytes from that buffer, and that counts as progress too.
+    const auto unsent = unsent_bytes();
+    if (unsent >= 0 && unsent < write_unsent_) write_progress_ = now;
+    write_unsent_ = unsent;
     if (now - write_progress_ < timeout) {
         watch_write();
         return;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -90,6 +91,7 @@ private:
     // The rest of a write the kernel did not take at once, piece by piece: each piece is progress.
     void write_rest();
     void watch_write();
+    std::int64_t unsent_bytes();  // the socket's send queue (SIOCOUTQ); -1 when unknown
     void on_write_timer();
     void on_written(error_code ec);
     void shutdown_socket();
@@ -118,6 +120,7 @@ private:
     asio::steady_timer write_timer_;
     bool write_timer_armed_ = false;
     std::chrono::steady_clock::time_point write_progress_;
+    std::int64_t write_unsent_ = -1;  // the send queue when progress was last looked for
     std::uint64_t frames_sent_ = 0;
     std::uint64_t last_seq_ = 0;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
