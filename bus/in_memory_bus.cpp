@@ -88,6 +88,25 @@ void InMemoryBus::drain(std::size_t shard) {
     batch.clear();
 }
 
+std::vector<std::pair<std::string, std::size_t>> InMemoryBus::top_subscriber_counts(std::size_t max,
+                                                                                    std::string_view other) const {
+    auto counts = subscriber_counts();
+    std::sort(counts.begin(), counts.end(), [](const auto& a, const auto& b) {
+        return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
+    std::vector<std::pair<std::string, std::size_t>> top;
+    std::size_t rest = 0;
+    for (auto& [topic, n] : counts) {
+        if (top.size() < max && topic != other) {
+            top.emplace_back(std::move(topic), n);
+        } else {
+            rest += n;
+        }
+    }
+    if (rest > 0) top.emplace_back(std::string(other), rest);
+    return top;
+}
+
 std::vector<std::pair<std::string, std::size_t>> InMemoryBus::subscriber_counts() const {
     std::lock_guard lock(mutex_);
     return {counts_.begin(), counts_.end()};

@@ -454,6 +454,15 @@ TEST_F(WsLimits, MetricsLabelsStayValidAndBoundedWhateverModelsAndTopicsClientsM
     EXPECT_EQ(by_topic["shared"], 3);
     EXPECT_EQ(by_topic["a\"b\\c"], 3);
     EXPECT_EQ(by_topic["_other"], 3 * 62 - 3 - 3 - 98);
+
+    // /api/stats lists the same bounded breakdown.
+    rapidjson::Document stats;
+    stats.Parse(exchange(gateway_->admin_port(), admin_request("/api/stats")).body.c_str());
+    ASSERT_FALSE(stats.HasParseError());
+    const auto& topics = stats["websocket_subscribers_by_topic"];
+    EXPECT_EQ(topics.MemberCount(), 101u);
+    EXPECT_EQ(topics["_other"].GetUint64(), 3u * 62 - 3 - 3 - 98);
+    EXPECT_EQ(stats["events_published_by"].MemberCount(), 101u);
 }
 
 // ---- the file descriptor limit ----

@@ -2,7 +2,6 @@
 // they follow Prometheus conventions (crudcast_ prefix, _total for counters, base units: seconds and bytes).
 #include "gateway/admin/metrics.hpp"
 
-#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -122,25 +121,9 @@ void events(std::string& out, const EventCounters& ev) {
 void subscribers(std::string& out, const bus::InMemoryBus& bus) {
     const auto& info = WebSocketCounters::by_topic_info;
     header(out, info);
-    auto counts = bus.subscriber_counts();
-    std::sort(counts.begin(), counts.end(), [](const auto& a, const auto& b) {
-        return a.second != b.second ? a.second > b.second : a.first < b.first;
-    });
-    const auto name = [&](std::string_view topic) {
-        return std::string(info.metric) + "{topic=\"" + label(topic) + "\"}";
-    };
     Series series;
-    std::size_t named = 0;
-    double other = 0;
-    for (const auto& [topic, n] : counts) {
-        if (named < stats::max_label_values && topic != stats::other_label) {
-            series[name(topic)] += static_cast<double>(n);
-            ++named;
-        } else {
-            other += static_cast<double>(n);
-        }
-    }
-    if (other > 0) series[name(stats::other_label)] += other;
+    for (const auto& [topic, n] : bus.top_subscriber_counts(stats::max_label_values, stats::other_label))
+        series[std::string(info.metric) + "{topic=\"" + label(topic) + "\"}"] += static_cast<double>(n);
     samples(out, series);
 }
 
