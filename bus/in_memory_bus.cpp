@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <unordered_set>
 
 #include "common/text.hpp"
 
@@ -10,11 +11,12 @@ namespace crudcast::bus {
 
 std::vector<std::string> normalize_topics(const std::vector<std::string>& topics) {
     std::vector<std::string> out;
+    std::unordered_set<std::string> seen;  // a long query must not cost a quadratic search
     for (const auto& topic : topics) {
         auto t = ascii_lower(topic);
         if (t.empty()) continue;
         if (t == "all") return {"all"};
-        if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(std::move(t));
+        if (seen.insert(t).second) out.push_back(std::move(t));
     }
     if (out.empty()) out.push_back("all");
     return out;
@@ -84,6 +86,25 @@ void InMemoryBus::drain(std::size_t shard) {
     }
     if (s.sink != nullptr) s.sink->on_events(batch);
     batch.clear();
+}
+
+std::vector<std::pair<std::string, std::size_t>> InMemoryBus::top_subscriber_counts(std::size_t max,
+                                                                                    std::string_view other) const {
+    auto counts = subscriber_counts();
+    std::sort(counts.begin(), counts.end(), [](const auto& a, const auto& b) {
+        return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
+    std::vector<std::pair<std::string, std::size_t>> top;
+    std::size_t rest = 0;
+    for (auto& [topic, n] : counts) {
+        if (top.size() < max && topic != other) {
+            top.emplace_back(std::move(topic), n);
+        } else {
+            rest += n;
+        }
+    }
+    if (rest > 0) top.emplace_back(std::string(other), rest);
+    return top;
 }
 
 std::vector<std::pair<std::string, std::size_t>> InMemoryBus::subscriber_counts() const {

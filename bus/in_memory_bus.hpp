@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -33,6 +34,11 @@ public:
 
     // Subscribers per topic ("all" included), for metrics and logs.
     std::vector<std::pair<std::string, std::size_t>> subscriber_counts() const;
+    // The same for the `max` most subscribed topics (ties by name), most subscribed first; the other
+    // topics' subscribers summed under `other` (last, when there are any). Topics are named by
+    // clients: this bounds what /metrics and /api/stats list.
+    std::vector<std::pair<std::string, std::size_t>> top_subscriber_counts(std::size_t max,
+                                                                           std::string_view other) const;
 
 private:
     struct Shard {

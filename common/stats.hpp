@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -22,6 +23,12 @@ struct Info {
     std::string_view json;        // /api/stats key; "" when it is not in /api/stats
     std::string_view json_total;  // a labelled family's sum in /api/stats, "" when it has none
 };
+
+// Labels whose values come from outside (models from request paths, topics from subscribers) take at
+// most this many distinct values in a family; the rest are counted under `other_label`, so a client
+// requesting 10,000 different paths cannot make 10,000 series (or grow the map behind them).
+inline constexpr std::size_t max_label_values = 100;
+inline constexpr std::string_view other_label = "_other";
 
 template <class Atomic>
 auto load(const Atomic& value) {

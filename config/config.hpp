@@ -79,6 +79,10 @@ struct Config {
     std::chrono::milliseconds ws_ping_interval{20'000};
     std::size_t ws_max_queue_messages = 4096;
     std::size_t ws_max_queue_bytes = 16 * 1024 * 1024;
+    // A subscriber whose socket has taken none of a pending write for this long is dropped.
+    std::chrono::milliseconds ws_write_timeout{30'000};
+    std::size_t ws_max_topics = 64;            // distinct topics one subscriber may name
+    std::size_t ws_max_subscribers = 100'000;  // WebSocket subscribers at once (not max_connections)
     // Browser origins ("https://app.example.com", lower case, no trailing slash) allowed to open the
     // events WebSocket; empty: any. Clients that send no Origin (not browsers) are always allowed.
     std::vector<std::string> ws_allowed_origins;

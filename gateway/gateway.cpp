@@ -96,9 +96,21 @@ struct Gateway::Impl {
                 std::make_shared<WebSocketSession>(std::move(socket), ws, std::move(client), std::move(rid))
                     ->start(std::move(request), std::move(leftover));
             };
-            w->proxy->websocket_refusal = subscription_refusal;
+            w->proxy->websocket_refusal = [this](std::string_view target) { return websocket_refusal(target); };
             workers.push_back(std::move(w));
         }
+    }
+
+    // Whether a subscription at `target` can be served. Accepting it takes one of the
+    // ws-max-subscribers places, which the WebSocketSession the handoff creates then owns.
+    proxy::ProxyContext::WebSocketRefusal websocket_refusal(std::string_view target) {
+        if (auto detail = subscription_refusal(target, config.ws_max_topics); !detail.empty())
+            return {400, "bad_request", std::move(detail)};
+        if (!ws_counters.reserve_subscriber(config.ws_max_subscribers)) {
+            return {503, "too_many_subscribers",
+                    "crudcast is at ws-max-subscribers (" + std::to_string(config.ws_max_subscribers) + ")"};
+        }
+        return {};
     }
 
     // The listener (on worker 0: accepting is cheap next to serving) hands each connection to a
@@ -108,7 +120,8 @@ struct Gateway::Impl {
         for (auto& w : workers) contexts.push_back(&w->context);
         listener = std::make_unique<Listener>(
             workers[0]->context, contexts, config,
-            [this] { return counters.open_client_connections.load() + ws_counters.open.load(); },
+            // HTTP connections only: once upgraded, a subscriber counts toward ws-max-subscribers.
+            [this] { return counters.open_client_connections.load(); },
             [this](std::size_t i, tcp::socket socket) {
                 Worker& w = *workers[i];
                 asio::post(w.context, [&w, s = std::move(socket)]() mutable {

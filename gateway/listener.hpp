@@ -31,7 +31,7 @@ private:
     asio::io_context& accept_context_;
     std::vector<asio::io_context*> workers_;
     const config::Config& config_;
-    std::function<std::int64_t()> open_connections_;  // proxy sessions + WebSocket subscribers
+    std::function<std::int64_t()> open_connections_;  // HTTP connections (proxy sessions, tunnels included)
     HandOff hand_off_;
     tcp::acceptor acceptor_;
     std::uint16_t port_ = 0;

@@ -1,6 +1,10 @@
 // main.cpp: parses the configuration, starts the gateway, turns SIGTERM/SIGINT into a graceful
 // drain (a second signal stops at once), and maps failures to exit codes: 2 bad config, 1 cannot run.
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <string_view>
@@ -28,8 +32,36 @@ int cannot_listen(const config::Config& cfg, const std::string& reason) {
     return 1;
 }
 
+// Every connection is a file descriptor: the soft RLIMIT_NOFILE (often 1024) would refuse accepts
+// long before max-connections. Raises it to the hard limit, says so, and warns when the configured
+// limits need more descriptors than that.
+void raise_file_limit(const config::Config& cfg) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+    const auto before = limit.rlim_cur;
+    if (limit.rlim_cur != limit.rlim_max) {
+        rlimit raised{limit.rlim_max, limit.rlim_max};
+        if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit.rlim_cur = limit.rlim_max;
+    }
+    const auto show = [](rlim_t n) { return n == RLIM_INFINITY ? std::string("unlimited") : std::to_string(n); };
+    log::write(config::LogLevel::info, "file descriptor limit",
+               {{"nofile", show(limit.rlim_cur)}, {"was", show(before)}, {"hard", show(limit.rlim_max)}});
+    // Client connections, subscribers, one upstream connection per in-flight request at most as many
+    // as client connections, the idle pool of each thread, and a few for listeners and logs.
+    const std::uint64_t threads = std::max(1u, cfg.threads);
+    const std::uint64_t needed =
+        2 * std::uint64_t{cfg.max_connections} + cfg.ws_max_subscribers + threads * cfg.upstream_max_idle + 16;
+    if (limit.rlim_cur != RLIM_INFINITY && needed > limit.rlim_cur) {
+        log::write(config::LogLevel::warn, "file descriptor limit below what the configured limits may need",
+                   {{"needed", needed},
+                    {"nofile", show(limit.rlim_cur)},
+                    {"hint", "raise LimitNOFILE / ulimit -n, or lower max-connections, ws-max-subscribers"}});
+    }
+}
+
 int run(const config::Config& cfg) {
     log::configure(cfg.log_level, cfg.log_format);
+    raise_file_limit(cfg);
     gateway::Gateway gw(cfg);
     try {
         gw.start();

@@ -207,9 +207,11 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
                 co_return co_await reply_error(ex, http::status::forbidden, "origin_not_allowed", std::move(detail),
                                                false);
             }
-            if (auto refusal = context_.websocket_refusal ? context_.websocket_refusal(ex.target) : std::string();
-                !refusal.empty()) {
-                co_return co_await reply_error(ex, http::status::bad_request, "bad_request", std::move(refusal), false);
+            if (auto refusal = context_.websocket_refusal ? context_.websocket_refusal(ex.target)
+                                                          : ProxyContext::WebSocketRefusal{};
+                refusal.status != 0) {
+                co_return co_await reply_error(ex, static_cast<http::status>(refusal.status), refusal.error,
+                                               std::move(refusal.detail), false);
             }
             ex.status = 101;
             ex.note.emplace_back("ws", "subscribe");

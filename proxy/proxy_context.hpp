@@ -50,9 +50,16 @@ struct ProxyContext {
     // head, the client's address for logs, the request id). Null: the ws path is proxied.
     std::function<void(tcp::socket, http::request<http::buffer_body>, beast::flat_buffer, std::string, std::string)>
         websocket_handoff;
-    // Checks a subscription's target before the handoff: empty when it can be served, else the
-    // detail of the 400 crudcast answers, so the access line tells what the client got.
-    std::function<std::string(std::string_view target)> websocket_refusal;
+    // Checks a subscription's target before the handoff: status 0 when it can be served (and then
+    // the handoff must follow at once: the check may have reserved the subscriber's place), else
+    // the answer crudcast gives (400 for a bad topic list, 503 at ws-max-subscribers), so the
+    // access line tells what the client got.
+    struct WebSocketRefusal {
+        unsigned status = 0;  // 0: accepted
+        std::string error;    // the JSON "error" code
+        std::string detail;
+    };
+    std::function<WebSocketRefusal(std::string_view target)> websocket_refusal;
 };
 
 }  // namespace crudcast::proxy

@@ -117,4 +117,16 @@ TEST(InMemoryBus, ConcurrentPublishersGiveEveryShardOneGapFreeSeqOrder) {
     }
 }
 
+TEST(Bus, TopSubscriberCountsKeepsTheMostSubscribedAndSumsTheRest) {
+    crudcast::bus::InMemoryBus bus(1, [](std::size_t, std::function<void()>) {});
+    bus.subscribe(0, {"b", "c", "d", "_other"});
+    bus.subscribe(0, {"c", "d"});
+    bus.subscribe(0, {"d"});
+    using Counts = std::vector<std::pair<std::string, std::size_t>>;
+    EXPECT_EQ(bus.top_subscriber_counts(2, "_other"), (Counts{{"d", 3}, {"c", 2}, {"_other", 2}}));
+    EXPECT_EQ(bus.top_subscriber_counts(3, "_other"), (Counts{{"d", 3}, {"c", 2}, {"b", 1}, {"_other", 1}}));
+    bus.unsubscribe(0, {"b", "c", "d", "_other"});
+    EXPECT_EQ(bus.top_subscriber_counts(2, "_other"), (Counts{{"d", 2}, {"c", 1}}));
+}
+
 }  // namespace

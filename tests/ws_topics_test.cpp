@@ -59,4 +59,29 @@ TEST(WsTopics, TheQueryStringNamesTheTopics) {
     }
 }
 
+TEST(WsTopics, TopicNamesAreBoundedUtf8WithoutControls) {
+    using crudcast::gateway::topic_name_problem;
+    EXPECT_EQ(topic_name_problem("author"), "");
+    EXPECT_EQ(topic_name_problem("blog post"), "");
+    EXPECT_EQ(topic_name_problem("\xc3\xa9t\xc3\xa9"), "");
+    EXPECT_EQ(topic_name_problem("\xc2\xa0"), "");  // U+00A0, just past the C1 controls
+    EXPECT_EQ(topic_name_problem(std::string(128, 'a')), "");
+    EXPECT_EQ(topic_name_problem(std::string(129, 'a')), "is longer than 128 bytes");
+    for (const char* bad : {"\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80"})
+        EXPECT_EQ(topic_name_problem(bad), "is not valid UTF-8") << bad;
+    for (const std::string& bad : {std::string("a\x01"), std::string("\x7f"), std::string("\xc2\x80"),
+                                   std::string("\xc2\x9f"), std::string("a\nb"), std::string(1, '\0')})
+        EXPECT_EQ(topic_name_problem(bad), "contains a control character");
+}
+
+TEST(WsTopics, SubscriptionRefusalCountsDistinctTopics) {
+    using crudcast::gateway::subscription_refusal;
+    EXPECT_EQ(subscription_refusal("/ws?topic=a,b", 2), "");
+    EXPECT_EQ(subscription_refusal("/ws?topic=a,B,b,A", 2), "");  // two distinct after lower-casing
+    EXPECT_EQ(subscription_refusal("/ws?topic=a,b,c", 2), "3 topics: a subscriber may name at most 2 (ws-max-topics)");
+    EXPECT_EQ(subscription_refusal("/ws?topic=a,b,all", 1), "");  // "all" alone
+    EXPECT_EQ(subscription_refusal("/ws?topic=a,%01", 8), "topic 2 contains a control character");
+    EXPECT_NE(subscription_refusal("/ws?topic=%zz", 8), "");
+}
+
 }  // namespace

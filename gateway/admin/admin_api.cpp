@@ -102,7 +102,9 @@ void events(JsonWriter& w, const EventCounters& ev) {
 void subscribers(JsonWriter& w, const bus::InMemoryBus& bus) {
     key(w, WebSocketCounters::by_topic_info.json);
     w.StartObject();
-    for (const auto& [topic, n] : bus.subscriber_counts()) number(w, topic, static_cast<std::uint64_t>(n));
+    // Bounded as in /metrics: the most subscribed topics by name, the others under stats::other_label.
+    for (const auto& [topic, n] : bus.top_subscriber_counts(stats::max_label_values, stats::other_label))
+        number(w, topic, static_cast<std::uint64_t>(n));
     w.EndObject();
 }
 

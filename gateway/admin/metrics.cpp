@@ -3,6 +3,10 @@
 #include "gateway/admin/metrics.hpp"
 
 #include <cstdio>
+#include <map>
+#include <string>
+
+#include "common/json_text.hpp"
 
 namespace crudcast::gateway {
 
@@ -29,10 +33,11 @@ void sample(std::string& out, std::string_view name_and_labels, double value) {
     out += '\n';
 }
 
-// Label values escaped per the exposition format: backslash, quote, newline.
+// A label value as the exposition format wants it: UTF-8 (a byte that does not start well-formed
+// UTF-8 becomes U+FFFD), with backslash, quote and newline escaped.
 std::string label(std::string_view v) {
     std::string out;
-    for (char c : v) {
+    for (char c : valid_utf8(v)) {
         if (c == '\\' || c == '"') out += '\\';
         if (c == '\n') {
             out += "\\n";
@@ -41,6 +46,14 @@ std::string label(std::string_view v) {
         out += c;
     }
     return out;
+}
+
+// Samples keyed by their rendered name and labels: values that render alike (two byte strings
+// that differ only in invalid UTF-8) are added up, so a family never repeats a series.
+using Series = std::map<std::string, double>;
+
+void samples(std::string& out, const Series& series) {
+    for (const auto& [name_and_labels, value] : series) sample(out, name_and_labels, value);
 }
 
 // One family with a single unlabelled sample for each declared counter that has a Prometheus name.
@@ -85,16 +98,17 @@ void latency(std::string& out, const proxy::ProxyCounters& p) {
 void events(std::string& out, const EventCounters& ev) {
     const std::string published(ev.published_info.metric);
     header(out, ev.published_info);
+    Series series;
     {
+        // Models are already folded at counting time (EventCounters::count_published).
         std::lock_guard lock(ev.mutex);
         for (const auto& [key, n] : ev.published_by) {
             const auto tab = key.find('\t');
-            sample(out,
-                   published + "{model=\"" + label(key.substr(0, tab)) + "\",method=\"" + label(key.substr(tab + 1)) +
-                       "\"}",
-                   static_cast<double>(n));
+            series[published + "{model=\"" + label(key.substr(0, tab)) + "\",method=\"" + label(key.substr(tab + 1)) +
+                   "\"}"] += static_cast<double>(n);
         }
     }
+    samples(out, series);
     header(out, ev.skipped_info);
     for (const auto& row : no_event_reasons) {
         sample(out, std::string(ev.skipped_info.metric) + "{reason=\"" + std::string(row.name) + "\"}",
@@ -102,11 +116,15 @@ void events(std::string& out, const EventCounters& ev) {
     }
 }
 
+// Subscribers of the stats::max_label_values most subscribed topics by name, the others' summed
+// under stats::other_label (a gauge may move between series; the total stays right).
 void subscribers(std::string& out, const bus::InMemoryBus& bus) {
     const auto& info = WebSocketCounters::by_topic_info;
     header(out, info);
-    for (const auto& [topic, n] : bus.subscriber_counts())
-        sample(out, std::string(info.metric) + "{topic=\"" + label(topic) + "\"}", static_cast<double>(n));
+    Series series;
+    for (const auto& [topic, n] : bus.top_subscriber_counts(stats::max_label_values, stats::other_label))
+        series[std::string(info.metric) + "{topic=\"" + label(topic) + "\"}"] += static_cast<double>(n);
+    samples(out, series);
 }
 
 }  // namespace

@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
+#include <string_view>
 
 #include "common/stats.hpp"
 #include "gateway/events/no_event_reason.hpp"
@@ -26,9 +28,27 @@ struct EventCounters {
                                                 "Events published, by model and method", "events_published_by",
                                                 "events_published"};
     // Published events by "model\tMETHOD": models are open-ended, and publishing already takes
-    // the bus lock, so one more short lock per event is fine.
+    // the bus lock, so one more short lock per event is fine. The first stats::max_label_values
+    // models have their own key; later ones are counted under stats::other_label (first come rather
+    // than most used: a counter's series must not change meaning).
     mutable std::mutex mutex;
     std::map<std::string, std::uint64_t> published_by;
+    std::set<std::string, std::less<>> labelled_models;
+
+    void count_published(std::string_view model, std::string_view method) {
+        std::lock_guard lock(mutex);
+        if (!labelled_models.contains(model)) {
+            if (labelled_models.size() < stats::max_label_values && model != stats::other_label) {
+                labelled_models.emplace(model);
+            } else {
+                model = stats::other_label;
+            }
+        }
+        std::string key(model);
+        key += '\t';
+        key += method;
+        ++published_by[key];
+    }
 };
 
 }  // namespace crudcast::gateway

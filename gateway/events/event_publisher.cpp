@@ -76,10 +76,7 @@ void EventPublisher::on_response_complete(const proxy::ObservedRequest& request,
         return;
     }
     const std::string label = result.event->model + "/" + result.event->method;
-    {
-        std::lock_guard lock(counters_.mutex);
-        ++counters_.published_by[result.event->model + "\t" + result.event->method];
-    }
+    counters_.count_published(result.event->model, result.event->method);
     std::string id = result.event->id_json;
     if (id.size() >= 2 && id.front() == '"') id = id.substr(1, id.size() - 2);  // readable in the log
     if (log::enabled(LogLevel::debug) && !result.detail.empty())

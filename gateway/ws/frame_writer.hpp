@@ -55,6 +55,11 @@ public:
     // or `ec` says why not); false when the rest, remaining(), must wait for the socket.
     bool send_now(int fd, error_code& ec);
     const std::vector<asio::const_buffer>& remaining() const { return gather_; }
+    // The socket took `sent` more bytes of remaining(); true when nothing remains.
+    bool consume(std::size_t sent) {
+        drop_sent(sent);
+        return gather_.empty();
+    }
 
     // The write completed or failed: the writer is idle again; returns what the write carried.
     Batch finish() {

@@ -1,9 +1,11 @@
 // websocket_session.cpp: see websocket_session.hpp.
 #include "gateway/ws/websocket_session.hpp"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <algorithm>
 
-#include <boost/asio/write.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/stream.hpp>
@@ -11,7 +13,6 @@
 #include "common/json_text.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
-#include "common/url.hpp"
 
 namespace crudcast::gateway {
 
@@ -36,27 +37,6 @@ std::string join(const std::vector<std::string>& v) {
 
 }  // namespace
 
-std::optional<std::vector<std::string>> topics_from_query(std::string_view target) {
-    const auto values = url::query_values(target, "topic");
-    if (!values) return std::nullopt;
-    std::vector<std::string> topics;
-    for (const auto& value : *values) {
-        std::string_view rest = value;
-        while (!rest.empty()) {
-            const auto comma = rest.find(',');
-            const auto topic = trim(rest.substr(0, comma));
-            if (!topic.empty()) topics.emplace_back(topic);
-            rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-        }
-    }
-    return bus::normalize_topics(topics);
-}
-
-std::string subscription_refusal(std::string_view target) {
-    if (!topics_from_query(target)) return "the query string is not valid (RFC 3986): no topics can be read from it";
-    return {};
-}
-
 WebSocketSession::WebSocketSession(tcp::socket socket, std::shared_ptr<SubscriberShard> shard,
                                    std::string client_address, std::string request_id)
     : socket_(std::move(socket)),
@@ -65,9 +45,10 @@ WebSocketSession::WebSocketSession(tcp::socket socket, std::shared_ptr<Subscribe
       client_address_(std::move(client_address)),
       request_id_(std::move(request_id)),
       ping_timer_(socket_.get_executor()),
-      close_timer_(socket_.get_executor()) {
+      close_timer_(socket_.get_executor()),
+      write_timer_(socket_.get_executor()) {
+    // `open` was counted when the place was reserved (reserve_subscriber, before the handoff).
     registration_ = shard_.add_session(this);
-    shard_.counters().open.fetch_add(1, std::memory_order_relaxed);
     shard_.counters().connections.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -100,6 +81,7 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
     shard_.unsubscribe(this);
     ping_timer_.cancel();
     close_timer_.cancel();
+    write_timer_.cancel();
     socket_.close(ignored);
     const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     log::write(LogLevel::info, "websocket disconnected",
@@ -322,8 +304,71 @@ void WebSocketSession::write_pending() {
         on_written(ec);
         return;
     }
-    asio::async_write(socket_, writer_.remaining(),
-                      [self = shared_from_this()](error_code e, std::size_t) { self->on_written(e); });
+    write_progress_ = std::chrono::steady_clock::now();
+    write_unsent_ = unsent_bytes();
+    watch_write();
+    write_rest();
+}
+
+void WebSocketSession::write_rest() {
+    socket_.async_write_some(writer_.remaining(), [self = shared_from_this()](error_code e, std::size_t n) {
+        if (!e && !self->writer_.consume(n)) {
+            self->write_progress_ = std::chrono::steady_clock::now();
+            self->write_rest();
+            return;
+        }
+        self->on_written(e);
+    });
+}
+
+std::int64_t WebSocketSession::unsent_bytes() {
+    int unsent = 0;  // sent or not, what the peer has not acknowledged yet
+    if (::ioctl(socket_.native_handle(), SIOCOUTQ, &unsent) != 0) return -1;
+    return unsent;
+}
+
+void WebSocketSession::watch_write() {
+    // One wait at a time: progress only moves write_progress_, and the timer, when it fires, waits
+    // again for what is left of the timeout counted from there.
+    if (write_timer_armed_) return;
+    write_timer_armed_ = true;
+    write_timer_.expires_at(write_progress_ + shard_.config().ws_write_timeout);
+    write_timer_.async_wait([self = shared_from_this()](error_code e) {
+        self->write_timer_armed_ = false;
+        if (!e) self->on_write_timer();
+    });
+}
+
+void WebSocketSession::on_write_timer() {
+    if (state_ == State::closed || !writer_.writing()) return;
+    const auto timeout = shard_.config().ws_write_timeout;
+    const auto now = std::chrono::steady_clock::now();
+    // The kernel wakes our write only once much of its send buffer is free; a peer that reads
+    // slowly still takes bytes from that buffer, and that counts as progress too.
+    const auto unsent = unsent_bytes();
+    if (unsent >= 0 && unsent < write_unsent_) write_progress_ = now;
+    write_unsent_ = unsent;
+    if (now - write_progress_ < timeout) {
+        watch_write();
+        return;
+    }
+    // The peer takes nothing: no close frame can reach it either. Reset the connection, so that the
+    // kernel does not keep the unsent bytes for it; the write fails and the read loop ends.
+    shard_.counters().write_timeouts.fetch_add(1, std::memory_order_relaxed);
+    if (close_code_ == 0) {
+        close_code_ = 1006;
+        close_reason_ = "no write progress within ws-write-timeout";
+    }
+    const auto stalled_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - write_progress_).count();
+    log::write(LogLevel::info, "websocket subscriber takes nothing of our writes; dropping it",
+               {{"client", client_address_},
+                {"topics", join(topics_)},
+                {"stalled_ms", static_cast<std::int64_t>(stalled_ms)},
+                {"last_seq", last_seq_},
+                {"rid", request_id_}});
+    error_code ignored;
+    socket_.set_option(asio::socket_base::linger(true, 0), ignored);
+    socket_.close(ignored);
 }
 
 void WebSocketSession::on_written(error_code ec) {

@@ -3,10 +3,12 @@
 // subscribers still need once, in a FrameLog (see subscriber_shard.hpp); a subscriber is a cursor
 // into it, and everything from its cursor on leaves in one gather write (frame_writer.hpp). One
 // writer per session writes whole frames only, control frames (pong, ping, close) between data
-// frames, never inside. Frames from the client are decoded by frame_codec.hpp.
+// frames, never inside. A write the socket takes nothing of for ws-write-timeout drops the
+// subscriber, whatever the write carries. Frames from the client are decoded by frame_codec.hpp.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -22,18 +24,12 @@
 #include "gateway/ws/frame_writer.hpp"
 #include "gateway/ws/subscriber_shard.hpp"
 #include "gateway/ws/subscription.hpp"
+#include "gateway/ws/topics.hpp"
 #include "gateway/ws/ws_counters.hpp"
 
 namespace crudcast::gateway {
 
 namespace http = beast::http;
-
-// Topics from a ws-path query string: `topic=a,b&topic=c`, percent-decoded (`+` is a space),
-// trimmed, normalised (no topic at all is "all"). nullopt when the target is not a valid URI
-// reference (a bad % escape): the handshake is refused rather than widened to every topic.
-std::optional<std::vector<std::string>> topics_from_query(std::string_view target);
-// Why a subscription at `target` cannot be served (the detail of its 400), or "" when it can.
-std::string subscription_refusal(std::string_view target);
 
 class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
 public:
@@ -92,6 +88,11 @@ private:
     void close_with(std::uint16_t code, std::string_view reason, State next = State::closing);
     void close_for_backlog(std::size_t frames, std::size_t bytes, std::size_t held);
     void write_pending();
+    // The rest of a write the kernel did not take at once, piece by piece: each piece is progress.
+    void write_rest();
+    void watch_write();
+    std::int64_t unsent_bytes();  // the socket's send queue (SIOCOUTQ); -1 when unknown
+    void on_write_timer();
     void on_written(error_code ec);
     void shutdown_socket();
 
@@ -115,6 +116,11 @@ private:
     bool alive_ = true;  // something arrived since the last ping (liveness, apart from the state)
     asio::steady_timer ping_timer_;
     asio::steady_timer close_timer_;
+    // ws-write-timeout: armed while a write waits for the socket; the write's last progress.
+    asio::steady_timer write_timer_;
+    bool write_timer_armed_ = false;
+    std::chrono::steady_clock::time_point write_progress_;
+    std::int64_t write_unsent_ = -1;  // the send queue when progress was last looked for
     std::uint64_t frames_sent_ = 0;
     std::uint64_t last_seq_ = 0;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

@@ -1,0 +1,67 @@
+// topics.cpp: see topics.hpp.
+#include "gateway/ws/topics.hpp"
+
+#include "bus/bus.hpp"
+#include "common/json_text.hpp"
+#include "common/text.hpp"
+#include "common/url.hpp"
+
+namespace crudcast::gateway {
+
+namespace {
+
+// Every topic named, in order, before normalisation; nullopt for a query that is not valid.
+std::optional<std::vector<std::string>> named_topics(std::string_view target) {
+    const auto values = url::query_values(target, "topic");
+    if (!values) return std::nullopt;
+    std::vector<std::string> topics;
+    for (const auto& value : *values) {
+        std::string_view rest = value;
+        while (!rest.empty()) {
+            const auto comma = rest.find(',');
+            const auto topic = trim(rest.substr(0, comma));
+            if (!topic.empty()) topics.emplace_back(topic);
+            rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+        }
+    }
+    return topics;
+}
+
+}  // namespace
+
+std::optional<std::vector<std::string>> topics_from_query(std::string_view target) {
+    auto topics = named_topics(target);
+    if (!topics) return std::nullopt;
+    return bus::normalize_topics(*topics);
+}
+
+std::string topic_name_problem(std::string_view topic) {
+    if (topic.size() > max_topic_bytes) return "is longer than " + std::to_string(max_topic_bytes) + " bytes";
+    for (std::size_t i = 0; i < topic.size();) {
+        const auto c = static_cast<unsigned char>(topic[i]);
+        const auto length = utf8_sequence_length(topic, i);
+        if (length == 0) return "is not valid UTF-8";
+        // C0 controls and DEL; C1 controls (U+0080..U+009F) are 0xC2 0x80..0x9F in UTF-8.
+        const bool c1 = c == 0xc2 && static_cast<unsigned char>(topic[i + 1]) < 0xa0;
+        if (c < 0x20 || c == 0x7f || c1) return "contains a control character";
+        i += length;
+    }
+    return {};
+}
+
+std::string subscription_refusal(std::string_view target, std::size_t max_topics) {
+    const auto named = named_topics(target);
+    if (!named) return "the query string is not valid (RFC 3986): no topics can be read from it";
+    for (std::size_t i = 0; i < named->size(); ++i) {
+        if (auto problem = topic_name_problem((*named)[i]); !problem.empty())
+            return "topic " + std::to_string(i + 1) + " " + problem;
+    }
+    const auto topics = bus::normalize_topics(*named);
+    if (topics.size() > max_topics) {
+        return std::to_string(topics.size()) + " topics: a subscriber may name at most " + std::to_string(max_topics) +
+               " (ws-max-topics)";
+    }
+    return {};
+}
+
+}  // namespace crudcast::gateway
