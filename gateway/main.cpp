@@ -33,8 +33,10 @@ int cannot_listen(const config::Config& cfg, const std::string& reason) {
 }
 
 // Every connection is a file descriptor: the soft RLIMIT_NOFILE (often 1024) would refuse accepts
-// long before max-connections. Raises it to the hard limit, says so, and warns when the configured
-// limits need more descriptors than that.
+// long before max-connections. Raises it to the hard limit and says so, with how many subscribers
+// fit beside the HTTP side. Warns only when the HTTP side alone may not fit: ws-max-subscribers'
+// default (100k) is above many hosts' hard limit, and a warning at every start that the operator
+// did not ask for would be noise; the info line tells the real subscriber capacity instead.
 void raise_file_limit(const config::Config& cfg) {
     rlimit limit{};
     if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
@@ -44,18 +46,23 @@ void raise_file_limit(const config::Config& cfg) {
         if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit.rlim_cur = limit.rlim_max;
     }
     const auto show = [](rlim_t n) { return n == RLIM_INFINITY ? std::string("unlimited") : std::to_string(n); };
-    log::write(config::LogLevel::info, "file descriptor limit",
-               {{"nofile", show(limit.rlim_cur)}, {"was", show(before)}, {"hard", show(limit.rlim_max)}});
-    // Client connections, subscribers, one upstream connection per in-flight request at most as many
-    // as client connections, the idle pool of each thread, and a few for listeners and logs.
+    // Client connections, one upstream connection per in-flight request at most as many as client
+    // connections, the idle pool of each thread, and a few for listeners and logs.
     const std::uint64_t threads = std::max(1u, cfg.threads);
-    const std::uint64_t needed =
-        2 * std::uint64_t{cfg.max_connections} + cfg.ws_max_subscribers + threads * cfg.upstream_max_idle + 16;
-    if (limit.rlim_cur != RLIM_INFINITY && needed > limit.rlim_cur) {
-        log::write(config::LogLevel::warn, "file descriptor limit below what the configured limits may need",
-                   {{"needed", needed},
+    const std::uint64_t http = 2 * std::uint64_t{cfg.max_connections} + threads * cfg.upstream_max_idle + 16;
+    const std::uint64_t room = limit.rlim_cur == RLIM_INFINITY ? cfg.ws_max_subscribers
+                               : limit.rlim_cur > http         ? limit.rlim_cur - http
+                                                               : 0;
+    log::write(config::LogLevel::info, "file descriptor limit",
+               {{"nofile", show(limit.rlim_cur)},
+                {"was", show(before)},
+                {"hard", show(limit.rlim_max)},
+                {"subscribers_fit", std::min<std::uint64_t>(room, cfg.ws_max_subscribers)}});
+    if (limit.rlim_cur != RLIM_INFINITY && http > limit.rlim_cur) {
+        log::write(config::LogLevel::warn, "file descriptor limit below what max-connections may need",
+                   {{"needed", http},
                     {"nofile", show(limit.rlim_cur)},
-                    {"hint", "raise LimitNOFILE / ulimit -n, or lower max-connections, ws-max-subscribers"}});
+                    {"hint", "raise LimitNOFILE / ulimit -n, or lower max-connections"}});
     }
 }
 

@@ -491,13 +491,26 @@ TEST(FileLimit, TheBinaryRaisesItsSoftLimitToTheHardLimitAndSaysSo) {
         EXPECT_NE(line->find(" info "), std::string::npos) << *line;
         EXPECT_NE(line->find("nofile=" + hard), std::string::npos) << *line;
         EXPECT_NE(line->find("was=256"), std::string::npos) << *line;
+        EXPECT_NE(line->find("subscribers_fit=100"), std::string::npos) << *line;
         ASSERT_TRUE(crudcast->wait_for_stderr("crudcast started"));
         EXPECT_EQ(crudcast->stderr_text().find(" warn "), std::string::npos) << crudcast->stderr_text();
     }
     if (original.rlim_max == RLIM_INFINITY || original.rlim_max > 1'000'000) return;  // cannot exceed it below
     {
-        // Limits past the hard limit: a warning that says what would be needed.
-        auto crudcast = start({"--max-connections", "100", "--ws-max-subscribers", std::to_string(original.rlim_max)});
+        // More subscribers than descriptors: no warning (the default is 100k), the real room instead.
+        const auto max = std::to_string(original.rlim_max);
+        auto crudcast = start({"--max-connections", "100", "--ws-max-subscribers", max});
+        const auto line = crudcast->wait_for_stderr("file descriptor limit");
+        ASSERT_TRUE(line.has_value()) << crudcast->stderr_text();
+        const auto fit =
+            std::to_string(original.rlim_max - (2 * 100 + crudcast::config::Config{}.upstream_max_idle + 16));
+        EXPECT_NE(line->find("subscribers_fit=" + fit), std::string::npos) << *line;
+        ASSERT_TRUE(crudcast->wait_for_stderr("crudcast started"));
+        EXPECT_EQ(crudcast->stderr_text().find(" warn "), std::string::npos) << crudcast->stderr_text();
+    }
+    {
+        // HTTP connections past the hard limit: a warning that says what would be needed.
+        auto crudcast = start({"--max-connections", std::to_string(original.rlim_max)});
         const auto warning = crudcast->wait_for_stderr("file descriptor limit below");
         ASSERT_TRUE(warning.has_value()) << crudcast->stderr_text();
         EXPECT_NE(warning->find(" warn "), std::string::npos) << *warning;
