@@ -247,7 +247,12 @@ asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status 
     const bool upstream_trouble = static_cast<unsigned>(status) >= 500 && status != http::status::not_implemented;
     auto level = upstream_trouble ? LogLevel::warn : LogLevel::debug;
     std::uint64_t repeated = 0;
-    if (upstream_trouble && ex.failure) level = failure_level(*ex.failure, repeated);
+    if (upstream_trouble) {
+        const auto decision = ex.failure ? context_.counters.failure_warnings.record(*ex.failure)
+                                         : context_.counters.failure_warnings.record_own_refusal();
+        repeated = decision.repeated;
+        level = decision.log ? LogLevel::warn : LogLevel::debug;
+    }
     if (log::enabled(level)) {
         const log::Field fields[] = {{"rid", ex.request_id}, {"client", client_address_}, {"status", ex.status},
                                      {"error", error},       {"detail", detail},          {"repeated", repeated}};

@@ -130,6 +130,11 @@ std::string_view failure_name(Failure kind) {
 void FailureWarnings::flush(bool all) {
     summary_.flush(
         [](std::size_t kind, std::uint64_t repeated, std::uint32_t since_ms) {
+            if (kind == failure_count) {
+                log::write(LogLevel::warn, "own refusals repeated",
+                           {{"repeated", repeated}, {"in_last_ms", static_cast<std::uint64_t>(since_ms)}});
+                return;
+            }
             const auto failure = static_cast<Failure>(kind);
             const auto& rule = failure_rule(failure);
             log::write(LogLevel::warn, "upstream failures repeated",

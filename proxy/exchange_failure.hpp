@@ -109,9 +109,12 @@ std::string_view failure_name(Failure kind);
 // Shared by all threads; one atomic operation per failure.
 class FailureWarnings {
 public:
-    FailureWarnings() : summary_(failure_count, std::chrono::seconds(1)) {}
+    FailureWarnings() : summary_(failure_count + 1, std::chrono::seconds(1)) {}
     // Whether this failure's warn line is written now, and how many earlier ones it speaks for.
     log::WarnSummary::Decision record(Failure kind) { return summary_.record(static_cast<std::size_t>(kind)); }
+    // The same for a 5xx crudcast answers for a reason of its own, no upstream failure (e.g. a
+    // handshake over ws-max-subscribers): a reconnect storm must not write a line per attempt.
+    log::WarnSummary::Decision record_own_refusal() { return summary_.record(failure_count); }
     // The "upstream failures repeated" line of each kind whose second is over with failures not yet
     // written (`all`: every kind's count now, at exit).
     void flush(bool all = false);

@@ -89,6 +89,31 @@ TEST(Listener, ConnectionsOverMaxConnectionsAreAnswered503WithAFewWarnLinesThatC
         << "nothing counted twice";
 }
 
+// The same for handshakes over ws-max-subscribers (a reconnect storm at the limit): each gets its
+// 503 and its access line, and the warn lines are few and count every refusal.
+TEST(Listener, HandshakesOverWsMaxSubscribersWriteAFewWarnLinesThatCountEveryOne) {
+    const auto port = free_port();
+    ChildProcess crudcast(CRUDCAST_BINARY, args(port, {"--ws-max-subscribers", "1"}));
+    ASSERT_TRUE(crudcast.wait_for_stderr("crudcast started"));
+    const std::string handshake =
+        "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    Client subscriber(port);
+    subscriber.send(handshake);
+    ASSERT_TRUE(subscriber.socket().read_until("\r\n\r\n", default_timeout).value_or("").starts_with("HTTP/1.1 101"));
+    constexpr int refused = 200;
+    for (int i = 0; i < refused; ++i) ASSERT_EQ(Client(port).roundtrip(handshake).status, 503u) << i;
+    WarnCount c;
+    for (const auto deadline = std::chrono::steady_clock::now() + default_timeout;
+         std::chrono::steady_clock::now() < deadline;) {
+        c = count_warns(crudcast.stderr_text(), "crudcast answered itself", "own refusals repeated");
+        if (c.accounted >= refused) break;
+        std::this_thread::sleep_for(20ms);  // polling the child's log: no signal exists for "a line was written"
+    }
+    EXPECT_EQ(c.accounted, std::uint64_t{refused});
+    EXPECT_LE(c.lines, 4u);
+}
+
 // A full descriptor table leaves connections in the kernel's backlog: accept fails at once, again
 // and again. crudcast pauses instead of spinning (a line per failure would flood the log), and
 // serves the waiting connections once descriptors free up.

@@ -21,7 +21,7 @@ using namespace testkit;
 // Lines about the process or a TCP connection before any request was read: no request id exists.
 const std::set<std::string> request_free_messages = {"crudcast started",
                                                      "file descriptor limit",
-                                                     "file descriptor limit below what the configured limits may need",
+                                                     "file descriptor limit below what max-connections may need",
                                                      "signal received, shutting down gracefully",
                                                      "draining: no new connections; finishing in-flight requests",
                                                      "crudcast stopped",
