@@ -80,6 +80,8 @@ void DownstreamSession::drain() {
 asio::awaitable<void> DownstreamSession::run() {
     const auto& cfg = context_.config;
     bool first_request = true;
+    bool linger = false;  // the loop ended on an answer that closes, and the client may still be sending
+    error_code ignored;
     if (log::enabled(LogLevel::debug)) log::write(LogLevel::debug, "client connected", {{"client", client_address_}});
     for (;;) {
         if (drain_requested_ || context_.draining.load(std::memory_order_relaxed)) break;
@@ -99,16 +101,42 @@ asio::awaitable<void> DownstreamSession::run() {
         if (!ec && n > cfg.max_header_bytes) ec = http::error::header_limit;
         if (ec) {
             co_await refuse_header(parser, ec);
+            linger = true;
             break;
         }
         const bool keep = co_await serve(parser);
         first_request = false;
-        if (!keep) break;
+        if (!keep) {
+            // As nginx decides: only when the client may still be sending (its body unread, or more
+            // bytes already here), not for a client that got its whole answer and simply stays.
+            linger = !parser.is_done() || buffer_.size() > 0 || socket_.available(ignored) > 0;
+            break;
+        }
     }
     deadline_.clear();
-    error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    if (linger && !context_.draining.load(std::memory_order_relaxed)) co_await linger_close();
     socket_.close(ignored);
+}
+
+// After an answer that ends the connection, the client may still be sending (a body crudcast
+// refused, a pipelined request). Closing with unread bytes is a reset, which fails the client's
+// writes before it reads the answer. So, as nginx's lingering close: the send side is already shut,
+// read and discard what still comes until the client closes, at most linger_time in all.
+asio::awaitable<void> DownstreamSession::linger_close() {
+    constexpr auto linger_time = std::chrono::seconds(5);
+    deadline_.expect(Side::client, linger_time);
+    idle_ = true;  // a drain cuts the linger short (drain() cancels an idle session's read)
+    for (;;) {
+        buffer_.clear();
+        auto [ec, n] = co_await socket_.async_read_some(buffer_.prepare(16 * 1024), use_nothrow);
+        if (ec) break;  // the client's FIN, a reset, or the deadline closing the socket
+        (void)n;
+    }
+    deadline_.clear();
+    if (deadline_.expired() && log::enabled(LogLevel::debug))
+        log::write(LogLevel::debug, "client connection closed",
+                   {{"client", client_address_}, {"why", "linger time over"}});
 }
 
 asio::awaitable<bool> DownstreamSession::await_request(bool first_request) {

@@ -73,6 +73,7 @@ private:
 
     asio::awaitable<void> run();
     // Waits for the first byte of the next request; false when the connection should end instead.
+    asio::awaitable<void> linger_close();
     asio::awaitable<bool> await_request(bool first_request);
     // Answers a request whose header could not be read (when the client is still there to hear it).
     asio::awaitable<void> refuse_header(RequestParser& parser, const error_code& ec);

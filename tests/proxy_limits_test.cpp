@@ -187,3 +187,36 @@ TEST(GracefulShutdown, BinaryExitsZeroOnSigtermAfterFinishingInFlightRequest) {
 }
 
 }  // namespace
+
+namespace {
+
+// A client still sending when crudcast answers early and closes (413 for a body that announced
+// 4 MiB against a 64 KiB limit) reads its answer: crudcast half-closes and drains what still comes
+// before closing (a close with unread bytes is a reset, and a reset fails the client's writes
+// before it ever reads the answer).
+TEST(LingeringClose, AClientStillSendingItsBodyReadsThe413) {
+    RawUpstream upstream;
+    auto cfg = test_config(upstream.port());
+    cfg.max_body_bytes = 64 * 1024;
+    auto gw = start_gateway(std::move(cfg));
+    for (const bool sized : {true, false}) {
+        SCOPED_TRACE(sized ? "Content-Length" : "chunked");
+        const std::size_t body = 4 * 1024 * 1024;
+        Client client(gw->port());
+        std::string head = "POST /upload HTTP/1.1\r\nHost: t\r\n";
+        head += sized ? "Content-Length: " + std::to_string(body) + "\r\n\r\n" : "Transfer-Encoding: chunked\r\n\r\n";
+        client.send(head);
+        // Like a real uploader: the whole body goes out in blocking writes, then the answer is read.
+        const std::string chunk(64 * 1024, 'x');
+        const std::string framed = sized ? chunk : "10000\r\n" + chunk + "\r\n";
+        bool sent_all = true;
+        for (std::size_t sent = 0; sent < body && sent_all; sent += chunk.size())
+            sent_all = client.socket().send_all(framed);
+        EXPECT_TRUE(sent_all) << "crudcast reset the connection while the client was sending";
+        const auto res = client.read_response();
+        EXPECT_EQ(res.status, 413u);
+        EXPECT_TRUE(client.closed_by_peer());
+    }
+}
+
+}  // namespace
