@@ -36,8 +36,7 @@ bool is_valid_host(std::string_view host);
 FramingVerdict check_request_head(const http::request_header<>& head);
 
 // The limits a request head (and body) is read with: max-header-bytes, and max-body-bytes (0: none).
-void limit_request_parser(http::basic_parser<true>& parser, std::size_t max_header_bytes,
-                          std::uint64_t max_body_bytes);
+void limit_request_parser(http::basic_parser<true>& parser, std::size_t max_header_bytes, std::uint64_t max_body_bytes);
 
 // Drops every Content-Length and Transfer-Encoding line, then writes "Transfer-Encoding: chunked" or
 // "Content-Length: N" (or neither) to match the body as it will be sent.

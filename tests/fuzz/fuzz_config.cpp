@@ -74,9 +74,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     try {
         parsed = parse(args, env);
     } catch (const ConfigError& e) {
+        if (e.setting.empty() || !one_line(e.setting) || !one_line(e.problem))
+            std::fprintf(stderr, "setting [%s] problem [%s]\n", e.setting.c_str(), e.problem.c_str());
         CRUDCAST_FUZZ_CHECK(!e.setting.empty() && one_line(e.setting) && one_line(e.problem));
         return 0;
     }
+    if (parsed.action == Action::help || parsed.action == Action::version) return 0;  // nothing parsed
     const auto& config = parsed.config;
     CRUDCAST_FUZZ_CHECK(!describe(config).empty());
     CRUDCAST_FUZZ_CHECK(config.threads >= 1);

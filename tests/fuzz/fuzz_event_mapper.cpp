@@ -1,7 +1,8 @@
-// fuzz_event_mapper.cpp: one proxied exchange through the event mapper, with the default settings and
-// with route rules. An event made must serialize to valid JSON with a topic; precheck may not rule
-// out an exchange that map() turns into an event. Input: one option byte (rules, pointer, too large),
-// then method, target, status, content type on one line each, and the rest is the response body.
+// fuzz_event_mapper.cpp: one proxied exchange through the event mapper, with the default settings, with
+// route rules, and with a payload pointer. An event made must serialize to valid JSON with a topic;
+// precheck, told the body's length, may not rule out an exchange that map() turns into an event.
+// Input: one option byte (settings, body too large, length known), then method, target, status and
+// content type on one line each; the rest is the response body.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -78,17 +79,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     exchange.body = input;
     exchange.body_too_large = (options & 4) != 0;
 
+    const bool length_known = (options & 8) != 0;
     const auto ruled_out = mapper.precheck(exchange.method, exchange.target, exchange.status, exchange.content_type,
-                                           (options & 8) ? static_cast<long long>(input.size()) : -1);
+                                           length_known ? static_cast<long long>(input.size()) : -1);
     const auto result = mapper.map(exchange);
     CRUDCAST_FUZZ_CHECK(result.event.has_value() != result.reason.has_value());
     if (!result.event) return 0;
-    CRUDCAST_FUZZ_CHECK(!ruled_out);
+    // With an unknown length, precheck refuses a non-JSON type that an empty body would have passed
+    // (by design: capturing would stop the body streaming); with the length known it must not refuse.
+    if (length_known) CRUDCAST_FUZZ_CHECK(!ruled_out);
     CRUDCAST_FUZZ_CHECK(!exchange.body_too_large);
     CRUDCAST_FUZZ_CHECK(!result.event->model.empty() && result.event->model != "all");
     const auto text = crudcast::bus::serialize(*result.event);
     rapidjson::Document parsed;
-    parsed.Parse(text.data(), text.size());
+    parsed.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());  // as the mapper parses bodies
     CRUDCAST_FUZZ_CHECK(!parsed.HasParseError() && parsed.IsObject());
     CRUDCAST_FUZZ_CHECK(parsed["many"].GetBool() == (parsed["payload"].IsArray()));
     return 0;

@@ -56,9 +56,8 @@ void judge_accepted(const http::request_parser<http::buffer_body>& parser) {
                                              .request_id = request_id});
     set_framing(upstream_head, parser.chunked(), parser.content_length());
     CRUDCAST_FUZZ_CHECK(upstream_head.count(http::field::connection) <= 1);
-    CRUDCAST_FUZZ_CHECK(upstream_head.count(http::field::content_length) +
-                            upstream_head.count(http::field::transfer_encoding) <=
-                        1);
+    CRUDCAST_FUZZ_CHECK(
+        upstream_head.count(http::field::content_length) + upstream_head.count(http::field::transfer_encoding) <= 1);
 }
 
 }  // namespace
@@ -73,7 +72,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     http::request_parser<http::buffer_body> parser;
     limit_request_parser(parser, header_limits[options & 3], body_limit);
     Feed feed(input, step);
-    if (feed.read_header(parser)) return 0;  // crudcast answers 400, 413 or 431 and closes
+    if (feed.read_header(parser)) return 0;                // crudcast answers 400, 413 or 431 and closes
     if (!check_request_head(parser.get()).ok()) return 0;  // 400 or 501
     judge_accepted(parser);
 

@@ -21,12 +21,12 @@ namespace crudcast::fuzz {
 namespace http = boost::beast::http;
 
 // An invariant of crudcast's own code broke: abort, so libFuzzer keeps the input as a crash.
-#define CRUDCAST_FUZZ_CHECK(condition)                                                                   \
-    do {                                                                                                 \
-        if (!(condition)) {                                                                              \
-            std::fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #condition);       \
-            std::abort();                                                                                \
-        }                                                                                                \
+#define CRUDCAST_FUZZ_CHECK(condition)                                                             \
+    do {                                                                                           \
+        if (!(condition)) {                                                                        \
+            std::fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #condition); \
+            std::abort();                                                                          \
+        }                                                                                          \
     } while (0)
 
 // The high nibble of an option byte: 0 = everything at once, n = pieces of n*n bytes (1 to 225).
