@@ -282,6 +282,12 @@ MapResult EventMapper::map(const Exchange& exchange) const {
         Impl::append(result.detail, "JSON nested deeper than " + std::to_string(max_json_depth) + " levels");
         return fail(NoEventReason::invalid_json);
     }
+    // RapidJSON takes a NUL byte for the end of the text, so the bytes after one would reach subscribers
+    // raw; no JSON text holds a raw NUL (RFC 8259 §7: control characters are escaped inside strings).
+    if (const auto nul = body.find('\0'); nul != string_view::npos) {
+        Impl::append(result.detail, "JSON error at byte " + std::to_string(nul) + ": a NUL byte");
+        return fail(NoEventReason::invalid_json);
+    }
     rapidjson::Document document;
     // Validated UTF-8, because the raw bytes go into a WebSocket text frame; full precision, so a
     // number re-written under a pointer is the number the backend sent.
