@@ -416,9 +416,10 @@ INSTANTIATE_TEST_SUITE_P(
         ReasonCase{"NaN", json("NaN", none("invalid-json"))},
         ReasonCase{"SingleQuotes", json("{'a': 1}", none("invalid-json"))},
         ReasonCase{"InvalidUtf8", json("\"\xff\"", none("invalid-json"))},
-        // Found by tests/fuzz/fuzz_event_mapper: RapidJSON skipped these marks, and they went into the payload.
+        // Found by tests/fuzz/fuzz_event_mapper: RapidJSON skipped these bytes; they went into the payload.
         ReasonCase{"ByteOrderMarkAfterWhitespace", json("\n\xEF\xBB\xBF{}", none("invalid-json"))},
         ReasonCase{"TwoByteOrderMarks", json("\xEF\xBB\xBF\xEF\xBB\xBF{}", none("invalid-json"))},
+        ReasonCase{"PartOfAByteOrderMark", json("\xBB{}", none("invalid-json"))},
         ReasonCase{"ByteOrderMarkIsDropped", json("\xEF\xBB\xBF {}", with(event("author"), "{}"))}),
     [](const auto& info) { return info.param.name; });
 

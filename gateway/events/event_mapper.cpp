@@ -282,13 +282,14 @@ MapResult EventMapper::map(const Exchange& exchange) const {
         Impl::append(result.detail, "JSON nested deeper than " + std::to_string(max_json_depth) + " levels");
         return fail(NoEventReason::invalid_json);
     }
-    // RapidJSON takes a NUL byte for the end of the text and skips a byte order mark at its start, so
-    // bytes that are not JSON would reach subscribers raw: those after a NUL, or a mark after leading
-    // whitespace (or a second one). JSON holds neither (RFC 8259 §7: control characters are escaped).
-    if (const auto nul = body.find('\0'); nul != string_view::npos || body.starts_with("\xEF\xBB\xBF")) {
+    // RapidJSON takes a NUL byte for the end of the text and skips any of the bytes EF, BB, BF at its
+    // start (its BOM check), so bytes that are not JSON would reach subscribers raw: those after a NUL,
+    // or such a byte after leading whitespace or alone. A JSON text starts with an ASCII byte and
+    // holds no raw NUL (RFC 8259 §7: control characters are escaped).
+    if (const auto nul = body.find('\0'); nul != string_view::npos || static_cast<unsigned char>(body[0]) >= 0x80) {
         Impl::append(result.detail, nul != string_view::npos
                                         ? "JSON error at byte " + std::to_string(nul) + ": a NUL byte"
-                                        : string("JSON error at byte 0: a byte order mark after the start"));
+                                        : string("JSON error at byte 0: not ASCII where a value starts"));
         return fail(NoEventReason::invalid_json);
     }
     rapidjson::Document document;
