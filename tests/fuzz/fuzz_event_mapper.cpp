@@ -58,7 +58,10 @@ std::string_view next_line(std::string_view& input) {
 
 unsigned status_of(std::string_view text) {
     unsigned status = 0;
-    for (char c : text.substr(0, 4)) status = status * 10 + static_cast<unsigned char>(c) % 10;
+    for (char c : text.substr(0, 4)) {  // digits as themselves ("201" is 201), other bytes as some digit
+        const auto byte = static_cast<unsigned char>(c);
+        status = status * 10 + (byte >= '0' && byte <= '9' ? byte - '0' : byte % 10);
+    }
     return status;
 }
 
