@@ -120,7 +120,7 @@ ParseResult parse_checked(const std::vector<string>& args, const std::map<string
 
 ConfigError::ConfigError(std::string setting_name, std::string problem_text)
     : std::runtime_error(one_line(setting_name + ": " + problem_text)),
-      setting(std::move(setting_name)),
+      setting(one_line(std::move(setting_name))),
       problem(one_line(std::move(problem_text))) {}
 
 ParseResult parse(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {

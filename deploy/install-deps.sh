@@ -22,6 +22,8 @@ TEST="python3 python3-websockets nginx-light wrk procps prometheus chromium"
 TEST="$TEST yamllint shellcheck systemd file python3-yaml"
 # The layout and size checks of .ci/run.
 TEST="$TEST clang-format"
+# The fuzz targets of .ci/run (tests/fuzz): clang 14 and its libFuzzer/sanitizer runtimes.
+TEST="$TEST clang libclang-rt-14-dev"
 # Node.js for examples/node and bench/node-broadcaster. Debian's npm conflicts with a nodejs that
 # bundles its own npm (e.g. NodeSource's), so add them only when no npm is there yet.
 if ! command -v npm >/dev/null 2>&1; then TEST="$TEST nodejs npm"; fi

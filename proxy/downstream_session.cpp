@@ -31,12 +31,6 @@ bool origin_allowed(std::string_view origin, const std::vector<std::string>& all
     return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& a) { return iequals(a, origin); });
 }
 
-// The head's framing (Content-Length / Transfer-Encoding), then its Host.
-FramingVerdict check_request_head(const http::request_header<>& req) {
-    const auto framing = check_request_framing(req);
-    return framing.ok() ? check_host(req) : framing;
-}
-
 }  // namespace
 
 DownstreamSession::DownstreamSession(tcp::socket socket, std::shared_ptr<ProxyContext> context)
@@ -88,12 +82,7 @@ asio::awaitable<void> DownstreamSession::run() {
         if (buffer_.size() == 0 && !co_await await_request(first_request)) break;
         deadline_.expect(Side::client, cfg.client_header_timeout);
         RequestParser parser;
-        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(cfg.max_header_bytes, UINT32_MAX)));
-        if (cfg.max_body_bytes == 0) {
-            parser.body_limit(boost::none);
-        } else {
-            parser.body_limit(cfg.max_body_bytes);
-        }
+        limit_request_parser(parser, cfg.max_header_bytes, cfg.max_body_bytes);
         auto [ec, n] = co_await http::async_read_header(socket_, buffer_, parser, use_nothrow);
         deadline_.clear();
         // Beast applies header_limit to the request line and to the header lines separately, so a head

@@ -1,8 +1,10 @@
 // framing.cpp: see framing.hpp.
 #include "proxy/framing.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdint>
 #include <string>
 
 #include "common/text.hpp"
@@ -92,6 +94,21 @@ FramingVerdict check_request_framing(const http::request_header<>& head) {
 
 FramingVerdict check_response_framing(const http::response_header<>& head) {
     return check_framing(head, head.version(), false);
+}
+
+FramingVerdict check_request_head(const http::request_header<>& head) {
+    const auto framing = check_request_framing(head);
+    return framing.ok() ? check_host(head) : framing;
+}
+
+void limit_request_parser(http::basic_parser<true>& parser, std::size_t max_header_bytes,
+                          std::uint64_t max_body_bytes) {
+    parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(max_header_bytes, UINT32_MAX)));
+    if (max_body_bytes == 0) {
+        parser.body_limit(boost::none);
+    } else {
+        parser.body_limit(max_body_bytes);
+    }
 }
 
 FramingVerdict check_host(const http::request_header<>& head) {

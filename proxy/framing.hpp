@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/optional/optional.hpp>
 
@@ -31,6 +32,11 @@ FramingVerdict check_response_framing(const http::response_header<>& head);
 FramingVerdict check_host(const http::request_header<>& head);
 // host = reg-name (letters, digits, - . _ ~) or IPv4 or [IPv6], then optionally :port (1..65535 digits).
 bool is_valid_host(std::string_view host);
+// The judgement of a request head the proxy has read: its framing, then its Host.
+FramingVerdict check_request_head(const http::request_header<>& head);
+
+// The limits a request head (and body) is read with: max-header-bytes, and max-body-bytes (0: none).
+void limit_request_parser(http::basic_parser<true>& parser, std::size_t max_header_bytes, std::uint64_t max_body_bytes);
 
 // How long the chunked body at the start of `bytes` is (every chunk, the last chunk and its
 // trailers): its length once all of it is there, 0 while more bytes are needed, npos when the bytes

@@ -314,6 +314,7 @@ TEST_P(Errors, NameTheSettingOnOneLine) {
         EXPECT_NE(e.problem.find(c.problem_contains), std::string::npos) << e.problem;
         EXPECT_EQ(std::string(e.what()), e.setting + ": " + e.problem);
         EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+        EXPECT_EQ(e.setting.find_first_of("\r\n"), std::string::npos) << e.setting;
     }
 }
 
@@ -529,6 +530,8 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"UnknownFlag", {up, "--bogus", "1"}, {}, "", "bogus", "unknown flag --bogus"},
         ErrorCase{"UnderscoreFlag", {up, "--idle_timeout=5s"}, {}, "", "idle_timeout", "did you mean --idle-timeout"},
         ErrorCase{"UnknownShortFlag", {up, "-x"}, {}, "", "x", "unknown flag -x"},
+        // Found by tests/fuzz/fuzz_config: the flag's name is the setting main() prints, on one line.
+        ErrorCase{"UnknownFlagWithNewline", {up, "-- \n- b"}, {}, "", "  - b", "unknown flag --  - b"},
         ErrorCase{"Positional", {up, "serve"}, {}, "", "arguments", "unexpected argument \"serve\""},
         ErrorCase{"MissingValueAtEnd", {up, "--listen"}, {}, "", "listen", "needs a value"},
         ErrorCase{"MissingValueBeforeFlag", {"--upstream", "--listen", ":80"}, {}, "", "upstream", "needs a value"},

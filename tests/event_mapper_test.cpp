@@ -409,9 +409,17 @@ INSTANTIATE_TEST_SUITE_P(
         ReasonCase{"Unclosed", json("{", none("invalid-json"))},
         ReasonCase{"TrailingGarbage", json(R"({"a": 1} x)", none("invalid-json"))},
         ReasonCase{"TwoValues", json("1 2", none("invalid-json"))},
+        // Found by tests/fuzz/fuzz_event_mapper: RapidJSON ends the text at a NUL byte, so the bytes after
+        // it went to subscribers raw (not JSON, not UTF-8). No JSON text holds a raw NUL.
+        ReasonCase{"NulThenGarbage", json(std::string("{\"id\": 1}\0\x93 x", 13), none("invalid-json"))},
+        ReasonCase{"NulInString", json(std::string("{\"id\": \"a\0b\"}", 13), none("invalid-json"))},
         ReasonCase{"NaN", json("NaN", none("invalid-json"))},
         ReasonCase{"SingleQuotes", json("{'a': 1}", none("invalid-json"))},
         ReasonCase{"InvalidUtf8", json("\"\xff\"", none("invalid-json"))},
+        // Found by tests/fuzz/fuzz_event_mapper: RapidJSON skipped these bytes; they went into the payload.
+        ReasonCase{"ByteOrderMarkAfterWhitespace", json("\n\xEF\xBB\xBF{}", none("invalid-json"))},
+        ReasonCase{"TwoByteOrderMarks", json("\xEF\xBB\xBF\xEF\xBB\xBF{}", none("invalid-json"))},
+        ReasonCase{"PartOfAByteOrderMark", json("\xBB{}", none("invalid-json"))},
         ReasonCase{"ByteOrderMarkIsDropped", json("\xEF\xBB\xBF {}", with(event("author"), "{}"))}),
     [](const auto& info) { return info.param.name; });
 

@@ -282,6 +282,16 @@ MapResult EventMapper::map(const Exchange& exchange) const {
         Impl::append(result.detail, "JSON nested deeper than " + std::to_string(max_json_depth) + " levels");
         return fail(NoEventReason::invalid_json);
     }
+    // RapidJSON takes a NUL byte for the end of the text and skips any of the bytes EF, BB, BF at its
+    // start (its BOM check), so bytes that are not JSON would reach subscribers raw: those after a NUL,
+    // or such a byte after leading whitespace or alone. A JSON text starts with an ASCII byte and
+    // holds no raw NUL (RFC 8259 §7: control characters are escaped).
+    if (const auto nul = body.find('\0'); nul != string_view::npos || static_cast<unsigned char>(body[0]) >= 0x80) {
+        Impl::append(result.detail, nul != string_view::npos
+                                        ? "JSON error at byte " + std::to_string(nul) + ": a NUL byte"
+                                        : string("JSON error at byte 0: not ASCII where a value starts"));
+        return fail(NoEventReason::invalid_json);
+    }
     rapidjson::Document document;
     // Validated UTF-8, because the raw bytes go into a WebSocket text frame; full precision, so a
     // number re-written under a pointer is the number the backend sent.
