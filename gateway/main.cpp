@@ -34,7 +34,7 @@ int cannot_listen(const config::Config& cfg, const std::string& reason) {
 
 // Every connection is a file descriptor: the soft RLIMIT_NOFILE (often 1024) would refuse accepts
 // long before max-connections. Raises it to the hard limit and says so, with how many subscribers
-// fit beside the HTTP side. Warns only when the HTTP side alone may not fit: ws-max-subscribers'
+// fit beside the HTTP side. Warns only when max-connections clients alone do not fit: ws-max-subscribers'
 // default (100k) is above many hosts' hard limit, and a warning at every start that the operator
 // did not ask for would be noise; the info line tells the real subscriber capacity instead.
 void raise_file_limit(const config::Config& cfg) {
@@ -58,9 +58,12 @@ void raise_file_limit(const config::Config& cfg) {
                 {"was", show(before)},
                 {"hard", show(limit.rlim_max)},
                 {"subscribers_fit", std::min<std::uint64_t>(room, cfg.ws_max_subscribers)}});
-    if (limit.rlim_cur != RLIM_INFINITY && http > limit.rlim_cur) {
+    // The warning is for a limit that cannot even hold max-connections clients (one descriptor
+    // each, before any upstream connection): a configuration that fails at a load it invites.
+    const std::uint64_t floor = std::uint64_t{cfg.max_connections} + threads * cfg.upstream_max_idle + 16;
+    if (limit.rlim_cur != RLIM_INFINITY && floor > limit.rlim_cur) {
         log::write(config::LogLevel::warn, "file descriptor limit below what max-connections may need",
-                   {{"needed", http},
+                   {{"needed", floor},
                     {"nofile", show(limit.rlim_cur)},
                     {"hint", "raise LimitNOFILE / ulimit -n, or lower max-connections"}});
     }
