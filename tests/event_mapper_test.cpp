@@ -660,3 +660,25 @@ TEST(WebSocketFrame, HeaderCarriesTheLength) {
 }
 
 }  // namespace
+
+namespace {
+
+// might_publish decides whether a request whose client left may be cancelled: false only when no
+// answer could make an event. Without route rules the method alone (a POST to a path with no model
+// stays "might": conservative); with route rules the path is read too.
+TEST(MightPublish, MethodAloneWithoutRulesThePathWithRules) {
+    Config config;
+    const EventMapper plain(config);
+    EXPECT_FALSE(plain.might_publish("GET", "/api/authors"));
+    EXPECT_FALSE(plain.might_publish("HEAD", "/api/authors/1"));
+    EXPECT_TRUE(plain.might_publish("POST", "/api/authors"));
+    EXPECT_TRUE(plain.might_publish("DELETE", "/api/authors/1"));
+    EXPECT_TRUE(plain.might_publish("POST", "/"));  // no model, but only the method is read
+    config.routes = {Rule{.path = "/auth/login", .publish = false}};
+    const EventMapper ruled(config);
+    EXPECT_FALSE(ruled.might_publish("POST", "/auth/login"));
+    EXPECT_FALSE(ruled.might_publish("GET", "/api/authors"));
+    EXPECT_TRUE(ruled.might_publish("POST", "/api/authors"));
+}
+
+}  // namespace

@@ -251,6 +251,11 @@ std::optional<NoEventReason> EventMapper::precheck(std::string_view method, std:
     return std::nullopt;
 }
 
+bool EventMapper::might_publish(std::string_view method, std::string_view target) const {
+    if (impl_->routes.empty()) return std::ranges::find(impl_->methods, method) != impl_->methods.end();
+    return !precheck(method, target, 200, "application/json", -1);
+}
+
 MapResult EventMapper::map(const Exchange& exchange) const {
     const Impl& impl = *impl_;
     auto plan = impl.plan(exchange.method, exchange.target, exchange.status);

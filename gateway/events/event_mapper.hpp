@@ -42,6 +42,11 @@ public:
     std::optional<NoEventReason> precheck(std::string_view method, std::string_view target, unsigned status,
                                           std::string_view content_type, long long content_length) const;
 
+    // Whether a request might make an event whatever its answer: false only when it surely cannot.
+    // Without route rules the method alone answers (cheap: no path reading, the hot path of every
+    // request); with route rules the full precheck as for the best answer (200, JSON).
+    bool might_publish(std::string_view method, std::string_view target) const;
+
     MapResult map(const Exchange& exchange) const;
 
 private:
