@@ -61,49 +61,72 @@ void strip_hop_by_hop(http::fields& fields, bool keep_upgrade) {
 
 namespace {
 
-// Every `name` line's trimmed, non-empty values joined with ", " in order; the lines are removed.
-std::string take_joined(http::fields& fields, std::string_view name) {
-    std::string joined;
-    for (auto it = fields.find(name); it != fields.end(); it = fields.find(name)) {
-        auto v = trim(it->value());
-        if (!v.empty()) {
-            if (!joined.empty()) joined += ", ";
-            joined.append(v.data(), v.size());
-        }
-        fields.erase(it);
-    }
-    return joined;
+// The forwarding headers a request arrived with, read in one walk over the field list (Beast's name
+// index compares names case-insensitively node by node: a lookup per name cost more than the walk).
+struct Arrived {
+    enum Name { none, xff, proto, xhost, request_id };
+    std::size_t count[5] = {};
+    bool blank[5] = {};  // a line of that name is empty after trimming
+    bool forwarded = false;
+    std::string_view host;
+    bool any() const { return count[xff] + count[proto] + count[xhost] + count[request_id] > 0 || forwarded; }
+};
+
+Arrived::Name forwarding_name(const http::fields::value_type& f) {
+    if (f.name() != http::field::unknown) return Arrived::none;
+    const auto name = f.name_string();
+    if (name.size() == 15 && iequals(name, "X-Forwarded-For")) return Arrived::xff;
+    if (name.size() == 17 && iequals(name, "X-Forwarded-Proto")) return Arrived::proto;
+    if (name.size() == 16 && iequals(name, "X-Forwarded-Host")) return Arrived::xhost;
+    if (name.size() == 12 && iequals(name, "X-Request-ID")) return Arrived::request_id;
+    return Arrived::none;
 }
 
-// Keeps a lone non-empty `name` line when `keep`; otherwise sets `value` (or removes it when empty).
-void keep_one_or_set(http::fields& fields, std::string_view name, bool keep, std::string_view value) {
-    if (keep && fields.count(name) == 1 && !trim(fields.find(name)->value()).empty()) return;
-    if (value.empty()) {
-        fields.erase(name);
-    } else {
-        fields.set(name, value);
+Arrived read_arrived(const http::fields& fields) {
+    Arrived a;
+    for (const auto& f : fields) {
+        if (f.name() == http::field::host) a.host = f.value();
+        if (f.name() == http::field::forwarded) a.forwarded = true;
+        const auto n = forwarding_name(f);
+        if (n == Arrived::none) continue;
+        ++a.count[n];
+        if (trim(f.value()).empty()) a.blank[n] = true;
     }
+    return a;
 }
 
 }  // namespace
 
 void apply_forwarding_headers(http::fields& fields, const ForwardContext& ctx) {
+    const auto arrived = read_arrived(fields);
+    // A trusted peer's single non-empty X-Forwarded-Proto / -Host is kept; anything else is replaced.
+    const auto keeps = [&](Arrived::Name n) { return ctx.trusted_peer && arrived.count[n] == 1 && !arrived.blank[n]; };
+    const bool keep_proto = keeps(Arrived::proto), keep_xhost = keeps(Arrived::xhost);
     // X-Forwarded-For: a trusted peer's chain (every line, in order), then the peer itself.
-    std::string xff = take_joined(fields, "X-Forwarded-For");
-    if (!ctx.trusted_peer) xff.clear();
+    std::string xff;
+    if (arrived.any()) {
+        for (auto it = fields.begin(); it != fields.end();) {
+            const auto n = forwarding_name(*it);
+            const bool drop = (n == Arrived::xff) || (n == Arrived::proto && !keep_proto) ||
+                              (n == Arrived::xhost && !keep_xhost) || n == Arrived::request_id ||
+                              (it->name() == http::field::forwarded && !ctx.trusted_peer);
+            if (n == Arrived::xff && ctx.trusted_peer) {
+                const auto v = trim(it->value());
+                if (!v.empty()) {
+                    if (!xff.empty()) xff += ", ";
+                    xff.append(v.data(), v.size());
+                }
+            }
+            it = drop ? fields.erase(it) : std::next(it);
+        }
+    }
     if (!xff.empty()) xff += ", ";
     xff.append(ctx.client_ip.data(), ctx.client_ip.size());
-    fields.set("X-Forwarded-For", xff);
-
-    keep_one_or_set(fields, "X-Forwarded-Proto", ctx.trusted_peer, ctx.proto);
-    const auto host = fields.find(http::field::host);
-    const std::string_view host_value = host == fields.end() ? std::string_view() : std::string_view(host->value());
-    keep_one_or_set(fields, "X-Forwarded-Host", ctx.trusted_peer, host_value);
-    if (!ctx.trusted_peer) fields.erase(http::field::forwarded);
-
-    if (!ctx.preserve_host || host_value.empty()) fields.set(http::field::host, ctx.upstream_host);
-
-    fields.set("X-Request-ID", ctx.request_id);
+    fields.insert("X-Forwarded-For", xff);
+    if (!keep_proto && !ctx.proto.empty()) fields.insert("X-Forwarded-Proto", ctx.proto);
+    if (!keep_xhost && !arrived.host.empty()) fields.insert("X-Forwarded-Host", arrived.host);
+    if (!ctx.preserve_host || arrived.host.empty()) fields.set(http::field::host, ctx.upstream_host);
+    fields.insert("X-Request-ID", ctx.request_id);
 }
 
 void prepare_response_head(http::response<http::buffer_body>& head, const ResponseHeadRules& rules) {
