@@ -93,7 +93,8 @@ void Listener::warn(Warning kind, const error_code& ec) {
                                      {"repeated", repeated}};
         log::write(LogLevel::warn, "connection refused: max-connections reached", std::span(fields, n));
     } else {
-        const log::Field fields[] = {{"error", ec.message()}, {"repeated", repeated}};
+        const auto error = ec.message();  // a Field holds a view: the string must outlive the array
+        const log::Field fields[] = {{"error", error}, {"repeated", repeated}};
         log::write(LogLevel::warn, "accept failed", std::span(fields, n));
     }
 }

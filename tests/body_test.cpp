@@ -144,7 +144,14 @@ TEST_F(Body, AHugeChunkExtensionOrTrailerSectionDoesNotGrowMemory) {
     const auto grown = crudcast.memory().hwm_kib - baseline;
     // Each would take megabytes unbounded; bounded, the buffer stops at max-header-bytes +
     // client-body-buffer-bytes + one 64 KiB read.
-    EXPECT_LT(grown, 1024u) << "peak RSS grew by " << grown << " KiB";
+    // Under AddressSanitizer every allocation carries redzones and freed memory waits in quarantine:
+    // the same bounded run measured 1,312 KiB there (unbounded: over 4 MiB either way).
+#if defined(__SANITIZE_ADDRESS__)
+    constexpr std::uint64_t bound_kib = 3 * 1024;
+#else
+    constexpr std::uint64_t bound_kib = 1024;
+#endif
+    EXPECT_LT(grown, bound_kib) << "peak RSS grew by " << grown << " KiB";
 }
 
 TEST_F(Body, UpstreamChunkExtensionsOrTrailersOverTheResponseHeadLimitAre502) {

@@ -119,6 +119,12 @@ TEST(Listener, HandshakesOverWsMaxSubscribersWriteAFewWarnLinesThatCountEveryOne
 // serves the waiting connections once descriptors free up.
 TEST(Listener, AFullDescriptorTableIsWaitedOutWithoutAFloodAndTheBacklogIsServedAfterwards) {
     if (::access("/usr/bin/prlimit", X_OK) != 0) GTEST_SKIP() << "prlimit (util-linux) not installed";
+#if defined(__SANITIZE_ADDRESS__)
+    // The sanitizer runtime needs descriptors of its own (it reads /proc/self/maps to check memory):
+    // with the table full, its vptr check reports a false "invalid vptr" on Boost's error category
+    // and halts. The release build runs this test.
+    GTEST_SKIP() << "a full descriptor table starves the sanitizer runtime";
+#endif
     const auto port = free_port();
     std::vector<std::string> a{"--nofile=48:48", CRUDCAST_BINARY};
     for (auto& s : args(port, {})) a.push_back(s);
