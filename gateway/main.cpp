@@ -34,7 +34,7 @@ int cannot_listen(const config::Config& cfg, const std::string& reason) {
 
 // Every connection is a file descriptor: the soft RLIMIT_NOFILE (often 1024) would refuse accepts
 // long before max-connections. Raises it to the hard limit and says so, with how many subscribers
-// fit beside the HTTP side. Warns only when max-connections clients alone do not fit: ws-max-subscribers'
+// fit beside a full HTTP side. Warns only when max-connections clients alone do not fit: ws-max-subscribers'
 // default (100k) is above many hosts' hard limit, and a warning at every start that the operator
 // did not ask for would be noise; the info line tells the real subscriber capacity instead.
 void raise_file_limit(const config::Config& cfg) {
@@ -46,21 +46,21 @@ void raise_file_limit(const config::Config& cfg) {
         if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit.rlim_cur = limit.rlim_max;
     }
     const auto show = [](rlim_t n) { return n == RLIM_INFINITY ? std::string("unlimited") : std::to_string(n); };
-    // Client connections, one upstream connection per in-flight request at most as many as client
-    // connections, the idle pool of each thread, and a few for listeners and logs.
+    // Every max-connections client connected (one descriptor each), the idle pool of each thread, and a
+    // few for listeners and logs. Requests in flight hold an upstream connection too, which this
+    // leaves out: subscribers_fit is the room beside a full but quiet HTTP side.
     const std::uint64_t threads = std::max(1u, cfg.threads);
-    const std::uint64_t http = 2 * std::uint64_t{cfg.max_connections} + threads * cfg.upstream_max_idle + 16;
+    const std::uint64_t floor = std::uint64_t{cfg.max_connections} + threads * cfg.upstream_max_idle + 16;
     const std::uint64_t room = limit.rlim_cur == RLIM_INFINITY ? cfg.ws_max_subscribers
-                               : limit.rlim_cur > http         ? limit.rlim_cur - http
+                               : limit.rlim_cur > floor        ? limit.rlim_cur - floor
                                                                : 0;
     log::write(config::LogLevel::info, "file descriptor limit",
                {{"nofile", show(limit.rlim_cur)},
                 {"was", show(before)},
                 {"hard", show(limit.rlim_max)},
                 {"subscribers_fit", std::min<std::uint64_t>(room, cfg.ws_max_subscribers)}});
-    // The warning is for a limit that cannot even hold max-connections clients (one descriptor
-    // each, before any upstream connection): a configuration that fails at a load it invites.
-    const std::uint64_t floor = std::uint64_t{cfg.max_connections} + threads * cfg.upstream_max_idle + 16;
+    // The warning is for a limit that cannot even hold max-connections clients: a configuration
+    // that fails at a load it invites.
     if (limit.rlim_cur != RLIM_INFINITY && floor > limit.rlim_cur) {
         log::write(config::LogLevel::warn, "file descriptor limit below what max-connections may need",
                    {{"needed", floor},

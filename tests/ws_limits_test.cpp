@@ -502,8 +502,7 @@ TEST(FileLimit, TheBinaryRaisesItsSoftLimitToTheHardLimitAndSaysSo) {
         auto crudcast = start({"--max-connections", "100", "--ws-max-subscribers", max});
         const auto line = crudcast->wait_for_stderr("file descriptor limit");
         ASSERT_TRUE(line.has_value()) << crudcast->stderr_text();
-        const auto fit =
-            std::to_string(original.rlim_max - (2 * 100 + crudcast::config::Config{}.upstream_max_idle + 16));
+        const auto fit = std::to_string(original.rlim_max - (100 + crudcast::config::Config{}.upstream_max_idle + 16));
         EXPECT_NE(line->find("subscribers_fit=" + fit), std::string::npos) << *line;
         ASSERT_TRUE(crudcast->wait_for_stderr("crudcast started"));
         EXPECT_EQ(crudcast->stderr_text().find(" warn "), std::string::npos) << crudcast->stderr_text();
