@@ -37,7 +37,11 @@ public:
     // Drain: an idle connection (between requests) is closed now; a busy one after its response.
     void drain();
     // The per-thread sweep: closes the overdue side when the running timeout has passed.
-    void check_deadline(std::chrono::steady_clock::time_point now) { deadline_.check(now); }
+    // Called by the thread's sweep (every 100 ms): the deadline, and a client watch due to start.
+    void check_deadline(std::chrono::steady_clock::time_point now) {
+        deadline_.check(now);
+        if (watch_.active && !watch_.armed && now >= watch_.arm_at) arm_client_wait();
+    }
 
 private:
     using Clock = std::chrono::steady_clock;
@@ -92,7 +96,8 @@ private:
     asio::awaitable<std::optional<Failed>> send_request(Forwarding& fw, Exchange& ex);
     asio::awaitable<std::optional<Failed>> read_response_head(Forwarding& fw, Exchange& ex);
     asio::awaitable<std::optional<Failed>> relay_response(Forwarding& fw, Exchange& ex);
-    // While the upstream works on a request that cannot publish, the client socket is watched: bytes
+    // While the upstream works on a request that cannot publish, the client socket is watched (from
+    // 50 ms on, armed by the sweep: a fast answer costs no wait, no epoll_ctl, no cancel): bytes
     // that arrive are kept in the buffer (the next, pipelined request), EOF or a reset means the
     // client left, and the upstream connection is closed (the upstream sees the cancel).
     void watch_client(UpstreamConnection& up);
@@ -135,7 +140,9 @@ private:
     struct ClientWatch {
         std::uint64_t generation = 0;  // a callback of an earlier watch finds a different one
         bool active = false;
+        bool armed = false;  // the wait on the client socket is pending
         bool left = false;
+        std::chrono::steady_clock::time_point arm_at;  // the sweep arms the wait from then on
         UpstreamConnection* upstream = nullptr;
     } watch_;
     // The chunk lines and trailers of request bodies (max-header-bytes) and of responses.
