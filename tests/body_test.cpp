@@ -57,17 +57,8 @@ protected:
         const auto doc = parse_json(exchange(gateway->admin_port(), admin_request("/api/stats")).body);
         return doc[key].GetUint64();
     }
-    // The access record of request `rid` (status, error); written just after the exchange ends: polled, bounded.
     std::pair<unsigned, std::string> record(const std::string& rid) const {
-        const auto deadline = std::chrono::steady_clock::now() + default_timeout;
-        while (std::chrono::steady_clock::now() < deadline) {
-            const auto doc = parse_json(exchange(gateway->admin_port(), admin_request("/api/requests")).body);
-            for (const auto& r : doc["requests"].GetArray())
-                if (r["rid"].GetString() == rid) return {r["status"].GetUint(), r["error"].GetString()};
-            std::this_thread::sleep_for(20ms);  // a polling interval, not a synchronisation
-        }
-        ADD_FAILURE() << "no access record for " << rid;
-        return {};
+        return access_record(gateway->admin_port(), rid);
     }
     // crudcast's own JSON answer, then the connection closed.
     static void expect_answer_and_close(Client& client, unsigned status, const char* error, const std::string& detail) {

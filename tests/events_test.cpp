@@ -481,22 +481,6 @@ TEST_F(Events, AMalformedTopicQueryIsRefusedWith400InsteadOfWidenedToEveryTopic)
     EXPECT_EQ(upstream_->request_count(), 2u);  // the refused handshakes never reached the upstream
 }
 
-// A client frame, masked as clients must (RFC 6455 §5.3).
-std::string masked_frame(std::uint8_t first, std::string_view payload) {
-    const unsigned char mask[4] = {0x11, 0x22, 0x33, 0x44};
-    std::string out(1, static_cast<char>(first));
-    if (payload.size() < 126) {
-        out += static_cast<char>(0x80 | payload.size());
-    } else {  // up to 64 KiB
-        out += static_cast<char>(0x80 | 126);
-        out += static_cast<char>(payload.size() >> 8);
-        out += static_cast<char>(payload.size() & 0xff);
-    }
-    for (auto b : mask) out += static_cast<char>(b);
-    for (std::size_t i = 0; i < payload.size(); ++i) out += static_cast<char>(payload[i] ^ mask[i % 4]);
-    return out;
-}
-
 TEST_F(Events, BadFramesAndClosesFromTheClientGetTheRightCloseFrameBack) {
     struct Row {
         const char* name;
@@ -504,32 +488,33 @@ TEST_F(Events, BadFramesAndClosesFromTheClientGetTheRightCloseFrameBack) {
         unsigned close_code;
     };
     const auto close = [](unsigned code, std::string_view reason = "") {
-        return masked_frame(
+        return ws_client_frame(
             0x88, std::string{static_cast<char>(code >> 8), static_cast<char>(code & 0xff)} + std::string(reason));
     };
-    const std::string ping = masked_frame(0x89, "still there?");
+    const std::string ping = ws_client_frame(0x89, "still there?");
     const std::vector<Row> rows = {
         {"unmasked frame", std::string("\x81\x02hi", 4), 1002},
         {"frame over 64 KiB", std::string("\x82\xff\x00\x00\x00\x00\x00\x01\x00\x01\x11\x22\x33\x44", 14), 1009},
         {"ping over 125 bytes", std::string("\x89\xfe\x00\x7e\x11\x22\x33\x44", 8), 1002},
-        {"reserved data opcode", masked_frame(0x83, ""), 1002},
-        {"reserved control opcode", masked_frame(0x8b, ""), 1002},
-        {"reserved bit (RSV1) set", masked_frame(0xc1, "x"), 1002},
-        {"fragmented ping", masked_frame(0x09, ""), 1002},
-        {"continuation with no message begun", masked_frame(0x80, "x"), 1002},
-        {"text frame inside a fragmented message", masked_frame(0x01, "a") + masked_frame(0x81, "b"), 1002},
-        {"text that is not UTF-8", masked_frame(0x81, "bad \xff"), 1007},
-        {"fragmented text ending inside a character", masked_frame(0x01, "a") + masked_frame(0x80, "\xe2\x82"), 1007},
+        {"reserved data opcode", ws_client_frame(0x83, ""), 1002},
+        {"reserved control opcode", ws_client_frame(0x8b, ""), 1002},
+        {"reserved bit (RSV1) set", ws_client_frame(0xc1, "x"), 1002},
+        {"fragmented ping", ws_client_frame(0x09, ""), 1002},
+        {"continuation with no message begun", ws_client_frame(0x80, "x"), 1002},
+        {"text frame inside a fragmented message", ws_client_frame(0x01, "a") + ws_client_frame(0x81, "b"), 1002},
+        {"text that is not UTF-8", ws_client_frame(0x81, "bad \xff"), 1007},
+        {"fragmented text ending inside a character", ws_client_frame(0x01, "a") + ws_client_frame(0x80, "\xe2\x82"),
+         1007},
         {"a message over 64 KiB in two fragments",
-         masked_frame(0x02, std::string(40000, 'x')) + masked_frame(0x80, std::string(40000, 'x')), 1009},
-        {"input after a protocol error is ignored (no pong)", masked_frame(0xc1, "x") + ping, 1002},
+         ws_client_frame(0x02, std::string(40000, 'x')) + ws_client_frame(0x80, std::string(40000, 'x')), 1009},
+        {"input after a protocol error is ignored (no pong)", ws_client_frame(0xc1, "x") + ping, 1002},
         {"close 1000", close(1000), 1000},
         {"close 4001 with a reason", close(4001, "bye"), 4001},
         {"close 1014, registered since RFC 6455", close(1014), 1014},
-        {"bare close", masked_frame(0x88, ""), 1000},
+        {"bare close", ws_client_frame(0x88, ""), 1000},
         {"a fragmented text split inside a character, then close 1000",
-         masked_frame(0x01, "\xe2") + ping + masked_frame(0x80, "\x82\xac") + close(1000), 1000},
-        {"close of one byte", masked_frame(0x88, "\x03"), 1002},
+         ws_client_frame(0x01, "\xe2") + ping + ws_client_frame(0x80, "\x82\xac") + close(1000), 1000},
+        {"close of one byte", ws_client_frame(0x88, "\x03"), 1002},
         {"close 1005, which may not be sent", close(1005), 1002},
         {"close 999", close(999), 1002},
         {"close 1016, unassigned", close(1016), 1002},
@@ -591,7 +576,7 @@ TEST_F(Events, APeerThatPingsWithoutReadingIsClosedWith1008InsteadOfQueueingPong
     ASSERT_TRUE(raw.read_until("\r\n\r\n", default_timeout).has_value());
     // 12 MB of pings, none read meanwhile: 12 MB of pongs is more than the kernel's buffers hold (at
     // most 4 MiB on crudcast's side), so pongs queue until crudcast gives up on the peer.
-    const std::string ping = masked_frame(0x89, std::string(125, 'p'));
+    const std::string ping = ws_client_frame(0x89, std::string(125, 'p'));
     std::string burst;
     for (int i = 0; i < 1000; ++i) burst += ping;
     constexpr int bursts = 96;

@@ -1,6 +1,8 @@
 // testkit.cpp: see testkit.hpp. POSIX sockets and processes; Beast only for parsing responses.
 #include "tests/testkit.hpp"
 
+#include <rapidjson/document.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -21,6 +23,7 @@
 #include <iostream>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <boost/beast/http/buffer_body.hpp>
@@ -530,6 +533,20 @@ ChildProcess::Memory ChildProcess::memory() const {
         if (line.starts_with("VmRSS:")) m.rss_kib = std::stoull(line.substr(6));
     }
     return m;
+}
+
+std::pair<unsigned, std::string> access_record(std::uint16_t admin_port, const std::string& rid) {
+    const auto deadline = std::chrono::steady_clock::now() + default_timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        rapidjson::Document doc;
+        doc.Parse(exchange(admin_port, admin_request("/api/requests")).body.c_str());
+        if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("requests"))
+            for (const auto& r : doc["requests"].GetArray())
+                if (r["rid"].GetString() == rid) return {r["status"].GetUint(), r["error"].GetString()};
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a polling interval, not a synchronisation
+    }
+    ADD_FAILURE() << "no access record for " << rid;
+    return {};
 }
 
 }  // namespace crudcast::testkit

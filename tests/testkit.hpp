@@ -339,6 +339,9 @@ inline std::string get_request(std::string_view target, std::string_view extra_h
 inline std::string admin_request(std::string_view target) {
     return "GET " + std::string(target) + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 }
+// The access record of request `rid` from the admin API's /api/requests: (status, error as the
+// access line has them). It is written just after the exchange ends, so it is polled, bounded.
+std::pair<unsigned, std::string> access_record(std::uint16_t admin_port, const std::string& rid);
 
 // A child process with stdout and stderr captured line by line. It inherits the environment
 // minus CRUDCAST_* variables (settings come from args and extra_env only).
