@@ -24,6 +24,9 @@ TEST="$TEST yamllint shellcheck systemd file python3-yaml"
 TEST="$TEST clang-format"
 # The fuzz targets of .ci/run (tests/fuzz): clang 14 and its libFuzzer/sanitizer runtimes.
 TEST="$TEST clang libclang-rt-14-dev"
+# llvm-symbolizer: sanitizer reports in CI name functions and lines instead of bare addresses
+# (clang only recommends it, and recommends are not installed).
+TEST="$TEST llvm-14"
 # Node.js for examples/node and bench/node-broadcaster. Debian's npm conflicts with a nodejs that
 # bundles its own npm (e.g. NodeSource's), so add them only when no npm is there yet.
 if ! command -v npm >/dev/null 2>&1; then TEST="$TEST nodejs npm"; fi
