@@ -1,6 +1,6 @@
 # check_layering.cmake: fails the build when a product source includes from a folder it may not.
 # The rule (the README's Architecture section): a folder includes only from itself and the folders before it
-#   common -> config -> bus -> proxy -> gateway/events, gateway/ws, gateway/tail -> gateway/admin -> gateway
+#   common -> config -> bus -> proxy -> gateway/events, gateway/ws, gateway/tail, gateway/auth -> gateway/admin -> gateway
 # so nothing in common/, config/, bus/ or proxy/ ever includes from gateway/, the WebSocket side never
 # reaches into the proxy, and the tail client knows nothing of the server.
 #   cmake -DSOURCE_DIR=<repo> -DSTAMP=<file written on success> -P check_layering.cmake
@@ -11,6 +11,7 @@ set(allowed_proxy          common config bus proxy)
 set(allowed_gateway_events common config bus proxy gateway/events)
 set(allowed_gateway_ws     common config bus gateway/ws)
 set(allowed_gateway_tail   common config gateway/tail)
+set(allowed_gateway_auth   common config gateway/auth)
 set(allowed_gateway_admin  common config bus proxy gateway/events gateway/ws gateway/admin)
 set(allowed_gateway        common config bus proxy gateway)
 

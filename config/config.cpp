@@ -112,6 +112,7 @@ ParseResult parse_checked(const std::vector<string>& args, const std::map<string
         throw ConfigError("admin-listen",
                           "is the same address as listen; give the admin listener its own port "
                           "or turn it off");
+    check_security(config);
     if (config.threads == 0) config.threads = std::max(1u, std::thread::hardware_concurrency());
     return result;
 }
@@ -218,6 +219,15 @@ const char* to_string(LogLevel level) {
 }
 
 const char* to_string(LogFormat format) { return format == LogFormat::json ? "json" : "text"; }
+
+const char* to_string(WsAuth mode) {
+    switch (mode) {
+        case WsAuth::none: return "none";
+        case WsAuth::jwt: return "jwt";
+        case WsAuth::forward: return "forward";
+    }
+    return "none";
+}
 
 const char* to_string(Source source) {
     switch (source) {

@@ -19,6 +19,7 @@ using LogLevel = log::LogLevel;
 using LogFormat = log::LogFormat;
 // Where the effective value of a setting came from, for --check-config.
 enum class Source { default_value, file, env, flag };
+enum class WsAuth { none, jwt, forward };
 
 struct Endpoint {
     std::string host;  // "0.0.0.0", "127.0.0.1", "::", a name
@@ -96,6 +97,31 @@ struct Config {
     // other Host values get 421, so a page on a DNS-rebinding name cannot read /api or /metrics.
     std::vector<std::string> admin_allowed_hosts;
 
+    // Who may subscribe (issue 11: subscriber authentication). See gateway/auth/.
+    WsAuth ws_auth = WsAuth::none;
+    std::string jwt_secret_file;                   // HMAC key: the file's bytes, one trailing newline stripped
+    std::string jwt_public_key_file;               // PEM public key (RSA, EC or Ed25519)
+    std::string jwt_jwks_file;                     // a JWKS; keys picked by `kid`, reloaded when the file changes
+    std::string jwt_algorithm;                     // "" = from the key: HS256, RS256, ES256 (P-256), EdDSA
+    std::chrono::milliseconds jwt_leeway{30'000};  // allowed clock skew for exp and nbf
+    std::string jwt_issuer;                        // "" = not checked
+    std::string jwt_audience;                      // "" = not checked
+    std::string jwt_topics_claim = "topics";
+    bool jwt_require_topics = false;  // a token without the topics claim is refused
+    std::string ws_auth_url;          // forward: "/path" on the upstream, or http://host:port/path
+    std::chrono::milliseconds ws_auth_timeout{3'000};
+    std::chrono::milliseconds ws_auth_cache_ttl{0};  // 0 = every handshake asks
+    // Handshakes per client address: a token bucket refilled at `rate` a second holding `burst`.
+    std::uint32_t ws_handshake_rate = 20;  // 0 = no limit
+    std::uint32_t ws_handshake_burst = 100;
+
+    // What is never published (issue 11: safe publishing defaults).
+    std::vector<std::string> never_publish{"login",  "logout", "signin", "signout",  "signup",    "token",
+                                           "tokens", "oauth",  "auth",   "password", "passwords", "credentials"};
+    std::vector<std::string> redact_fields{"password",      "password_hash", "token",  "access_token",
+                                           "refresh_token", "secret",        "api_key"};
+    std::string admin_token_file;  // "" = the admin listener asks for no token
+
     std::string config_file;  // "" when none
 
     // Setting name (flag name without "--") -> where its value came from.
@@ -137,6 +163,7 @@ std::uint64_t parse_size(const std::string& text);  // throws std::invalid_argum
 const char* to_string(LogLevel level);
 const char* to_string(LogFormat format);
 const char* to_string(Source source);
+const char* to_string(WsAuth mode);
 
 // One row of the settings table (settings.cpp). parse(), help_text() and describe() are all driven
 // by it, and tests iterate it, so a new setting cannot be forgotten in --help or --check-config.

@@ -23,7 +23,7 @@ std::string help_text() {
         "  --check-config    Validate the settings, print each with its source, and exit\n";
     const std::pair<const char*, const char*> groups[] = {{"proxy", "Proxy"},   {"timeouts", "Timeouts"},
                                                           {"limits", "Limits"}, {"logging", "Logging"},
-                                                          {"events", "Events"}, {"admin", "Admin"}};
+                                                          {"events", "Events"}, {"security", "Security"}, {"admin", "Admin"}};
     for (const auto& [group, title] : groups) {
         text += std::string("\n") + title + ":\n";
         for (const auto& spec : settings()) {

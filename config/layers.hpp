@@ -14,6 +14,11 @@
 
 namespace crudcast::config {
 
+// The "security" group of the settings table (security_settings.cpp), and the checks of its
+// settings that need each other (called by parse() once every layer is read).
+std::vector<SettingSpec> security_settings();
+void check_security(const Config& config);
+
 struct CommandLine {
     bool check_config = false;
     std::map<std::string, std::string> values;  // setting name -> text; a repeated flag's last value wins

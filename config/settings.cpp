@@ -12,6 +12,7 @@
 #include "common/text.hpp"
 #include "common/url.hpp"
 #include "config/config.hpp"
+#include "config/layers.hpp"
 #include "config/values.hpp"
 
 namespace crudcast::config {
@@ -446,7 +447,7 @@ std::vector<SettingSpec> admin_settings() {
 std::vector<SettingSpec> make_settings() {
     std::vector<SettingSpec> table;
     for (const auto& group : {proxy_settings(), timeout_settings(), limit_settings(), logging_settings(),
-                              event_settings(), admin_settings()})
+                              event_settings(), security_settings(), admin_settings()})
         table.insert(table.end(), group.begin(), group.end());
     return table;
 }

@@ -11,9 +11,9 @@ export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-RUNTIME="libyaml-cpp0.7 ca-certificates"
+RUNTIME="libyaml-cpp0.7 libssl3 ca-certificates"
 BUILD="build-essential cmake ninja-build ccache pkg-config git curl
-  libboost1.81-dev rapidjson-dev libcpp-httplib-dev libyaml-cpp-dev libgtest-dev libgmock-dev"
+  libboost1.81-dev rapidjson-dev libcpp-httplib-dev libyaml-cpp-dev libssl-dev libgtest-dev libgmock-dev"
 # Run-time library of the demo backend (crudcast-demo-backend links libcpp-httplib.so.0.11).
 DEMO="libcpp-httplib0.11"
 # Test and benchmark peers: real clients and servers nobody here wrote.
