@@ -180,4 +180,27 @@ std::optional<UrlParts> parse_authority(std::string_view text) {
     return parts_of(*view);
 }
 
+std::string redact_query_value(std::string_view target, std::string_view key) {
+    const auto question = target.find('?');
+    if (question == std::string_view::npos) return std::string(target);
+    const auto fragment = target.find('#', question);
+    std::string out(target.substr(0, question + 1));
+    std::string_view query =
+        target.substr(question + 1, fragment == std::string_view::npos ? target.npos : fragment - question - 1);
+    while (true) {
+        const auto amp = query.find('&');
+        const auto pair = query.substr(0, amp);
+        if (pair.size() > key.size() && pair.starts_with(key) && pair[key.size()] == '=') {
+            out.append(key).append("=REDACTED");
+        } else {
+            out.append(pair);
+        }
+        if (amp == std::string_view::npos) break;
+        out += '&';
+        query.remove_prefix(amp + 1);
+    }
+    if (fragment != std::string_view::npos) out.append(target.substr(fragment));
+    return out;
+}
+
 }  // namespace crudcast::url

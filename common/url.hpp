@@ -21,6 +21,11 @@ std::optional<std::vector<std::string>> path_segments(std::string_view target);
 // (`+` is a space, as in HTML forms). nullopt when the target is not a valid URI reference.
 std::optional<std::vector<std::string>> query_values(std::string_view target, std::string_view key);
 
+// `target` with the value of every query parameter named `key` (as written: matched byte for byte)
+// replaced by "REDACTED", for logs: `/ws?topic=a&access_token=eyJ..` -> `/ws?topic=a&access_token=REDACTED`.
+// Works on the raw text, so it also redacts in a target Boost.URL would refuse.
+std::string redact_query_value(std::string_view target, std::string_view key);
+
 // `text` percent-decoded; nullopt when an escape is malformed (`%4`, `%zz`).
 std::optional<std::string> percent_decode(std::string_view text);
 

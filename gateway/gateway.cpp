@@ -21,6 +21,7 @@
 #include "gateway/admin/metrics.hpp"
 #include "gateway/events/event_publisher.hpp"
 #include "gateway/listener.hpp"
+#include "gateway/subscriber_admission.hpp"
 #include "gateway/ws/websocket_session.hpp"
 #include "proxy/downstream_session.hpp"
 
@@ -60,6 +61,7 @@ struct Gateway::Impl {
     std::atomic<bool> draining{false};
     std::unique_ptr<bus::InMemoryBus> bus;  // outlives the workers (posted deliveries point at it)
     std::unique_ptr<EventPublisher> publisher;
+    std::unique_ptr<SubscriberAdmission> admission;  // who may subscribe (shared by the workers)
     std::vector<std::unique_ptr<Worker>> workers;
     std::unique_ptr<Listener> listener;
     std::unique_ptr<AdminServer> admin;  // on worker 0; destroyed before the workers
@@ -91,26 +93,19 @@ struct Gateway::Impl {
             w->proxy->observer = publisher.get();
             bus->attach(i, w->ws.get());
             w->proxy->websocket_handoff = [ws = w->ws](tcp::socket socket, http::request<http::buffer_body> request,
-                                                       beast::flat_buffer leftover, std::string client,
-                                                       std::string rid) {
-                std::make_shared<WebSocketSession>(std::move(socket), ws, std::move(client), std::move(rid))
+                                                       beast::flat_buffer leftover, std::string client, std::string rid,
+                                                       proxy::ProxyContext::SubscriberGrant grant) {
+                WebSocketSession::Grant session_grant{std::move(grant.topics), grant.expires};
+                std::make_shared<WebSocketSession>(std::move(socket), ws, std::move(client), std::move(rid),
+                                                   std::move(session_grant))
                     ->start(std::move(request), std::move(leftover));
             };
-            w->proxy->websocket_refusal = [this](std::string_view target) { return websocket_refusal(target); };
+            w->proxy->websocket_admission = [this](const http::request<http::buffer_body>& request,
+                                                   proxy::ProxyContext::HandshakeInfo info) {
+                return admission->admit(request, std::move(info));
+            };
             workers.push_back(std::move(w));
         }
-    }
-
-    // Whether a subscription at `target` can be served. Accepting it takes one of the
-    // ws-max-subscribers places, which the WebSocketSession the handoff creates then owns.
-    proxy::ProxyContext::WebSocketRefusal websocket_refusal(std::string_view target) {
-        if (auto detail = subscription_refusal(target, config.ws_max_topics); !detail.empty())
-            return {400, "bad_request", std::move(detail)};
-        if (!ws_counters.reserve_subscriber(config.ws_max_subscribers)) {
-            return {503, "too_many_subscribers",
-                    "crudcast is at ws-max-subscribers (" + std::to_string(config.ws_max_subscribers) + ")"};
-        }
-        return {};
     }
 
     // The listener (on worker 0: accepting is cheap next to serving) hands each connection to a
@@ -216,6 +211,8 @@ Gateway::~Gateway() {
 
 void Gateway::start() {
     auto& im = *impl_;
+    // First: a key file that cannot be used is a configuration error (exit 2), before any socket.
+    im.admission = std::make_unique<SubscriberAdmission>(im.config, im.ws_counters);
     im.make_workers(std::max(1u, im.config.threads));
     im.make_listener();
     if (im.config.admin_listen) im.start_admin();
@@ -226,6 +223,8 @@ void Gateway::start() {
 }
 
 std::uint16_t Gateway::port() const { return impl_->listener ? impl_->listener->port() : 0; }
+
+std::string Gateway::subscriber_auth() const { return impl_->admission ? impl_->admission->describe() : "none"; }
 
 std::uint16_t Gateway::admin_port() const { return impl_->admin ? impl_->admin->port() : 0; }
 

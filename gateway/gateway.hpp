@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "config/config.hpp"
 
@@ -24,6 +25,8 @@ public:
     std::uint16_t port() const;
     // The bound admin port (/healthz, /readyz, /metrics, the live page); 0 when --admin-listen is off.
     std::uint16_t admin_port() const;
+    // How subscribers are admitted, for the start-up line: "none", "jwt RS256 (jwt-jwks-file)", ...
+    std::string subscriber_auth() const;
     // Stops accepting, lets in-flight requests finish (bounded by drain_timeout), closes idle
     // connections. Returns at once; thread-safe; idempotent.
     void shutdown();

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/system/system_error.hpp>
 
@@ -69,12 +70,26 @@ void raise_file_limit(const config::Config& cfg) {
     }
 }
 
+// Events carry the API's response bodies: say once when anyone who can reach the port may read them.
+void warn_if_open(const config::Config& cfg) {
+    if (cfg.ws_auth != config::WsAuth::none) return;
+    boost::system::error_code ec;
+    const auto address = boost::asio::ip::make_address(cfg.listen.host, ec);
+    if ((!ec && address.is_loopback()) || cfg.listen.host == "localhost") return;
+    log::write(config::LogLevel::warn, "events are readable by anyone who can reach this port (ws-auth none)",
+               {{"listen", cfg.listen.host},
+                {"hint", "set ws-auth jwt or forward, or listen on a loopback or private address only"}});
+}
+
 int run(const config::Config& cfg) {
     log::configure(cfg.log_level, cfg.log_format);
     raise_file_limit(cfg);
     gateway::Gateway gw(cfg);
     try {
         gw.start();
+    } catch (const config::ConfigError& e) {
+        std::fprintf(stderr, "crudcast: invalid setting %s: %s\n", e.setting.c_str(), e.problem.c_str());
+        return 2;
     } catch (const boost::system::system_error& e) {
         return cannot_listen(cfg, e.code().message());
     } catch (const std::system_error& e) {
@@ -90,7 +105,9 @@ int run(const config::Config& cfg) {
                 {"ws_path", cfg.ws_path},
                 {"threads", std::max(1u, cfg.threads)},
                 {"admin", cfg.admin_listen ? cfg.admin_listen->host + ":" + std::to_string(gw.admin_port())
-                                           : std::string("off")}});
+                                           : std::string("off")},
+                {"ws_auth", gw.subscriber_auth()}});
+    warn_if_open(cfg);
 
     boost::asio::io_context signals_context(1);
     boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);

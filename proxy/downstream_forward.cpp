@@ -56,6 +56,22 @@ void DownstreamSession::apply_forwarding(http::fields& fields, const Exchange& e
                     {"x_forwarded_for", std::string_view(fields["X-Forwarded-For"])}});
 }
 
+ProxyContext::HandshakeInfo DownstreamSession::handshake_info(const http::request<http::buffer_body>& req,
+                                                              const Exchange& ex) const {
+    http::fields fields;
+    for (const auto name : {"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "Host"}) {
+        const auto [first, last] = req.base().equal_range(name);
+        for (auto it = first; it != last; ++it) fields.insert(name, it->value());
+    }
+    apply_forwarding(fields, ex);
+    ProxyContext::HandshakeInfo info{
+        .client_ip = client_ip_, .trusted_peer = peer_trusted_, .request_id = ex.request_id, .forwarded = {}};
+    for (const auto name : {"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"}) {
+        if (const auto value = fields[name]; !value.empty()) info.forwarded.emplace_back(name, std::string(value));
+    }
+    return info;
+}
+
 asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange& ex) {
     auto& req = parser.get();
     Forwarding fw{.parser = parser};

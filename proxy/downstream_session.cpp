@@ -14,6 +14,7 @@
 #include "common/cidr.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
+#include "common/url.hpp"
 #include "proxy/error_response.hpp"
 #include "proxy/framing.hpp"
 #include "proxy/header_rules.hpp"
@@ -22,16 +23,6 @@
 namespace crudcast::proxy {
 
 using config::LogLevel;
-
-namespace {
-
-// `origin` matches an entry of `allowed` (lower case, no trailing slash), ignoring case.
-bool origin_allowed(std::string_view origin, const std::vector<std::string>& allowed) {
-    if (origin.ends_with('/')) origin.remove_suffix(1);
-    return std::any_of(allowed.begin(), allowed.end(), [&](const std::string& a) { return iequals(a, origin); });
-}
-
-}  // namespace
 
 DownstreamSession::DownstreamSession(tcp::socket socket, std::shared_ptr<ProxyContext> context)
     : socket_(std::move(socket)), owner_(std::move(context)), context_(*owner_) {
@@ -217,26 +208,29 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
     const auto path = std::string_view(ex.target).substr(0, ex.target.find('?'));
     if (context_.websocket_handoff && path == cfg.ws_path) {
         if (is_upgrade_request(req) && iequals(req[http::field::upgrade], "websocket")) {
-            const auto origin = req[http::field::origin];
-            if (!origin.empty() && !cfg.ws_allowed_origins.empty() && !origin_allowed(origin, cfg.ws_allowed_origins)) {
-                // A browser page from elsewhere: refused, so it cannot read events with the user's access.
-                std::string detail = "origin " + std::string(origin) + " may not subscribe (ws-allowed-origins)";
-                co_return co_await reply_error(ex, http::status::forbidden, "origin_not_allowed", std::move(detail),
-                                               false);
-            }
-            if (auto refusal = context_.websocket_refusal ? context_.websocket_refusal(ex.target)
-                                                          : ProxyContext::WebSocketRefusal{};
-                refusal.status != 0) {
-                co_return co_await reply_error(ex, static_cast<http::status>(refusal.status), refusal.error,
-                                               std::move(refusal.detail), false);
+            // Not a ?: around co_await: g++ 12 destroys such a temporary twice.
+            ProxyContext::WebSocketAdmission admission;
+            if (context_.websocket_admission)
+                admission = co_await context_.websocket_admission(req, handshake_info(req, ex));
+            if (admission.status != 0) {
+                ex.note.emplace_back("ws", "denied");
+                ex.note.emplace_back("reason", std::move(admission.reason));
+                co_return co_await reply_error(ex, static_cast<http::status>(admission.status), admission.error,
+                                               std::move(admission.detail), false, admission.headers);
             }
             ex.status = 101;
             ex.note.emplace_back("ws", "subscribe");
+            if (admission.grant.topics) {
+                std::string topics;
+                for (const auto& t : *admission.grant.topics) topics += (topics.empty() ? "" : ",") + t;
+                ex.note.emplace_back("topics", std::move(topics));
+            }
+            if (!admission.grant.who.empty()) ex.note.emplace_back("sub", admission.grant.who);
             log_access(ex);
             deadline_.clear();
             buffer_.max_size(std::numeric_limits<std::size_t>::max());  // the WebSocket side sets its own
             context_.websocket_handoff(std::move(socket_), parser.release(), std::move(buffer_), client_address_,
-                                       ex.request_id);
+                                       ex.request_id, std::move(admission.grant));
             co_return false;
         }
         const auto host = req[http::field::host];
@@ -244,8 +238,9 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
                            (host.empty() ? std::string("HOST:PORT") : std::string(host)) + cfg.ws_path +
                            "?topic=author";
         const bool keep = parser.is_done() && req.keep_alive();
+        const std::pair<std::string, std::string> upgrade[] = {{"Upgrade", "websocket"}};
         co_return co_await reply_error(ex, http::status::upgrade_required, "upgrade_required", std::move(hint), keep,
-                                       "websocket");
+                                       upgrade);
     }
     req.target(decision.target);
     if (!decision.authority.empty()) req.set(http::field::host, decision.authority);
@@ -254,7 +249,7 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
 }
 
 asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status status, std::string_view error,
-                                                     std::string detail, bool keep_alive, std::string_view upgrade) {
+                                                     std::string detail, bool keep_alive, HeaderList extra) {
     if (context_.draining.load(std::memory_order_relaxed)) keep_alive = false;
     ex.status = static_cast<unsigned>(status);
     ex.error = detail;
@@ -276,7 +271,7 @@ asio::awaitable<bool> DownstreamSession::reply_error(Exchange& ex, http::status 
         log::write(level, "crudcast answered itself", std::span(fields, repeated > 0 ? 6 : 5));
     }
     auto res = error_response(status, error, detail, ex.request_id, 11, keep_alive);
-    if (!upgrade.empty()) res.set(http::field::upgrade, upgrade);
+    for (const auto& [name, value] : extra) res.set(name, value);
     ex.bytes_out = res.body().size();
     deadline_.expect(Side::client, context_.config.idle_timeout);
     std::string wire;
@@ -301,13 +296,18 @@ void DownstreamSession::log_access(const Exchange& ex) const {
     context_.counters.bytes_out.fetch_add(ex.bytes_out, std::memory_order_relaxed);
     if (ex.upstream_ms) context_.counters.observe_upstream(*ex.upstream_ms);
     const double total = ms_since(ex.start);
-    context_.recent.record(ex.request_id, ex.method, ex.target, ex.status, total, ex.note, ex.error);
+    // A bearer token in the query (browsers cannot send a WebSocket header) never reaches crudcast's logs.
+    std::string redacted;
+    const bool has_token = ex.target.find("access_token=") != std::string::npos;
+    if (has_token) redacted = url::redact_query_value(ex.target, "access_token");
+    const std::string& target = has_token ? redacted : ex.target;
+    context_.recent.record(ex.request_id, ex.method, target, ex.status, total, ex.note, ex.error);
     if (!log::enabled(LogLevel::info)) return;
     thread_local std::vector<log::Field> fields;
     fields.clear();
     fields.emplace_back("client", client_address_);
     fields.emplace_back("method", ex.method);
-    fields.emplace_back("target", ex.target);
+    fields.emplace_back("target", target);
     fields.emplace_back("status", ex.status);
     fields.emplace_back("bytes", ex.bytes_out);
     if (ex.upstream_ms) {

@@ -47,6 +47,8 @@ private:
     using Clock = std::chrono::steady_clock;
     using RequestParser = http::request_parser<http::buffer_body>;
     using ResponseParser = http::response_parser<http::buffer_body>;
+    // Extra headers on an answer crudcast gives itself (Upgrade on the 426, WWW-Authenticate, Retry-After).
+    using HeaderList = std::span<const std::pair<std::string, std::string>>;
 
     // One request/response: ids, timings, outcome for the access line.
     struct Exchange {
@@ -120,7 +122,9 @@ private:
 
     // Answers with crudcast's own JSON error; returns whether the connection may stay open.
     asio::awaitable<bool> reply_error(Exchange& ex, http::status status, std::string_view error, std::string detail,
-                                      bool keep_alive, std::string_view upgrade = {});
+                                      bool keep_alive, HeaderList extra = {});
+    // The handshake's view for the gateway's admission: the X-Forwarded-* this request would carry.
+    ProxyContext::HandshakeInfo handshake_info(const http::request<http::buffer_body>& req, const Exchange& ex) const;
     // The level of a failure's warn line: warn, or debug when FailureWarnings has had one for its kind
     // this second; `repeated` is then the number of earlier failures the line speaks for.
     log::LogLevel failure_level(Failure kind, std::uint64_t& repeated) const;

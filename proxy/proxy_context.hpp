@@ -5,11 +5,14 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/beast/http/buffer_body.hpp>
@@ -46,20 +49,39 @@ struct ProxyContext {
     RecentRequests recent;
     // Watches every forwarded exchange (events); may be null.
     ExchangeObserver* observer = nullptr;
+    // What the gateway decided for a subscriber at the handshake, handed to the session it creates.
+    struct SubscriberGrant {
+        std::optional<std::vector<std::string>> topics;                // narrowed topics; nullopt: as the query asks
+        std::optional<std::chrono::system_clock::time_point> expires;  // the credential's end: close with 1008
+        std::string who;                                               // the token's subject, for logs
+    };
     // Takes over a WebSocket upgrade at the ws path (the socket, the request, bytes read past its
-    // head, the client's address for logs, the request id). Null: the ws path is proxied.
-    std::function<void(tcp::socket, http::request<http::buffer_body>, beast::flat_buffer, std::string, std::string)>
+    // head, the client's address for logs, the request id, the grant). Null: the ws path is proxied.
+    std::function<void(tcp::socket, http::request<http::buffer_body>, beast::flat_buffer, std::string, std::string,
+                       SubscriberGrant)>
         websocket_handoff;
-    // Checks a subscription's target before the handoff: status 0 when it can be served (and then
-    // the handoff must follow at once: the check may have reserved the subscriber's place), else
-    // the answer crudcast gives (400 for a bad topic list, 503 at ws-max-subscribers), so the
-    // access line tells what the client got.
-    struct WebSocketRefusal {
-        unsigned status = 0;  // 0: accepted
+    // The handshake as the gateway's admission sees it: who asks, and the X-Forwarded-* crudcast
+    // would send upstream for this request (forward auth passes them on).
+    struct HandshakeInfo {
+        std::string_view client_ip;
+        bool trusted_peer = false;  // the peer is one of trusted-proxies
+        std::string_view request_id;
+        std::vector<std::pair<std::string, std::string>> forwarded;
+    };
+    // Decides whether a subscription can be served: status 0 when it can (and then the handoff must
+    // follow at once: the check may have reserved the subscriber's place), else the answer crudcast
+    // gives (400 bad topics, 401/403 credentials, 429 handshake rate, 503 ws-max-subscribers or the
+    // auth endpoint down), so the access line tells what the client got and why (`reason`).
+    struct WebSocketAdmission {
+        unsigned status = 0;  // 0: admitted
         std::string error;    // the JSON "error" code
         std::string detail;
+        std::string reason;                                        // ws=denied reason=... on the access line
+        std::vector<std::pair<std::string, std::string>> headers;  // WWW-Authenticate, Retry-After
+        SubscriberGrant grant;
     };
-    std::function<WebSocketRefusal(std::string_view target)> websocket_refusal;
+    std::function<asio::awaitable<WebSocketAdmission>(const http::request<http::buffer_body>&, HandshakeInfo)>
+        websocket_admission;
 };
 
 }  // namespace crudcast::proxy

@@ -108,6 +108,14 @@ void subscribers(JsonWriter& w, const bus::InMemoryBus& bus) {
     w.EndObject();
 }
 
+void denied(JsonWriter& w, const WebSocketCounters& ws) {
+    key(w, WebSocketCounters::denied_info.json);
+    w.StartObject();
+    for (std::size_t i = 0; i < ws_deny_reasons.size(); ++i)
+        number(w, ws_deny_reasons[i], stats::load(ws.denied_by[i]));
+    w.EndObject();
+}
+
 }  // namespace
 
 std::string render_stats_json(const proxy::ProxyCounters& p, const WebSocketCounters& ws, const EventCounters& ev,
@@ -119,6 +127,7 @@ std::string render_stats_json(const proxy::ProxyCounters& p, const WebSocketCoun
     scalars(w, p);
     events(w, ev);
     scalars(w, ws);
+    denied(w, ws);
     subscribers(w, bus);
     w.EndObject();
     return text_of(buffer);

@@ -127,6 +127,15 @@ void subscribers(std::string& out, const bus::InMemoryBus& bus) {
     samples(out, series);
 }
 
+void denied(std::string& out, const WebSocketCounters& ws) {
+    const auto& info = WebSocketCounters::denied_info;
+    header(out, info);
+    for (std::size_t i = 0; i < ws_deny_reasons.size(); ++i) {
+        sample(out, std::string(info.metric) + "{reason=\"" + std::string(ws_deny_reasons[i]) + "\"}",
+               static_cast<double>(stats::load(ws.denied_by[i])));
+    }
+}
+
 }  // namespace
 
 std::string render_metrics(const proxy::ProxyCounters& p, const WebSocketCounters& ws, const EventCounters& ev,
@@ -139,6 +148,7 @@ std::string render_metrics(const proxy::ProxyCounters& p, const WebSocketCounter
     events(out, ev);
     subscribers(out, bus);
     scalars(out, ws);
+    denied(out, ws);
     return out;
 }
 

@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "common/log.hpp"
+#include "common/url.hpp"
 
 namespace crudcast::gateway {
 
@@ -32,7 +33,8 @@ void EventPublisher::skip(const proxy::ObservedRequest& request, unsigned status
     std::string shown = reason == NoEventReason::status ? "status-" + std::to_string(status) : std::string(row.name);
     // The warn lines carry what fixes them; the debug line says which reason and why.
     if (reason == NoEventReason::reserved) {
-        log::write(row.level, row.message, {{"rid", request.request_id}, {"target", request.target}});
+        const auto target = url::redact_query_value(request.target, "access_token");
+        log::write(row.level, row.message, {{"rid", request.request_id}, {"target", target}});
     } else if (reason == NoEventReason::too_large) {
         log::write(
             row.level, row.message,

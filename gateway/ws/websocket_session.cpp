@@ -10,6 +10,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
+#include "bus/bus.hpp"
 #include "common/json_text.hpp"
 #include "common/log.hpp"
 #include "common/text.hpp"
@@ -38,7 +39,7 @@ std::string join(const std::vector<std::string>& v) {
 }  // namespace
 
 WebSocketSession::WebSocketSession(tcp::socket socket, std::shared_ptr<SubscriberShard> shard,
-                                   std::string client_address, std::string request_id)
+                                   std::string client_address, std::string request_id, Grant grant)
     : socket_(std::move(socket)),
       owner_(std::move(shard)),
       shard_(*owner_),
@@ -46,7 +47,8 @@ WebSocketSession::WebSocketSession(tcp::socket socket, std::shared_ptr<Subscribe
       request_id_(std::move(request_id)),
       ping_timer_(socket_.get_executor()),
       close_timer_(socket_.get_executor()),
-      write_timer_(socket_.get_executor()) {
+      write_timer_(socket_.get_executor()),
+      grant_(std::move(grant)) {
     // `open` was counted when the place was reserved (reserve_subscriber, before the handoff).
     registration_ = shard_.add_session(this);
     shard_.counters().connections.fetch_add(1, std::memory_order_relaxed);
@@ -74,6 +76,11 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
     write_pending();  // what was published during the handshake
     asio::co_spawn(
         socket_.get_executor(), [self = shared_from_this()] { return self->ping_loop(); }, asio::detached);
+    if (grant_.expires) {
+        asio::co_spawn(
+            socket_.get_executor(), [self = shared_from_this(), end = *grant_.expires] { return self->expire_at(end); },
+            asio::detached);
+    }
 
     co_await read_loop();
 
@@ -82,6 +89,7 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
     ping_timer_.cancel();
     close_timer_.cancel();
     write_timer_.cancel();
+    if (expiry_timer_) expiry_timer_->cancel();
     socket_.close(ignored);
     const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     log::write(LogLevel::info, "websocket disconnected",
@@ -96,7 +104,8 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
 }
 
 asio::awaitable<bool> WebSocketSession::handshake(http::request<http::buffer_body>& request) {
-    auto topics = topics_from_query(request.target());
+    auto topics =
+        grant_.topics ? std::optional(bus::normalize_topics(*grant_.topics)) : topics_from_query(request.target());
     if (!topics) {  // not reached: the proxy answers such a target 400 (subscription_refusal) before the handoff
         state_ = State::closed;
         shutdown_socket();
@@ -226,6 +235,17 @@ asio::awaitable<void> WebSocketSession::ping_loop() {
         alive_ = false;
         queue_control(control_frame(Opcode::ping, ""));
     }
+}
+
+asio::awaitable<void> WebSocketSession::expire_at(std::chrono::system_clock::time_point end) {
+    expiry_timer_ = std::make_unique<asio::system_timer>(socket_.get_executor());
+    expiry_timer_->expires_at(end);
+    auto [ec] = co_await expiry_timer_->async_wait(use_nothrow);
+    if (ec || state_ == State::closed || close_sent()) co_return;
+    shard_.counters().credential_expiries.fetch_add(1, std::memory_order_relaxed);
+    log::write(LogLevel::info, "websocket credential expired; closing with 1008",
+               {{"client", client_address_}, {"rid", request_id_}});
+    close_with(1008, "token expired");
 }
 
 void WebSocketSession::queue_control(std::string frame) {

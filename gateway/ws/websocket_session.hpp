@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/system_timer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
 
@@ -33,8 +34,14 @@ namespace http = beast::http;
 
 class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
 public:
+    // `topics` replace the query's when the admission narrowed them; `expires`
+    // is when the subscriber's credential ends: it is then closed with 1008.
+    struct Grant {
+        std::optional<std::vector<std::string>> topics;
+        std::optional<std::chrono::system_clock::time_point> expires;
+    };
     WebSocketSession(tcp::socket socket, std::shared_ptr<SubscriberShard> shard, std::string client_address,
-                     std::string request_id);
+                     std::string request_id, Grant grant = {});
     ~WebSocketSession();
 
     // Completes the handshake for `request` (whose bytes after the head are in `leftover`) and
@@ -83,6 +90,8 @@ private:
     // The peer broke the protocol (or a limit): our close goes out and its input is ignored from here on.
     void fail(const ProtocolError& error);
     asio::awaitable<void> ping_loop();
+    // Closes with 1008 when the credential's time is up, so the client reconnects with a new one.
+    asio::awaitable<void> expire_at(std::chrono::system_clock::time_point end);
     void queue_control(std::string frame);
     // Starts the close handshake: drops queued data, queues a close frame, enters `next`.
     void close_with(std::uint16_t code, std::string_view reason, State next = State::closing);
@@ -118,6 +127,9 @@ private:
     asio::steady_timer close_timer_;
     // ws-write-timeout: armed while a write waits for the socket; the write's last progress.
     asio::steady_timer write_timer_;
+    Grant grant_;
+    // Only for a subscriber whose credential ends (most have none): no timer's memory for the others.
+    std::unique_ptr<asio::system_timer> expiry_timer_;
     bool write_timer_armed_ = false;
     std::chrono::steady_clock::time_point write_progress_;
     std::int64_t write_unsent_ = -1;  // the send queue when progress was last looked for

@@ -2,8 +2,11 @@
 // once with its names in /metrics and /api/stats (common/stats.hpp).
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "common/stats.hpp"
 
@@ -12,19 +15,63 @@ namespace crudcast::gateway {
 // X(type, member, Prometheus name, /api/stats key, help), in the order both exporters write them.
 // `open` is in /api/stats only: /metrics has the subscribers by topic (by_topic_info), and one family
 // cannot have a series without the topic label beside those with it.
-#define CRUDCAST_WEBSOCKET_STATS(X)                                                                   \
-    X(gauge, open, "", "websocket_subscribers", "WebSocket subscribers connected now")                \
-    X(counter, connections, "crudcast_websocket_connections_total", "websocket_connections_total",    \
-      "WebSocket subscribers ever connected")                                                         \
-    X(counter, frames_sent, "crudcast_websocket_frames_sent_total", "websocket_frames_sent",          \
-      "Event frames written to subscribers")                                                          \
-    X(counter, slow_closes, "crudcast_websocket_slow_closes_total", "websocket_slow_closes",          \
-      "Subscribers closed with 1013 because their queue overflowed")                                  \
-    X(counter, write_timeouts, "crudcast_websocket_write_timeouts_total", "websocket_write_timeouts", \
-      "Subscribers dropped because a write made no progress within ws-write-timeout")
+#define CRUDCAST_WEBSOCKET_STATS(X)                                                                                  \
+    X(gauge, open, "", "websocket_subscribers", "WebSocket subscribers connected now")                               \
+    X(counter, connections, "crudcast_websocket_connections_total", "websocket_connections_total",                   \
+      "WebSocket subscribers ever connected")                                                                        \
+    X(counter, frames_sent, "crudcast_websocket_frames_sent_total", "websocket_frames_sent",                         \
+      "Event frames written to subscribers")                                                                         \
+    X(counter, slow_closes, "crudcast_websocket_slow_closes_total", "websocket_slow_closes",                         \
+      "Subscribers closed with 1013 because their queue overflowed")                                                 \
+    X(counter, write_timeouts, "crudcast_websocket_write_timeouts_total", "websocket_write_timeouts",                \
+      "Subscribers dropped because a write made no progress within ws-write-timeout")                                \
+    X(counter, credential_expiries, "crudcast_websocket_credential_expiries_total", "websocket_credential_expiries", \
+      "Subscribers closed with 1008 because their token expired")
+
+// Why a handshake at the ws path was refused: the `reason` on the access line (ws=denied reason=...)
+// and the label of crudcast_websocket_denied_total. The JWT reasons are gateway/auth's JwtVerdict's.
+inline constexpr std::array<std::string_view, 19> ws_deny_reasons = {
+    "bad_request",           // a bad topic list (400)
+    "origin",                // ws-allowed-origins, or a cookie from a foreign Origin (403)
+    "rate_limited",          // ws-handshake-rate (429)
+    "token_missing",         // jwt: no Authorization: Bearer and no access_token (401)
+    "malformed",             // jwt: not a well-formed token (401)
+    "algorithm",             // jwt: alg is not jwt-algorithm (401)
+    "unknown_kid",           // jwt: no key with the token's kid (401)
+    "bad_signature",         // jwt (401)
+    "expired",               // jwt (401)
+    "not_yet_valid",         // jwt (401)
+    "issuer",                // jwt (401)
+    "audience",              // jwt (401)
+    "no_topics_claim",       // jwt with jwt-require-topics (403)
+    "bad_topics_claim",      // jwt: the claim is not a list of topics (403)
+    "topic_not_allowed",     // a topic outside the token's claim or the API's answer (403)
+    "unauthorized",          // forward: the API answered 401
+    "forbidden",             // forward: the API answered 403
+    "auth_unavailable",      // forward: no usable answer in time (503)
+    "too_many_subscribers",  // ws-max-subscribers (503)
+};
 
 struct WebSocketCounters {
     CRUDCAST_WEBSOCKET_STATS(CRUDCAST_STAT_MEMBER)
+
+    // Refused handshakes by reason, in the order of ws_deny_reasons.
+    std::array<std::atomic<std::uint64_t>, ws_deny_reasons.size()> denied_by{};
+    static constexpr stats::Info denied_info{"counter",
+                                             "crudcast_websocket_denied_total",
+                                             "WebSocket handshakes refused, by reason",
+                                             "websocket_denied_by",
+                                             {}};
+    // Counts a refusal; false when `reason` is not in ws_deny_reasons (not counted).
+    bool count_denied(std::string_view reason) {
+        for (std::size_t i = 0; i < ws_deny_reasons.size(); ++i) {
+            if (ws_deny_reasons[i] == reason) {
+                denied_by[i].fetch_add(1, std::memory_order_relaxed);
+                return true;
+            }
+        }
+        return false;
+    }
 
     // Subscribers by topic: the bus counts them (bus::InMemoryBus::subscriber_counts), these are their names.
     static constexpr stats::Info by_topic_info{"gauge",
