@@ -282,7 +282,7 @@ TEST(ForwardAuth, TheEndpointReceivesCredentialsForwardedHeadersTopicsAndRequest
     EXPECT_EQ(req.body, "");
 }
 
-TEST(ForwardAuth, NoCookieOrAuthorizationHeaderWhenNoneAndAnEmptyTopicsHeaderForAll) {
+TEST(ForwardAuth, NoCookieOrAuthorizationHeaderWhenNone) {
     AuthEndpoint endpoint;
     endpoint.answer("/auth/ws", 200);
     ForwardAuth auth(forward_config(endpoint.port()));
@@ -290,8 +290,6 @@ TEST(ForwardAuth, NoCookieOrAuthorizationHeaderWhenNoneAndAnEmptyTopicsHeaderFor
     const auto req = endpoint.last();
     EXPECT_FALSE(req.has_header("Cookie"));
     EXPECT_FALSE(req.has_header("Authorization"));
-    ASSERT_TRUE(req.has_header("X-Crudcast-Topics"));
-    EXPECT_EQ(req.get_header_value("X-Crudcast-Topics"), "");
 }
 
 TEST(ForwardAuth, AFullUrlGoesToItsOwnHostWithItsAuthorityAsHost) {
@@ -408,21 +406,21 @@ TEST(ForwardAuth, ExpiredEntriesAreEvictedWhenAnotherIsStored) {
 
 // A raw endpoint for answers no HTTP library would send: accepts one connection, reads the request
 // head, writes `reply` and closes.
-asio::awaitable<void> raw_endpoint(tcp::acceptor& acceptor, std::string reply) {
+asio::awaitable<void> raw_endpoint(tcp::acceptor& acceptor, std::string reply, std::string* request) {
     auto socket = co_await acceptor.async_accept(asio::use_awaitable);
-    std::string request;
-    co_await asio::async_read_until(socket, asio::dynamic_buffer(request), "\r\n\r\n", asio::use_awaitable);
+    co_await asio::async_read_until(socket, asio::dynamic_buffer(*request), "\r\n\r\n", asio::use_awaitable);
     if (!reply.empty()) co_await asio::async_write(socket, asio::buffer(reply), asio::use_awaitable);
     socket.close();
 }
 
-ForwardAnswer ask_raw(const std::string& reply) {
+ForwardAnswer ask_raw(const std::string& reply, const ForwardQuestion& q = question(), std::string* request = nullptr) {
+    std::string ignored;
     asio::io_context io;
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     const auto url = "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) + "/auth";
     ForwardAuth auth(forward_config(closed_port(), url));
-    asio::co_spawn(io, raw_endpoint(acceptor, reply), asio::detached);
-    return ask(auth, question(), io);
+    asio::co_spawn(io, raw_endpoint(acceptor, reply, request ? request : &ignored), asio::detached);
+    return ask(auth, q, io);
 }
 
 TEST(ForwardAuth, BrokenAnswersAreUnavailable) {
@@ -436,7 +434,7 @@ TEST(ForwardAuth, BrokenAnswersAreUnavailable) {
         {"HTTP/1.1 2000 OK\r\n\r\n", "malformed answer: "},
         {"SSH-2.0-OpenSSH_9.2\r\n\r\n", "malformed answer: "},
         // The status is fine but the body is cut short: not a whole answer.
-        {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "closed without answering"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "closed before the answer ended"},
         {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "malformed answer: "},
     };
     for (const auto& row : rows) {
@@ -448,6 +446,15 @@ TEST(ForwardAuth, BrokenAnswersAreUnavailable) {
 
 TEST(ForwardAuth, AnAnswerEndingAtCloseWithoutLengthIsWhole) {
     EXPECT_EQ(ask_raw("HTTP/1.1 200 OK\r\nX-Crudcast-Allow-Topics: book\r\n\r\nok").kind, Kind::allow);
+}
+
+// On the wire, as cpp-httplib 0.11 drops a header whose value is empty.
+TEST(ForwardAuth, TheTopicsHeaderIsSentEmptyForAllTopics) {
+    std::string request;
+    EXPECT_EQ(ask_raw("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", question("Bearer abc", ""), &request).kind,
+              Kind::allow);
+    EXPECT_NE(request.find("\r\nX-Crudcast-Topics: \r\n"), std::string::npos) << request;
+    EXPECT_EQ(request.find("Cookie"), std::string::npos) << request;
 }
 
 TEST(ForwardAuth, AHeadOver16KiBIsUnavailable) {

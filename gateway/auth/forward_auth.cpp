@@ -185,6 +185,7 @@ struct ForwardAuth::Impl {
 std::string ForwardAuth::Impl::failure(std::string_view step, const error_code& ec) const {
     if (ec == beast::error::timeout) return "no answer within " + config::format_duration(timeout);
     if (ec == http::error::end_of_stream || ec == asio::error::eof) return "closed without answering";
+    if (ec == http::error::partial_message) return "closed before the answer ended";
     if (ec.category() == http::make_error_code(http::error::bad_version).category())
         return "malformed answer: " + ec.message();
     return std::string(step) + ": " + ec.message();
