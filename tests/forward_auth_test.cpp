@@ -251,7 +251,7 @@ TEST(ForwardAuth, ASlowEndpointIsUnavailableWithinAboutTheTimeout) {
     EXPECT_EQ(a.kind, Kind::unavailable);
     EXPECT_EQ(a.detail, "no answer within 300ms");
     EXPECT_GE(took, 290ms);
-    EXPECT_LT(took, 1500ms);
+    EXPECT_LT(took, 900ms);
     endpoint.gate.open();
 }
 
@@ -280,16 +280,6 @@ TEST(ForwardAuth, TheEndpointReceivesCredentialsForwardedHeadersTopicsAndRequest
     EXPECT_FALSE(req.has_header("Content-Length"));
     EXPECT_FALSE(req.has_header("Transfer-Encoding"));
     EXPECT_EQ(req.body, "");
-}
-
-TEST(ForwardAuth, NoCookieOrAuthorizationHeaderWhenNone) {
-    AuthEndpoint endpoint;
-    endpoint.answer("/auth/ws", 200);
-    ForwardAuth auth(forward_config(endpoint.port()));
-    ASSERT_EQ(ask(auth, question("", "")).kind, Kind::allow);
-    const auto req = endpoint.last();
-    EXPECT_FALSE(req.has_header("Cookie"));
-    EXPECT_FALSE(req.has_header("Authorization"));
 }
 
 TEST(ForwardAuth, AFullUrlGoesToItsOwnHostWithItsAuthorityAsHost) {
@@ -448,13 +438,14 @@ TEST(ForwardAuth, AnAnswerEndingAtCloseWithoutLengthIsWhole) {
     EXPECT_EQ(ask_raw("HTTP/1.1 200 OK\r\nX-Crudcast-Allow-Topics: book\r\n\r\nok").kind, Kind::allow);
 }
 
-// On the wire, as cpp-httplib 0.11 drops a header whose value is empty.
-TEST(ForwardAuth, TheTopicsHeaderIsSentEmptyForAllTopics) {
+// On the wire: cpp-httplib 0.11 drops a header whose value is empty, so it could not tell an empty
+// Cookie or Authorization header from none.
+TEST(ForwardAuth, WithoutCredentialsNoCookieOrAuthorizationIsSentAndAnEmptyTopicsHeaderAsksForAll) {
     std::string request;
-    EXPECT_EQ(ask_raw("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", question("Bearer abc", ""), &request).kind,
-              Kind::allow);
+    EXPECT_EQ(ask_raw("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", question("", ""), &request).kind, Kind::allow);
     EXPECT_NE(request.find("\r\nX-Crudcast-Topics: \r\n"), std::string::npos) << request;
     EXPECT_EQ(request.find("Cookie"), std::string::npos) << request;
+    EXPECT_EQ(request.find("Authorization"), std::string::npos) << request;
 }
 
 TEST(ForwardAuth, AHeadOver16KiBIsUnavailable) {
