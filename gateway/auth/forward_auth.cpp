@@ -171,7 +171,7 @@ struct ForwardAuth::Impl {
     std::unordered_map<std::string, Entry> cache;
     // Keys in insertion order. With one TTL for all, the oldest insert is also the first to expire,
     // so the front is what to evict either way. A key asked again after expiry, or dropped by
-    // lookup(), leaves its older place here stale: evict() recognises it by its expiry time.
+    // lookup(), leaves its older place here stale: evict_front() knows it by its expiry time.
     std::deque<std::pair<std::string, Clock::time_point>> order;
 
     std::string failure(std::string_view step, const error_code& ec) const;
