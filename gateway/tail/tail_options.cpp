@@ -18,7 +18,7 @@ namespace crudcast::gateway::tail {
 namespace {
 
 // A token larger than this is not a token: crudcast reads handshake heads of 8 KiB.
-constexpr std::size_t max_token_bytes = 8 * 1024;
+constexpr std::size_t max_token_bytes = 8192;
 
 // The headers the WebSocket handshake itself writes: a second copy from --header would make the
 // request ambiguous or break the upgrade.
