@@ -1,13 +1,20 @@
 // tail_test.cpp: `crudcast tail` as users run it: the real binary subscribed to an in-process
 // crudcast, printing raw JSON (--json) and human-readable lines; reconnecting when nothing
-// listens; its command-line contract (--help, bad arguments); and the line formatter itself.
+// listens; its command-line contract (--help, bad arguments); and the line formatter itself. With
+// a token (--token-file, --header) against a raw WebSocket server that records the handshake and
+// refuses it or closes with 1008, as crudcast's --ws-auth does.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
 
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 
 #include <rapidjson/document.h>
 
 #include "gateway/tail/tail.hpp"
+#include "gateway/tail/tail_options.hpp"
 #include "testkit.hpp"
 
 namespace crudcast {
@@ -132,10 +139,10 @@ TEST(Tail, RetriesUntilTheServerComesUpAndAfterItGoesAway) {
     ASSERT_TRUE(tail.wait_for_stdout("\"model\":\"author\""));
 
     gw.reset();  // the server goes away: the tail says so and starts over at the shortest delay
-    const auto lost = tail.wait_for_stderr("lost");
+    const auto lost = tail.wait_for_stderr("closed by the server");
     ASSERT_TRUE(lost);
-    EXPECT_NE(lost->find("connection to " + ws_url(port) + " lost ("), std::string::npos) << *lost;
-    EXPECT_NE(lost->find("retrying in 0.5s"), std::string::npos) << *lost;
+    EXPECT_EQ(*lost, "crudcast tail: connection to " + ws_url(port) +
+                         " closed by the server: 1001 crudcast is shutting down; retrying in 0.5s");
 }
 
 TEST(Tail, HelpAndBadArguments) {
@@ -194,6 +201,181 @@ TEST(Tail, FormatsEventLines) {
     EXPECT_EQ(gateway::format_event(R"({"ts":1,"model":"b","method":"PUT","id":"k","payload":"tab\there"})", false)
                   .substr(12),
               R"( b PUT id=k "tab\there")");  // what JSON already escapes stays as it was
+}
+
+// ---- With a token: what the handshake carries, and what tail does when it is refused. ----
+
+// A directory of its own for token files, removed with the test.
+class TempDir {
+public:
+    TempDir() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "crudcast-tail-XXXXXX").string();
+        if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
+        path_ = pattern;
+    }
+    ~TempDir() { std::filesystem::remove_all(path_); }
+    std::string write(const std::string& name, const std::string& bytes) const {
+        const auto file = (path_ / name).string();
+        std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+        return file;
+    }
+    std::string path() const { return path_.string(); }
+
+private:
+    std::filesystem::path path_;
+};
+
+UpstreamReply refuse(int status, std::string_view reason, std::string_view json) {
+    HeaderList h;
+    h.items.emplace_back("Content-Type", "application/json");
+    return {UpstreamReply::Kind::respond, http_response(status, reason, h, json), {}, false};
+}
+
+// The 101 answer to a recorded handshake (RFC 6455 §4.2.2: base64 of SHA-1 of key + GUID).
+std::string switching_protocols(const RecordedRequest& r) {
+    const std::string key = r.headers.get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    EVP_Digest(key.data(), key.size(), digest, &size, EVP_sha1(), nullptr);
+    unsigned char accept[64];
+    const int n = EVP_EncodeBlock(accept, digest, static_cast<int>(size));
+    return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Accept: " +
+           std::string(reinterpret_cast<const char*>(accept), static_cast<std::size_t>(n)) + "\r\n\r\n";
+}
+
+// A server's close frame (unmasked): status code, then the reason.
+std::string close_frame(std::uint16_t code, std::string_view reason) {
+    std::string out = {'\x88', static_cast<char>(2 + reason.size()), static_cast<char>(code >> 8),
+                       static_cast<char>(code & 0xff)};
+    return out.append(reason);
+}
+
+constexpr std::string_view token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0YWlsLXRlc3QifQ.c2lnbmF0dXJlLWZvci10ZXN0cw";
+
+TEST(TailToken, SendsTheTokenAndHeadersAndStopsOnA401WithTheServersReason) {
+    RawUpstream server([](const RecordedRequest&) {
+        return refuse(401, "Unauthorized", R"({"error":"invalid_token","detail":"token expired"})");
+    });
+    TempDir dir;
+    const auto file = dir.write("token", std::string(token) + "\n");
+    ChildProcess tail(CRUDCAST_BINARY, {"tail", ws_url(server.port()), "--topic=author", "--token-file", file,
+                                        "--header", "X-Tenant:  blue ", "--header=User-Agent: tail-test"});
+    EXPECT_EQ(tail.wait(), 1);
+    ASSERT_EQ(server.request_count(), 1u) << "a 401 is not retried";
+    const auto handshake = server.request(0);
+    EXPECT_EQ(handshake.target, "/ws?topic=author");
+    EXPECT_EQ(handshake.headers.all("Authorization"), std::vector<std::string>{"Bearer " + std::string(token)});
+    EXPECT_EQ(handshake.headers.all("X-Tenant"), std::vector<std::string>{"blue"});
+    EXPECT_EQ(handshake.headers.all("User-Agent"), std::vector<std::string>{"tail-test"}) << "replaces the default";
+    EXPECT_EQ(handshake.headers.get("Upgrade"), "websocket");
+
+    tail.wait_for_stderr("\n");  // no line holds a newline: this returns at EOF, all lines read
+    const auto err = tail.stderr_text();
+    EXPECT_EQ(err, "crudcast tail: " + ws_url(server.port()) +
+                       "?topic=author refused the subscription: 401 Unauthorized: invalid_token: token expired\n");
+}
+
+TEST(TailToken, RetriesA503AndNeverShowsAnAccessTokenFromTheUrl) {
+    std::atomic<int> answered{0};
+    RawUpstream server([&](const RecordedRequest&) {
+        if (answered++ == 0)
+            return refuse(503, "Service Unavailable", R"({"error":"auth_unavailable","detail":"no answer in 2s"})");
+        return refuse(403, "Forbidden", "not json\x1b[2J");  // a proxy in between may answer anything
+    });
+    const std::string url = ws_url(server.port()) + "?access_token=" + std::string(token);
+    ChildProcess tail(CRUDCAST_BINARY, {"tail", url});
+    const auto retried = tail.wait_for_stderr("retrying in 0.5s");
+    ASSERT_TRUE(retried);
+    EXPECT_EQ(*retried, "crudcast tail: " + ws_url(server.port()) +
+                            "?access_token=REDACTED refused the subscription: 503 Service Unavailable: "
+                            "auth_unavailable: no answer in 2s; retrying in 0.5s");
+    EXPECT_EQ(tail.wait(), 1);
+    ASSERT_EQ(server.request_count(), 2u);
+    EXPECT_EQ(server.request(1).target, "/ws?access_token=" + std::string(token)) << "sent as given";
+    const auto err = tail.stderr_text();
+    EXPECT_NE(err.find("refused the subscription: 403 Forbidden: not json\\u001b[2J\n"), std::string::npos) << err;
+    EXPECT_EQ(err.find(token), std::string::npos) << err;
+}
+
+TEST(TailToken, Reports1008AndReconnectsWithTheTokenRenewedInTheFile) {
+    TempDir dir;
+    const auto file = dir.write("token", "first-token\n");
+    RawUpstream server([&](const RecordedRequest& r) {
+        if (r.connection > 1) return refuse(401, "Unauthorized", R"({"error":"invalid_token"})");
+        UpstreamReply reply{UpstreamReply::Kind::respond, switching_protocols(r), {}, false};
+        reply.then = [&](Socket& socket) {
+            // Renewed before the close, so the reconnect can only see the new token.
+            dir.write("token", "second-token\r\n");
+            socket.send_all(close_frame(1008, "token expired"));
+            // The client answers with its close frame and waits for the server to end the TCP
+            // connection (RFC 6455 §7.1.1), which returning does.
+            socket.read_exactly(8, default_timeout);  // masked close frame with a status code
+        };
+        return reply;
+    });
+    ChildProcess tail(CRUDCAST_BINARY, {"tail", ws_url(server.port()), "--token-file=" + file});
+    const auto closed = tail.wait_for_stderr("closed by the server");
+    ASSERT_TRUE(closed) << tail.stderr_text();
+    EXPECT_EQ(*closed, "crudcast tail: connection to " + ws_url(server.port()) +
+                           " closed by the server: 1008 token expired; retrying in 0.5s");
+    EXPECT_EQ(tail.wait(), 1);
+    ASSERT_EQ(server.request_count(), 2u);
+    EXPECT_EQ(server.request(0).headers.get("Authorization"), "Bearer first-token");
+    EXPECT_EQ(server.request(1).headers.get("Authorization"), "Bearer second-token");
+    const auto err = tail.stderr_text();
+    EXPECT_EQ(err.find("first-token"), std::string::npos) << err;
+    EXPECT_EQ(err.find("second-token"), std::string::npos) << err;
+}
+
+TEST(TailToken, BadTokenFilesAndHeadersExit2WithOneLineNamingTheOption) {
+    TempDir dir;
+    const auto good = dir.write("good", "sekrit\n");
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"--token-file", dir.path() + "/missing"}, "--token-file " + dir.path() + "/missing: cannot read it"},
+        {{"--token-file", dir.path()}, "--token-file " + dir.path() + ": cannot read it"},
+        {{"--token-file", dir.write("empty", "\n")}, ": the file is empty"},
+        {{"--token-file", dir.write("spaced", "sek rit\n")}, ": the token holds whitespace"},
+        {{"--token-file", dir.write("two", "sekrit\n\n")}, ": the token holds whitespace"},
+        {{"--token-file", dir.write("huge", std::string(9000, 'a'))}, ": larger than 8 KiB"},
+        {{"--token-file"}, "--token-file needs a value"},
+        {{"--token-file="}, "--token-file needs a file name"},
+        {{"--header", "Authorization Bearer sekrit"}, "--header needs \"NAME: VALUE\""},
+        {{"--header", "Bad Name: sekrit"}, "--header needs \"NAME: VALUE\""},
+        {{"--header", "X-A: a\r\nX-B: sekrit"}, "--header X-A: the value holds a line break"},
+        {{"--header", "X-A: sekrit\n"}, "--header X-A: the value holds a line break"},
+        {{"--header", "Authorization:", "Bearer", "sekrit"}, "--header Authorization: the value is empty"},
+        {{"--header", "host: sekrit"}, "--header host: set by the WebSocket handshake itself"},
+        {{"--header", "Sec-WebSocket-Key: sekrit"}, "set by the WebSocket handshake itself"},
+        {{"--token-file", good, "--header", "authorization: Bearer sekrit"}, "both set Authorization"},
+        {{"--headr=Authorization: Bearer sekrit"}, "unknown option --headr (see"},
+        {{"ws://127.0.0.1:1/ws", "Bearer", "sekrit"}, "unexpected second argument after the URL ws://"},
+        {{"http://h/ws?access_token=sekrit"}, "URL must start with ws://"},
+    };
+    for (const auto& [extra, expected] : cases) {
+        std::vector<std::string> args = {"tail"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        ChildProcess bad(CRUDCAST_BINARY, args);
+        EXPECT_EQ(bad.wait(), 2) << expected;
+        bad.wait_for_stderr("\n");  // returns at EOF: all lines read
+        const auto err = bad.stderr_text();
+        EXPECT_EQ(err.rfind("crudcast tail: ", 0), 0u) << err;
+        EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+        EXPECT_NE(err.find(expected), std::string::npos) << err;
+        EXPECT_EQ(err.find("sekrit"), std::string::npos) << err;
+    }
+    ChildProcess help(CRUDCAST_BINARY, {"tail", "--help"});
+    EXPECT_TRUE(help.wait_for_stdout("--token-file FILE"));
+    EXPECT_EQ(help.wait(), 0);
+}
+
+TEST(TailToken, RedactsAccessTokenValuesOnly) {
+    using gateway::tail::redact_access_token;
+    EXPECT_EQ(redact_access_token("/ws?topic=a&access_token=abc.def&x=1"), "/ws?topic=a&access_token=REDACTED&x=1");
+    EXPECT_EQ(redact_access_token("/ws?access_token=a&access_token=b"),
+              "/ws?access_token=REDACTED&access_token=REDACTED");
+    EXPECT_EQ(redact_access_token("/ws?topic=access_token"), "/ws?topic=access_token");
+    EXPECT_EQ(redact_access_token("/ws"), "/ws");
 }
 
 }  // namespace

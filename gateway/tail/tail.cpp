@@ -23,16 +23,19 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 
-#include "common/url.hpp"
+#include "gateway/tail/tail_options.hpp"
 
 namespace crudcast::gateway {
 namespace {
 
+namespace http = boost::beast::http;
 namespace websocket = boost::beast::websocket;
 using tcp = boost::asio::ip::tcp;
+using tail::Options;
 
 constexpr std::string_view usage =
     "usage: crudcast tail [ws://HOST:PORT/PATH] [--topic MODEL[,MODEL...]]... [--json]\n"
+    "                     [--token-file FILE] [--header \"NAME: VALUE\"]...\n"
     "\n"
     "Subscribes to a crudcast event WebSocket and prints one line per event:\n"
     "  12:03:04.123 author POST id=42 {\"id\":42,\"name\":\"Ada\"}\n"
@@ -40,69 +43,16 @@ constexpr std::string_view usage =
     "  URL            default ws://127.0.0.1:8080/ws (the local crudcast)\n"
     "  --topic MODEL  only these models; repeatable or comma-separated\n"
     "  --json         print each event's JSON as received (terminal controls escaped as \\u00XX)\n"
+    "  --token-file FILE\n"
+    "                 send the token in FILE as \"Authorization: Bearer ...\" (one trailing newline\n"
+    "                 removed; read again on every reconnect, so a renewed token is picked up)\n"
+    "  --header \"NAME: VALUE\"\n"
+    "                 one more handshake header, e.g. --header \"X-Tenant: blue\"; repeatable\n"
     "  -h, --help     this text\n"
     "\n"
-    "Reconnects with backoff (0.5s doubling to 10s) when the connection drops or cannot be made.\n";
-
-struct Options {
-    std::string host, port, target;  // target: path + query sent in the handshake
-    std::string url;                 // for messages, with the topic query
-    bool json = false;
-};
-
-// Fills `o` from the arguments; returns the problem as one line, or "" when they are fine.
-std::string parse_args(const std::vector<std::string>& args, Options& o) {
-    std::string address;
-    std::vector<std::string> topics;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const std::string& a = args[i];
-        std::string value;
-        if (a == "--json") {
-            o.json = true;
-            continue;
-        } else if (a == "--topic") {
-            if (i + 1 == args.size()) return "--topic needs a value";
-            value = args[++i];
-        } else if (a.starts_with("--topic=")) {
-            value = a.substr(8);
-        } else if (a.starts_with("-")) {
-            return "unknown option " + a + " (see crudcast tail --help)";
-        } else if (address.empty()) {
-            address = a;
-            continue;
-        } else {
-            return "unexpected argument " + a + " (one URL only)";
-        }
-        for (std::size_t start = 0; start <= value.size();) {
-            const auto comma = std::min(value.find(',', start), value.size());
-            std::string topic = value.substr(start, comma - start);
-            if (topic.empty()) return "--topic needs model names, got \"" + value + "\"";
-            topics.push_back(std::move(topic));
-            start = comma + 1;
-        }
-    }
-    if (address.empty()) address = "ws://127.0.0.1:8080/ws";
-    if (!address.starts_with("ws://")) return "URL must start with ws:// (wss is not supported): " + address;
-    const auto parts = url::parse_url(address);
-    if (!parts) return "bad URL " + address + " (expected ws://HOST[:PORT][/PATH])";
-    if (parts->has_userinfo) return "bad host in URL " + address + " (user credentials are not supported)";
-    if (parts->has_fragment) return "bad URL " + address + " (a #fragment has no meaning here)";
-    const std::string port = parts->port.value_or("80");
-    if (parts->host.empty() || port.empty() || port.size() > 5 || std::stoul(port) == 0 || std::stoul(port) > 65535)
-        return "bad host or port in URL " + address;
-    o.host = parts->host;
-    o.port = port;
-    o.target = parts->target;
-    if (o.target.empty() || o.target.front() == '?') o.target.insert(0, "/");
-    if (!topics.empty()) {
-        // Escaped to unreserved characters, so a model name can never change the meaning of the URL.
-        std::string query = "topic=";
-        for (std::size_t i = 0; i < topics.size(); ++i) query += (i ? "," : "") + url::encode_query_value(topics[i]);
-        o.target += (o.target.find('?') == std::string::npos ? "?" : "&") + query;
-    }
-    o.url = "ws://" + parts->authority + o.target;
-    return {};
-}
+    "Reconnects with backoff (0.5s doubling to 10s) when the connection drops or cannot be made.\n"
+    "A subscription the server refuses (401, 403 or another 4xx but 408 and 429) ends the tail with\n"
+    "status 1 after one line with the status and the server's reason; 2 is bad arguments or token file.\n";
 
 // The default dispositions would kill the process with a signal status; a tail stopped by the
 // user has done its job, so it exits 0. Every printed line is already flushed, so _exit (the
@@ -159,7 +109,12 @@ std::string stream_events(websocket::stream<tcp::socket>& ws, const Options& o, 
     for (;;) {
         boost::system::error_code ec;
         ws.read(buffer, ec);
-        if (ec) return ec.message();
+        // A close frame from the server carries the why, e.g. 1008 "token expired" when a
+        // subscriber's token runs out: show that rather than Beast's generic message.
+        if (ec == websocket::error::closed)
+            return "closed by the server: " + std::to_string(ws.reason().code) +
+                   (ws.reason().reason.empty() ? "" : " " + escape_controls(ws.reason().reason.c_str()));
+        if (ec) return "lost (" + ec.message() + ")";
         std::string line = o.json ? escape_controls(boost::beast::buffers_to_string(buffer.data()))
                                   : format_event(boost::beast::buffers_to_string(buffer.data()), colour);
         buffer.consume(buffer.size());
@@ -168,6 +123,69 @@ std::string stream_events(websocket::stream<tcp::socket>& ws, const Options& o, 
         std::fwrite(line.data(), 1, line.size(), stdout);
         std::fflush(stdout);
     }
+}
+
+// "401 Unauthorized: ERROR: DETAIL" from a refused handshake: the status, then the error and detail
+// members of crudcast's small JSON body (or the first line of any other body), with terminal controls
+// escaped as in events, since a proxy in between may answer anything.
+std::string refusal(const websocket::response_type& res) {
+    constexpr std::size_t max_part = 200;
+    std::string line = std::to_string(res.result_int()) + " " + std::string(res.reason());
+    rapidjson::Document doc;
+    doc.Parse(res.body().data(), res.body().size());
+    if (!doc.HasParseError() && doc.IsObject()) {
+        for (const char* name : {"error", "detail"})
+            if (auto it = doc.FindMember(name); it != doc.MemberEnd() && it->value.IsString())
+                line += ": " + std::string(it->value.GetString(),
+                                           std::min<std::size_t>(it->value.GetStringLength(), max_part));
+    } else if (!res.body().empty()) {
+        line += ": " + res.body().substr(0, std::min(res.body().find('\n'), max_part));
+    }
+    return escape_controls(line);
+}
+
+// How one connection attempt ended.
+struct Attempt {
+    std::string what;        // why it ended, for the stderr line
+    bool connected = false;  // the handshake succeeded (the backoff starts over)
+    bool give_up = false;    // refused in a way the same request would meet again
+};
+
+Attempt connect_and_stream(boost::asio::io_context& io, const Options& o, const std::string& token, bool colour) {
+    websocket::stream<tcp::socket> ws(io);
+    // Copied into the stream. It replaces Beast's default decorator, so it names the client itself;
+    // --header lines replace a header of the same name (User-Agent too), and the token goes last.
+    ws.set_option(websocket::stream_base::decorator([headers = o.headers, token](websocket::request_type& req) {
+        req.set(http::field::user_agent, "crudcast-tail/" CRUDCAST_VERSION);
+        for (const auto& [name, value] : headers) req.erase(name);
+        for (const auto& [name, value] : headers) req.insert(name, value);
+        if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    }));
+    try {
+        tcp::resolver resolver(io);
+        boost::asio::connect(ws.next_layer(), resolver.resolve(o.host, o.port));
+        // Without keep-alive a peer that vanishes (no FIN, e.g. a killed VM) would leave the
+        // read blocked forever instead of reconnecting.
+        ws.next_layer().set_option(boost::asio::socket_base::keep_alive(true));
+        websocket::response_type res;
+        boost::system::error_code ec;
+        ws.handshake(res, o.host.find(':') == std::string::npos ? o.host + ":" + o.port : "[" + o.host + "]:" + o.port,
+                     o.target, ec);
+        if (ec == websocket::error::upgrade_declined) {
+            const unsigned status = res.result_int();
+            // 4xx is about this request (its token, topics or path): asking again cannot help. A
+            // timeout (408) or rate limit (429) can pass, and so can a 5xx such as an auth
+            // endpoint that is down (503).
+            const bool final = status >= 400 && status < 500 && status != 408 && status != 429;
+            return {o.url + " refused the subscription: " + refusal(res), false, final};
+        }
+        if (ec) throw boost::system::system_error(ec);
+    } catch (const boost::system::system_error& e) {
+        return {"cannot connect to " + o.url + " (" + e.code().message() + ")", false, false};
+    }
+    std::fprintf(stderr, "crudcast tail: connected to %s\n", o.url.c_str());
+    std::fflush(stderr);
+    return {"connection to " + o.url + " " + stream_events(ws, o, colour), true, false};
 }
 
 }  // namespace
@@ -216,7 +234,7 @@ int run_tail(const std::vector<std::string>& args) {
         return 0;
     }
     Options o;
-    if (const auto problem = parse_args(args, o); !problem.empty()) {
+    if (const auto problem = tail::parse_args(args, o); !problem.empty()) {
         std::fprintf(stderr, "crudcast tail: %s\n", problem.c_str());
         return 2;
     }
@@ -228,24 +246,21 @@ int run_tail(const std::vector<std::string>& args) {
     auto delay = first_delay;
     boost::asio::io_context io;
     for (;;) {
-        std::string what;
-        websocket::stream<tcp::socket> ws(io);
-        try {
-            tcp::resolver resolver(io);
-            boost::asio::connect(ws.next_layer(), resolver.resolve(o.host, o.port));
-            // Without keep-alive a peer that vanishes (no FIN, e.g. a killed VM) would leave the
-            // read blocked forever instead of reconnecting.
-            ws.next_layer().set_option(boost::asio::socket_base::keep_alive(true));
-            ws.handshake(o.host.find(':') == std::string::npos ? o.host + ":" + o.port : "[" + o.host + "]:" + o.port,
-                         o.target);
-            std::fprintf(stderr, "crudcast tail: connected to %s\n", o.url.c_str());
-            std::fflush(stderr);
-            delay = first_delay;  // a connection that worked resets the backoff
-            what = "connection to " + o.url + " lost (" + stream_events(ws, o, colour) + ")";
-        } catch (const boost::system::system_error& e) {
-            what = "cannot connect to " + o.url + " (" + e.code().message() + ")";
+        std::string token;
+        // Read for every attempt: a token renewed in the file after a 1008 "token expired" is
+        // what the next handshake sends.
+        if (!o.token_file.empty())
+            if (const auto problem = tail::read_token_file(o.token_file, token); !problem.empty()) {
+                std::fprintf(stderr, "crudcast tail: %s\n", problem.c_str());
+                return 2;
+            }
+        const Attempt attempt = connect_and_stream(io, o, token, colour);
+        if (attempt.give_up) {
+            std::fprintf(stderr, "crudcast tail: %s\n", attempt.what.c_str());
+            return 1;
         }
-        std::fprintf(stderr, "crudcast tail: %s; retrying in %.1fs\n", what.c_str(), delay.count() / 1000.0);
+        if (attempt.connected) delay = first_delay;  // a connection that worked resets the backoff
+        std::fprintf(stderr, "crudcast tail: %s; retrying in %.1fs\n", attempt.what.c_str(), delay.count() / 1000.0);
         std::fflush(stderr);
         std::this_thread::sleep_for(delay);
         delay = std::min(delay * 2, max_delay);

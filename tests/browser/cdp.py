@@ -137,6 +137,10 @@ class Page:
     def call(self, method, **params):
         return self._c.call(method, **params)
 
+    def events(self, method):
+        """The params of every DevTools event `method` so far, in order (enable its domain first)."""
+        return [params for name, params in list(self._c.events) if name == method]
+
     def set_viewport(self, width, height):
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
 

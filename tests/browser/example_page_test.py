@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """examples/browser/index.html in headless Chromium (opened as a file, as a reader of the README
 would), pointed at the real crudcast in front of the demo backend: a POST through crudcast shows
-up in the page's list.
+up in the page's list; an #access_token in the page's URL goes to the WebSocket URL as access_token
+(what the browser opened, read from DevTools) and not onto the page.
 
 Usage: example_page_test.py CRUDCAST_BINARY DEMO_BACKEND_BINARY EXAMPLE_HTML SCREENSHOT_DIR
 Exits 77 (ctest: skipped) only when chromium is not installed.
@@ -42,7 +43,20 @@ def main():
             "topic=author let a book event through"
         assert not page.errors, page.errors
         print("screenshot:", page.screenshot(os.path.join(screenshots, "example-page.png")))
-    print("examples/browser: 3 checks passed")
+
+        # crudcast's default --ws-auth none ignores the token: the page still connects.
+        token = "example.token.value"
+        page = browser.new_page(width=900, height=500)
+        page.call("Network.enable")
+        page.navigate(pathlib.Path(example).resolve().as_uri() +
+                      f"?host=127.0.0.1&port={stack.port}&topic=author#access_token={token}")
+        page.wait_for("document.getElementById('status').textContent.startsWith('connected to ')",
+                      what="the example's WebSocket to connect with a token")
+        opened = [e["url"] for e in page.events("Network.webSocketCreated")]
+        assert opened == [f"ws://127.0.0.1:{stack.port}/ws?topic=author&access_token={token}"], opened
+        assert token not in page.evaluate("document.body.innerText")
+        assert not page.errors, page.errors
+    print("examples/browser: 4 checks passed")
     return 0
 
 

@@ -3,7 +3,8 @@
 crudcast binary in front of the demo backend: the page connects its events WebSocket, a POST made
 through crudcast shows up as an event, as a row of the requests table and in the counters; the
 topic filter resubscribes; the page reconnects after crudcast restarts; event data is rendered as
-text, never as HTML. Saves a screenshot.
+text, never as HTML; an access_token in the page's URL (fragment or query) reaches the events socket's
+URL as access_token, and never the screen. Saves a screenshot.
 
 Usage: live_page_test.py CRUDCAST_BINARY DEMO_BACKEND_BINARY SCREENSHOT_DIR
 Exits 77 (ctest: skipped) only when chromium is not installed.
@@ -37,6 +38,29 @@ def stat(key):
 
 def ws_state():
     return "document.getElementById('ws-status').dataset.state"
+
+
+def check_access_token(browser, stack):
+    """The page hands an access_token from its URL to the events socket (crudcast --ws-auth jwt takes
+    it there; with the default none it is ignored, so the page still connects); the fragment wins over
+    the query; the URL on screen shows REDACTED. What the browser opened is read from DevTools."""
+    checks = 0
+    cases = [("/#access_token=fragment.token.value", "", "fragment.token.value"),
+             ("/?topic=book&access_token=query.token.value", "topic=book&", "query.token.value"),
+             ("/?access_token=query.token.value#access_token=fragment.token.value", "", "fragment.token.value")]
+    for path, topic, token in cases:
+        page = browser.new_page(width=1000, height=700)
+        page.call("Network.enable")
+        page.navigate(f"http://127.0.0.1:{stack.admin_port}{path}")
+        page.wait_for(f"{ws_state()} === 'connected'", what=f"the events WebSocket of {path} to connect")
+        opened = [e["url"] for e in page.events("Network.webSocketCreated")]
+        assert opened == [f"ws://127.0.0.1:{stack.port}/ws?{topic}access_token={token}"], (path, opened)
+        shown = page.evaluate("document.getElementById('ws-url').textContent")
+        assert shown == f"ws://127.0.0.1:{stack.port}/ws?{topic}access_token=REDACTED", (path, shown)
+        assert token not in page.evaluate("document.body.innerText"), path
+        assert not page.errors, page.errors
+        checks += 1
+    return checks
 
 
 def main():
@@ -127,6 +151,8 @@ def main():
         page.wait_for("document.getAnimations().length === 0", what="the highlight animations to settle")
         path = page.screenshot(os.path.join(screenshots, "live-page.png"))
         print(f"screenshot: {path}")
+
+        checks += check_access_token(browser, stack)
     print(f"live page: {checks} checks passed")
     return 0
 
