@@ -112,8 +112,8 @@ struct Config {
     std::chrono::milliseconds ws_auth_timeout{3'000};
     std::chrono::milliseconds ws_auth_cache_ttl{0};  // 0 = every handshake asks
     // Handshakes per client address: a token bucket refilled at `rate` a second holding `burst`.
-    std::uint32_t ws_handshake_rate = 20;  // 0 = no limit
-    std::uint32_t ws_handshake_burst = 100;
+    std::uint32_t ws_handshake_rate = 100;  // 0 = no limit
+    std::uint32_t ws_handshake_burst = 1000;
 
     // What is never published (issue 11: safe publishing defaults).
     std::vector<std::string> never_publish{"login",  "logout", "signin", "signout",  "signup",    "token",

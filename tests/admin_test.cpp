@@ -327,7 +327,7 @@ TEST_F(Admin, EveryDeclaredCounterIsInMetricsAndStats) {
     std::vector<stats::Info> declared = scalars;
     for (const auto& family : {proxy::ProxyCounters::responses_info, proxy::ProxyCounters::latency_info,
                                gateway::EventCounters::published_info, gateway::EventCounters::skipped_info,
-                               gateway::WebSocketCounters::by_topic_info})
+                               gateway::WebSocketCounters::by_topic_info, gateway::WebSocketCounters::denied_info})
         declared.push_back(family);
 
     // Some traffic, so that the counters are not all 0 and the labelled families have samples.

@@ -227,7 +227,17 @@ INSTANTIATE_TEST_SUITE_P(
                   "admin-allowed-hosts",
                   "admin.example,crudcast-admin.internal"},
         ValueCase{{"--admin-allowed-hosts="}, "admin-allowed-hosts", "\"\""},
-        ValueCase{{"--threads", "1", "--threads", "7"}, "threads", "7"}));
+        ValueCase{{"--threads", "1", "--threads", "7"}, "threads", "7"},
+        ValueCase{{"--ws-auth", "JWT", "--jwt-secret-file", "/run/s"}, "ws-auth", "jwt"},
+        ValueCase{{"--jwt-algorithm", "eddsa"}, "jwt-algorithm", "EdDSA"},
+        ValueCase{{"--jwt-algorithm="}, "jwt-algorithm", "by key"},
+        ValueCase{{"--jwt-leeway", "0"}, "jwt-leeway", "0s"},
+        ValueCase{{"--ws-auth-url", "http://auth.internal:9000/check"}, "ws-auth-url", "http://auth.internal:9000/check"},
+        ValueCase{{"--ws-handshake-rate", "0"}, "ws-handshake-rate", "0"},
+        ValueCase{{"--never-publish", "Login, SESSION,login"}, "never-publish", "login,session"},
+        ValueCase{{"--never-publish="}, "never-publish", "none"},
+        ValueCase{{"--redact-fields", "Password,ssn"}, "redact-fields", "Password,ssn"},
+        ValueCase{{"--redact-fields", "none"}, "redact-fields", "none"}));
 
 TEST(Parse, ListenAndAdminFieldsAreSet) {
     const auto config = parse({upstream_flag, "--listen", "[::1]:8081", "--admin-listen", "off"}, {}).config;
@@ -324,6 +334,29 @@ INSTANTIATE_TEST_SUITE_P(
     Table, Errors,
     ::testing::Values(
         ErrorCase{"MissingUpstream", {}, {}, "", "upstream", "is required"},
+        ErrorCase{"WsAuthUnknown", {up, "--ws-auth", "basic"}, {}, "", "ws-auth", "not one of none, jwt, forward"},
+        ErrorCase{"JwtWithoutKey", {up, "--ws-auth", "jwt"}, {}, "", "ws-auth", "needs one of jwt-secret-file"},
+        ErrorCase{"JwtTwoKeys",
+                  {up, "--ws-auth", "jwt", "--jwt-secret-file", "/a", "--jwt-jwks-file", "/b"},
+                  {},
+                  "",
+                  "ws-auth",
+                  "takes only one of"},
+        ErrorCase{"JwtHmacWithPublicKey",
+                  {up, "--ws-auth", "jwt", "--jwt-public-key-file", "/k.pem", "--jwt-algorithm", "HS256"},
+                  {},
+                  "",
+                  "jwt-algorithm",
+                  "HS256 needs jwt-secret-file"},
+        ErrorCase{"JwtAlgNone", {up, "--jwt-algorithm", "none"}, {}, "", "jwt-algorithm", "not a supported algorithm"},
+        ErrorCase{"ForwardWithoutUrl", {up, "--ws-auth", "forward"}, {}, "", "ws-auth-url", "is required"},
+        ErrorCase{"ForwardHttps",
+                  {up, "--ws-auth-url", "https://auth/x"},
+                  {},
+                  "",
+                  "ws-auth-url",
+                  "https is not supported"},
+        ErrorCase{"HandshakeBurstZero", {up, "--ws-handshake-burst", "0"}, {}, "", "ws-handshake-burst", "at least 1"},
         ErrorCase{"FtpUpstream", {"--upstream", "ftp://x"}, {}, "", "upstream", "\"ftp://x\" is not an http:// URL"},
         ErrorCase{
             "HttpsUpstream", {"--upstream", "https://x"}, {}, "", "upstream", "TLS to the upstream is not supported"},
