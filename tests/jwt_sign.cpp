@@ -57,7 +57,8 @@ std::string ec_raw(const std::string& der, int size) {
     return raw;
 }
 
-std::string sign_with_key(EVP_PKEY* key, const std::string& alg, std::string_view input) {
+std::string sign_with_key(EVP_PKEY* key, const std::string& alg, std::string_view input,
+                          int salt_length = RSA_PSS_SALTLEN_DIGEST) {
     const bool eddsa = EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448");
     const std::string digest = digest_of(alg);
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
@@ -67,7 +68,7 @@ std::string sign_with_key(EVP_PKEY* key, const std::string& alg, std::string_vie
         "EVP_DigestSignInit_ex");
     if (alg.starts_with("PS")) {
         check(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1, "PSS padding");
-        check(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1, "PSS salt length");
+        check(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, salt_length) == 1, "PSS salt length");
     }
     std::size_t length = 0;
     check(EVP_DigestSign(ctx.get(), nullptr, &length, bytes(input), input.size()) == 1, "EVP_DigestSign size");
@@ -144,6 +145,12 @@ std::string sign_jwt(std::string_view header_json, std::string_view payload_json
                     bytes(input), input.size(), mac.data(), mac.size(), &length) != nullptr,
           "EVP_Q_mac");
     return input + "." + base64url(std::string_view(reinterpret_cast<const char*>(mac.data()), length));
+}
+
+std::string sign_jwt_pss_salt(std::string_view header_json, std::string_view payload_json, EVP_PKEY* key,
+                              int salt_length) {
+    const std::string input = base64url(header_json) + "." + base64url(payload_json);
+    return input + "." + base64url(sign_with_key(key, header_alg(header_json), input, salt_length));
 }
 
 std::string public_pem(EVP_PKEY* key) {

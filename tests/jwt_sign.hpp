@@ -26,6 +26,11 @@ std::string base64url(std::string_view bytes);
 std::string sign_jwt(std::string_view header_json, std::string_view payload_json, EVP_PKEY* key_or_null,
                      std::string_view hmac_secret);
 
+// sign_jwt for a PS* header with another PSS salt length than RFC 7518's (the hash's length), to show
+// that the verifier holds to it.
+std::string sign_jwt_pss_salt(std::string_view header_json, std::string_view payload_json, EVP_PKEY* key,
+                              int salt_length);
+
 std::string public_pem(EVP_PKEY* key);   // -----BEGIN PUBLIC KEY-----
 std::string private_pem(EVP_PKEY* key);  // -----BEGIN PRIVATE KEY----- (PKCS#8, unencrypted)
 

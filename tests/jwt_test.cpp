@@ -210,16 +210,27 @@ TEST_F(JwtTest, RefusesForgedAndAlteredSignatures) {
     const auto dot = good.find('.');
     const auto tampered =
         good.substr(0, dot + 1) + other.substr(dot + 1, other.rfind('.') - dot - 1) + good.substr(good.rfind('.'));
+    expect_denied(verifier, {
+                                {"another secret", sign_jwt(header("HS256"), claims(), nullptr, std::string(32, 'z')),
+                                 "bad_signature"},
+                                {"tampered payload", tampered, "bad_signature"},
+                                {"signature cut by 3 characters", good.substr(0, good.size() - 3), "bad_signature"},
+                                {"no signature", good.substr(0, good.rfind('.') + 1), "bad_signature"},
+                            });
+    EXPECT_TRUE(verifier.verify(good, now).ok);
+    EXPECT_TRUE(verifier.verify(other, now).ok);
+}
+
+TEST_F(JwtTest, HoldsPssToASaltAsLongAsTheHash) {
+    const auto& rsa = key("RSA");
+    const JwtVerifier verifier(with_pem(rsa.get(), "PS256"));
+    EXPECT_TRUE(verifier.verify(testkit::sign_jwt_pss_salt(header("PS256"), claims(), rsa.get(), 32), now).ok);
     expect_denied(
         verifier,
         {
-            {"another secret", sign_jwt(header("HS256"), claims(), nullptr, std::string(32, 'z')), "bad_signature"},
-            {"tampered payload", tampered, "bad_signature"},
-            {"signature cut by 3 characters", good.substr(0, good.size() - 3), "bad_signature"},
-                {"no signature", good.substr(0, good.rfind('.') + 1), "bad_signature"},
+            {"no salt", testkit::sign_jwt_pss_salt(header("PS256"), claims(), rsa.get(), 0), "bad_signature"},
+            {"salt of 20", testkit::sign_jwt_pss_salt(header("PS256"), claims(), rsa.get(), 20), "bad_signature"},
         });
-    EXPECT_TRUE(verifier.verify(good, now).ok);
-    EXPECT_TRUE(verifier.verify(other, now).ok);
 }
 
 TEST_F(JwtTest, RefusesEveryAlgorithmButTheFixedOneBeforeLookingAtTheKey) {
