@@ -9,13 +9,14 @@
 namespace crudcast::gateway::auth {
 namespace {
 
-// The 6-bit value of each base64url character, -1 for every other byte.
-constexpr std::array<std::int8_t, 256> base64url_values = [] {
-    std::array<std::int8_t, 256> table{};
-    table.fill(-1);
+// The 6-bit value of each base64url character, not_base64url for every other byte.
+constexpr std::uint8_t not_base64url = 64;
+constexpr std::array<std::uint8_t, 256> base64url_values = [] {
+    std::array<std::uint8_t, 256> table{};
+    table.fill(not_base64url);
     constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     for (std::size_t i = 0; i < alphabet.size(); ++i)
-        table[static_cast<unsigned char>(alphabet[i])] = static_cast<std::int8_t>(i);
+        table[static_cast<unsigned char>(alphabet[i])] = static_cast<std::uint8_t>(i);
     return table;
 }();
 
@@ -56,9 +57,9 @@ std::optional<std::string> base64url_decode(std::string_view text) {
     std::uint32_t bits = 0;
     int count = 0;
     for (const char c : text) {
-        const int value = base64url_values[static_cast<unsigned char>(c)];
-        if (value < 0) return std::nullopt;
-        bits = (bits << 6) | static_cast<std::uint32_t>(value);
+        const std::uint8_t value = base64url_values[static_cast<unsigned char>(c)];
+        if (value == not_base64url) return std::nullopt;
+        bits = (bits << 6) | value;
         count += 6;
         if (count >= 8) {
             count -= 8;
