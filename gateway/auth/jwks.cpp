@@ -151,7 +151,7 @@ std::string agreed_algorithm(const std::vector<Candidate>& candidates, std::stri
 std::string read_jwks(std::string_view text, std::string& algorithm, std::vector<JwtKey>& keys) {
     rapidjson::Document document;
     if (auto problem = parse_json_object(text, document); !problem.empty()) return "it is " + problem;
-    const auto list = document.FindMember("keys");
+    const rapidjson::Value::ConstMemberIterator list = document.FindMember("keys");
     if (list == document.MemberEnd() || !list->value.IsArray()) return "it has no \"keys\" array";
     std::vector<Candidate> candidates;
     std::string first_skip;
