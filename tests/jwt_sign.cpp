@@ -26,7 +26,7 @@ std::string header_alg(std::string_view header_json) {
     rapidjson::Document doc;
     doc.Parse(header_json.data(), header_json.size());
     if (doc.HasParseError() || !doc.IsObject()) return {};
-    const auto alg = doc.FindMember("alg");
+    const rapidjson::Value::ConstMemberIterator alg = doc.FindMember("alg");
     return alg != doc.MemberEnd() && alg->value.IsString() ? alg->value.GetString() : "";
 }
 
