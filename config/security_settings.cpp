@@ -254,11 +254,12 @@ void check_security(const Config& c) {
                                                : "jwt takes only one of jwt-secret-file, jwt-public-key-file, "
                                                  "jwt-jwks-file");
     if (c.ws_auth == WsAuth::jwt && !c.jwt_algorithm.empty()) {
+        // A JWKS may hold HMAC (oct) keys as well as public ones; the verifier checks they fit.
         const bool hmac = c.jwt_algorithm.starts_with("HS");
-        if (hmac != !c.jwt_secret_file.empty())
-            throw ConfigError(
-                "jwt-algorithm",
-                c.jwt_algorithm + (hmac ? " needs jwt-secret-file" : " needs jwt-public-key-file or jwt-jwks-file"));
+        if (hmac && !c.jwt_public_key_file.empty())
+            throw ConfigError("jwt-algorithm", c.jwt_algorithm + " needs jwt-secret-file or jwt-jwks-file");
+        if (!hmac && !c.jwt_secret_file.empty())
+            throw ConfigError("jwt-algorithm", c.jwt_algorithm + " needs jwt-public-key-file or jwt-jwks-file");
     }
     if (c.ws_auth == WsAuth::forward && c.ws_auth_url.empty())
         throw ConfigError("ws-auth-url", "is required with ws-auth forward (e.g. /auth/ws on the upstream)");

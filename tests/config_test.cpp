@@ -347,7 +347,7 @@ INSTANTIATE_TEST_SUITE_P(
                   {},
                   "",
                   "jwt-algorithm",
-                  "HS256 needs jwt-secret-file"},
+                  "HS256 needs jwt-secret-file or jwt-jwks-file"},
         ErrorCase{"JwtAlgNone", {up, "--jwt-algorithm", "none"}, {}, "", "jwt-algorithm", "not a supported algorithm"},
         ErrorCase{"ForwardWithoutUrl", {up, "--ws-auth", "forward"}, {}, "", "ws-auth-url", "is required"},
         ErrorCase{"ForwardHttps",

@@ -4,8 +4,13 @@
 // mid-connection), the access line without the token, and the refusal counters in /metrics.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <ctime>
+#include <fstream>
 #include <string>
 
+#include "jwt_sign.hpp"
 #include "testkit.hpp"
 
 namespace crudcast {
@@ -214,6 +219,110 @@ TEST(StartLine, WsAuthNoneOnAPublicAddressWarnsOnce) {
                        {"--upstream", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin-listen", "off"});
     ASSERT_TRUE(local.wait_for_stderr("crudcast started"));
     EXPECT_EQ(local.stderr_text().find("events are readable"), std::string::npos);
+}
+
+// ---- ws-auth jwt ----
+
+const std::string secret = "a-test-secret-of-at-least-32-bytes-for-hs256";
+
+std::string secret_file() {
+    char path[] = "/tmp/crudcast-jwt-secret-XXXXXX";
+    const int fd = ::mkstemp(path);
+    EXPECT_GE(fd, 0);
+    ::close(fd);
+    std::ofstream(path) << secret << "\n";  // the trailing newline is not part of the key
+    return path;
+}
+
+std::string token(const std::string& claims) {
+    return sign_jwt(R"({"alg":"HS256","typ":"JWT"})", claims, nullptr, secret);
+}
+
+long long now_s() { return static_cast<long long>(std::time(nullptr)); }
+
+struct JwtStack {
+    Api api;
+    std::string key = secret_file();
+    std::unique_ptr<gateway::Gateway> gw;
+    explicit JwtStack(std::chrono::milliseconds leeway = 30s) {
+        auto cfg = test_config(api.upstream.port());
+        cfg.ws_auth = config::WsAuth::jwt;
+        cfg.jwt_secret_file = key;
+        cfg.jwt_leeway = leeway;
+        cfg.admin_listen = config::Endpoint{"127.0.0.1", 0};
+        gw = start_gateway(cfg);
+    }
+    ~JwtStack() { ::unlink(key.c_str()); }
+    Response handshake(std::string_view target, const std::string& headers = "") {
+        return Exchange{}(gw->port(), upgrade(target, headers));
+    }
+};
+
+TEST(WsJwt, ATokenInTheHeaderOrTheQueryIsAdmittedAndNoneOrABadOneIs401) {
+    JwtStack s;
+    const auto good = token(R"({"sub":"alice","exp":)" + std::to_string(now_s() + 600) + "}");
+    EXPECT_EQ(s.handshake("/ws", "Authorization: Bearer " + good + "\r\n").status, 101u);
+    EXPECT_EQ(s.handshake("/ws?access_token=" + good).status, 101u);
+
+    const auto missing = s.handshake("/ws");
+    EXPECT_EQ(missing.status, 401u);
+    EXPECT_EQ(missing.headers.get("WWW-Authenticate"), "Bearer realm=\"crudcast\"");
+    EXPECT_NE(missing.body.find("\"error\":\"unauthorized\""), std::string::npos) << missing.body;
+
+    const auto other_key =
+        sign_jwt(R"({"alg":"HS256"})", R"({"sub":"mallory"})", nullptr, "another-secret-of-at-least-32-bytes-long!!");
+    const auto forged = s.handshake("/ws", "Authorization: Bearer " + other_key + "\r\n");
+    EXPECT_EQ(forged.status, 401u);
+    EXPECT_NE(forged.headers.get("WWW-Authenticate").find("invalid_token"), std::string::npos);
+    const auto none = sign_jwt(R"({"alg":"none"})", R"({"sub":"mallory"})", nullptr, "");
+    EXPECT_EQ(s.handshake("/ws?access_token=" + none).status, 401u);
+    const auto expired = token(R"({"exp":)" + std::to_string(now_s() - 3600) + "}");
+    EXPECT_EQ(s.handshake("/ws?access_token=" + expired).status, 401u);
+    // Both ways at once is ambiguous: refused.
+    EXPECT_EQ(s.handshake("/ws?access_token=" + good, "Authorization: Bearer " + good + "\r\n").status, 401u);
+
+    const auto metrics = Exchange{}(s.gw->admin_port(), admin_request("/metrics")).body;
+    for (const auto* row : {"reason=\"token_missing\"} 1", "reason=\"bad_signature\"} 1", "reason=\"algorithm\"} 1",
+                            "reason=\"expired\"} 1", "reason=\"malformed\"} 1"})
+        EXPECT_NE(metrics.find(std::string("crudcast_websocket_denied_total{") + row), std::string::npos) << row;
+}
+
+TEST(WsJwt, TheTopicsClaimBoundsWhatTheHolderMaySubscribeTo) {
+    JwtStack s;
+    const auto authors = token(R"({"topics":["author"]})");
+    EXPECT_EQ(s.handshake("/ws?topic=author&access_token=" + authors).status, 101u);
+    const auto book = s.handshake("/ws?topic=author,book&access_token=" + authors);
+    EXPECT_EQ(book.status, 403u);
+    EXPECT_NE(book.body.find("topic book"), std::string::npos) << book.body;
+    EXPECT_EQ(s.handshake("/ws?access_token=" + authors).status, 403u);  // all, when the claim is narrower
+    EXPECT_EQ(s.handshake("/ws?access_token=" + token(R"({"topics":"*"})")).status, 101u);
+    EXPECT_EQ(s.handshake("/ws?access_token=" + token(R"({"topics":42})")).status, 403u);
+}
+
+TEST(WsJwt, ATokenThatExpiresDuringTheConnectionClosesItWith1008) {
+    JwtStack s(0s);
+    const auto soon = token(R"({"exp":)" + std::to_string(now_s() + 2) + "}");
+    Client subscriber(s.gw->port());
+    ASSERT_EQ(subscriber.roundtrip(upgrade("/ws?access_token=" + soon)).status, 101u);
+    const auto started = Clock::now();
+    const auto frame = read_frame(subscriber.socket(), 10s);
+    ASSERT_TRUE(frame);
+    EXPECT_EQ(frame->first, 8u);  // close
+    ASSERT_GE(frame->second.size(), 2u);
+    EXPECT_EQ((static_cast<unsigned char>(frame->second[0]) << 8) | static_cast<unsigned char>(frame->second[1]), 1008);
+    EXPECT_EQ(frame->second.substr(2), "token expired");
+    EXPECT_LT(Clock::now() - started, 4s);
+    const auto metrics = Exchange{}(s.gw->admin_port(), admin_request("/metrics")).body;
+    EXPECT_NE(metrics.find("crudcast_websocket_credential_expiries_total 1"), std::string::npos);
+}
+
+TEST(WsJwt, AnUnreadableKeyFileIsAConfigurationErrorNamingTheSetting) {
+    ChildProcess crudcast(CRUDCAST_BINARY,
+                          {"--upstream", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin-listen", "off",
+                           "--ws-auth", "jwt", "--jwt-secret-file", "/nonexistent/crudcast-secret"});
+    EXPECT_EQ(crudcast.wait(), 2);
+    EXPECT_NE(crudcast.stderr_text().find("invalid setting jwt-secret-file"), std::string::npos)
+        << crudcast.stderr_text();
 }
 
 }  // namespace
