@@ -1,0 +1,104 @@
+// publish_safety.cpp: see publish_safety.hpp.
+#include "gateway/events/publish_safety.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include "common/text.hpp"
+
+namespace crudcast::gateway {
+namespace {
+
+using std::string_view;
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// The path of a request target: origin-form "/a/b", or the path of an absolute-form
+// "http://host/a/b"; the query and fragment are not part of it.
+string_view path_of(string_view target) {
+    target = target.substr(0, target.find_first_of("?#"));
+    if (target.starts_with('/')) return target;
+    const auto scheme_end = target.find("://");
+    if (scheme_end == string_view::npos) return target;
+    const auto slash = target.find('/', scheme_end + 3);
+    return slash == string_view::npos ? string_view{} : target.substr(slash);
+}
+
+}  // namespace
+
+NeverPublish::NeverPublish(std::vector<std::string> names) : names_(std::move(names)) {
+    for (const auto& name : names_) longest_ = std::max(longest_, name.size());
+}
+
+bool NeverPublish::listed(string_view segment) const {
+    segment = segment.substr(0, segment.find(';'));
+    return std::ranges::any_of(names_, [&](const std::string& name) { return iequals(name, segment); });
+}
+
+std::optional<std::size_t> NeverPublish::first_listed(const std::vector<std::string>& segments) const {
+    if (names_.empty()) return std::nullopt;
+    for (std::size_t i = 0; i < segments.size(); ++i)
+        if (listed(segments[i])) return i;
+    return std::nullopt;
+}
+
+bool NeverPublish::target_has_listed(string_view target) const {
+    if (names_.empty()) return false;
+    // Each segment is decoded into a buffer as long as the longest name: a segment that decodes to
+    // more (before a ';') cannot be listed, so nothing is allocated unless a configured name is long.
+    constexpr std::size_t inline_size = 64;
+    std::array<char, inline_size> inline_buffer{};
+    std::string long_buffer(longest_ > inline_size ? longest_ : 0, '\0');
+    char* const buffer = longest_ > inline_size ? long_buffer.data() : inline_buffer.data();
+
+    const string_view path = path_of(target);
+    std::size_t at = 0;
+    while (at < path.size()) {
+        std::size_t length = 0;
+        bool fits = true;
+        bool cut = false;  // a ';' ended the part that counts; the rest of the segment is skipped
+        for (; at < path.size() && path[at] != '/'; ++at) {
+            if (cut || !fits) continue;
+            char c = path[at];
+            // Lenient like path_segments: a '%' without two hex digits stays a '%'.
+            if (c == '%' && at + 2 < path.size() && hex_value(path[at + 1]) >= 0 && hex_value(path[at + 2]) >= 0) {
+                c = static_cast<char>(hex_value(path[at + 1]) * 16 + hex_value(path[at + 2]));
+                at += 2;
+            }
+            if (c == ';') cut = true;
+            else if (length == longest_) fits = false;
+            else buffer[length++] = c;
+        }
+        ++at;  // past the '/'
+        if (fits && length > 0 && listed(string_view(buffer, length))) return true;
+    }
+    return false;
+}
+
+bool redact_members(rapidjson::Value& value, const std::vector<std::string>& names) {
+    bool removed = false;
+    if (value.IsObject()) {
+        for (auto member = value.MemberBegin(); member != value.MemberEnd();) {
+            const string_view name(member->name.GetString(), member->name.GetStringLength());
+            if (std::ranges::find(names, name) != names.end()) {
+                // EraseMember keeps the order of the others (RemoveMember would move the last one
+                // here); every duplicate of a name goes, not only the first FindMember would see.
+                member = value.EraseMember(member);
+                removed = true;
+            } else {
+                removed = redact_members(member->value, names) || removed;
+                ++member;
+            }
+        }
+    } else if (value.IsArray()) {
+        for (auto& item : value.GetArray()) removed = redact_members(item, names) || removed;
+    }
+    return removed;
+}
+
+}  // namespace crudcast::gateway
