@@ -32,11 +32,16 @@ string_view path_of(string_view target) {
 }  // namespace
 
 NeverPublish::NeverPublish(std::vector<std::string> names) : names_(std::move(names)) {
-    for (const auto& name : names_) longest_ = std::max(longest_, name.size());
+    for (const auto& name : names_) {
+        longest_ = std::max(longest_, name.size());
+        if (name.size() < 64) lengths_ |= std::uint64_t{1} << name.size();
+    }
 }
 
 bool NeverPublish::listed(string_view segment) const {
     segment = segment.substr(0, segment.find(';'));
+    // Most segments ("api", "v1", "authors", an id) have a length no name has: one bit test each.
+    if (segment.size() < 64 && (lengths_ >> segment.size() & 1) == 0) return false;
     return std::ranges::any_of(names_, [&](const std::string& name) { return iequals(name, segment); });
 }
 

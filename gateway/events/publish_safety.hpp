@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +36,7 @@ public:
 private:
     std::vector<std::string> names_;
     std::size_t longest_ = 0;
+    std::uint64_t lengths_ = 0;  // bit n set: some name is n bytes long (n < 64)
 };
 
 // Removes every member named in `names` (exact, case-sensitive: JSON member names are) from `value`
