@@ -829,3 +829,40 @@ TEST(Redaction, SaysWhyThereIsNoId) {
 }
 
 }  // namespace
+
+namespace {
+
+// Without route rules might_publish reads never-publish straight from the raw target (no
+// allocation); it must agree with map()'s reading of the decoded segments.
+TEST(MightPublish, ReadsNeverPublishFromTheRawTargetAsMapDoes) {
+    const EventMapper mapper{Config{}};
+    const std::vector<std::pair<std::string, bool>> rows = {
+        {"/api/login", false},
+        {"/api/%6Cogin", false},
+        {"/api/%4C%4F%47%49%4E", false},
+        {"/api/log%69n;x=1", false},
+        {"/api/login;jsessionid=1", false},
+        {"/api/login%3Bx", false},  // a decoded ';' ends the name as a raw one does
+        {"http://example.com/api/auth/x", false},
+        {"//api//Tokens//", false},
+        {"/LOGIN/", false},
+        {"/api/authors?next=/login", true},
+        {"/api/login%2Fx", true},
+        {"/api/logins", true},
+        {"/api/%zzlogin", true},
+        {"/api/%6", true},
+        {"/api/authors/42", true},
+    };
+    for (const auto& [target, might] : rows) {
+        EXPECT_EQ(mapper.might_publish("POST", target), might) << target;
+        const auto mapped = mapper.map(Exchange{.method = "POST",
+                                                .target = target,
+                                                .status = 200,
+                                                .content_type = "",
+                                                .body = "",
+                                                .body_too_large = false});
+        EXPECT_EQ(text(mapped.reason) == "never-publish", !might) << target << ": " << text(mapped.reason);
+    }
+}
+
+}  // namespace

@@ -54,35 +54,38 @@ std::optional<std::size_t> NeverPublish::first_listed(const std::vector<std::str
 
 bool NeverPublish::target_has_listed(string_view target) const {
     if (names_.empty()) return false;
-    // Each segment is decoded into a buffer as long as the longest name: a segment that decodes to
-    // more (before a ';') cannot be listed, so nothing is allocated unless a configured name is long.
+    const string_view path = path_of(target);
+    for (std::size_t start = 0; start < path.size();) {
+        const auto end = std::min(path.find('/', start), path.size());
+        const auto raw = path.substr(start, end - start);
+        start = end + 1;
+        if (raw.empty()) continue;
+        // Nearly every segment is plain: it is its own decoding, compared where it lies.
+        if (raw.find_first_of("%;") == string_view::npos ? listed(raw) : decoded_listed(raw)) return true;
+    }
+    return false;
+}
+
+bool NeverPublish::decoded_listed(string_view raw) const {
+    // Decoded into a buffer as long as the longest name: a segment that decodes to more (before a
+    // ';') cannot be listed, so nothing is allocated unless a configured name is long.
     constexpr std::size_t inline_size = 64;
     std::array<char, inline_size> inline_buffer{};
     std::string long_buffer(longest_ > inline_size ? longest_ : 0, '\0');
     char* const buffer = longest_ > inline_size ? long_buffer.data() : inline_buffer.data();
-
-    const string_view path = path_of(target);
-    std::size_t at = 0;
-    while (at < path.size()) {
-        std::size_t length = 0;
-        bool fits = true;
-        bool cut = false;  // a ';' ended the part that counts; the rest of the segment is skipped
-        for (; at < path.size() && path[at] != '/'; ++at) {
-            if (cut || !fits) continue;
-            char c = path[at];
-            // Lenient like path_segments: a '%' without two hex digits stays a '%'.
-            if (c == '%' && at + 2 < path.size() && hex_value(path[at + 1]) >= 0 && hex_value(path[at + 2]) >= 0) {
-                c = static_cast<char>(hex_value(path[at + 1]) * 16 + hex_value(path[at + 2]));
-                at += 2;
-            }
-            if (c == ';') cut = true;
-            else if (length == longest_) fits = false;
-            else buffer[length++] = c;
+    std::size_t length = 0;
+    for (std::size_t at = 0; at < raw.size(); ++at) {
+        char c = raw[at];
+        // Lenient like path_segments: a '%' without two hex digits stays a '%'.
+        if (c == '%' && at + 2 < raw.size() && hex_value(raw[at + 1]) >= 0 && hex_value(raw[at + 2]) >= 0) {
+            c = static_cast<char>(hex_value(raw[at + 1]) * 16 + hex_value(raw[at + 2]));
+            at += 2;
         }
-        ++at;  // past the '/'
-        if (fits && length > 0 && listed(string_view(buffer, length))) return true;
+        if (c == ';') break;  // a segment parameter: the rest does not count
+        if (length == longest_) return false;
+        buffer[length++] = c;
     }
-    return false;
+    return length > 0 && listed(string_view(buffer, length));
 }
 
 bool redact_members(rapidjson::Value& value, const std::vector<std::string>& names) {

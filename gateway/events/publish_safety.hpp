@@ -34,6 +34,8 @@ public:
     bool target_has_listed(std::string_view target) const;
 
 private:
+    bool decoded_listed(std::string_view raw) const;  // a raw segment holding '%' or ';'
+
     std::vector<std::string> names_;
     std::size_t longest_ = 0;
     std::uint64_t lengths_ = 0;  // bit n set: some name is n bytes long (n < 64)
