@@ -21,7 +21,9 @@ int hex_value(char c) {
 // The path of a request target: origin-form "/a/b", or the path of an absolute-form
 // "http://host/a/b"; the query and fragment are not part of it.
 string_view path_of(string_view target) {
-    target = target.substr(0, target.find_first_of("?#"));
+    // A plain loop: find_first_of with a set calls memchr once per byte (~30 instructions each).
+    const auto end = std::ranges::find_if(target, [](char c) { return c == '?' || c == '#'; });
+    target = target.substr(0, static_cast<std::size_t>(end - target.begin()));
     if (target.starts_with('/')) return target;
     const auto scheme_end = target.find("://");
     if (scheme_end == string_view::npos) return target;
@@ -38,8 +40,9 @@ NeverPublish::NeverPublish(std::vector<std::string> names) : names_(std::move(na
     }
 }
 
-bool NeverPublish::listed(string_view segment) const {
-    segment = segment.substr(0, segment.find(';'));
+bool NeverPublish::listed(string_view segment) const { return matches(segment.substr(0, segment.find(';'))); }
+
+bool NeverPublish::matches(string_view segment) const {
     // Most segments ("api", "v1", "authors", an id) have a length no name has: one bit test each.
     if (segment.size() < 64 && (lengths_ >> segment.size() & 1) == 0) return false;
     return std::ranges::any_of(names_, [&](const std::string& name) { return iequals(name, segment); });
@@ -61,7 +64,8 @@ bool NeverPublish::target_has_listed(string_view target) const {
         start = end + 1;
         if (raw.empty()) continue;
         // Nearly every segment is plain: it is its own decoding, compared where it lies.
-        if (raw.find_first_of("%;") == string_view::npos ? listed(raw) : decoded_listed(raw)) return true;
+        const bool plain = std::ranges::none_of(raw, [](char c) { return c == '%' || c == ';'; });
+        if (plain ? matches(raw) : decoded_listed(raw)) return true;
     }
     return false;
 }
@@ -85,7 +89,7 @@ bool NeverPublish::decoded_listed(string_view raw) const {
         if (length == longest_) return false;
         buffer[length++] = c;
     }
-    return length > 0 && listed(string_view(buffer, length));
+    return length > 0 && matches(string_view(buffer, length));
 }
 
 bool redact_members(rapidjson::Value& value, const std::vector<std::string>& names) {

@@ -34,6 +34,7 @@ public:
     bool target_has_listed(std::string_view target) const;
 
 private:
+    bool matches(std::string_view name) const;        // a segment already cut at its ';'
     bool decoded_listed(std::string_view raw) const;  // a raw segment holding '%' or ';'
 
     std::vector<std::string> names_;
