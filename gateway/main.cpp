@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -84,9 +85,12 @@ void warn_if_open(const config::Config& cfg) {
 int run(const config::Config& cfg) {
     log::configure(cfg.log_level, cfg.log_format);
     raise_file_limit(cfg);
-    gateway::Gateway gw(cfg);
+    // Some settings name files that are read as the gateway is built or started (the admin token,
+    // key files): a bad one is a bad setting like any other, exit 2 with the same one line.
+    std::optional<gateway::Gateway> built;
     try {
-        gw.start();
+        built.emplace(cfg);
+        built->start();
     } catch (const config::ConfigError& e) {
         std::fprintf(stderr, "crudcast: invalid setting %s: %s\n", e.setting.c_str(), e.problem.c_str());
         return 2;
@@ -98,6 +102,7 @@ int run(const config::Config& cfg) {
         std::fprintf(stderr, "crudcast: %s\n", e.what());
         return 1;
     }
+    gateway::Gateway& gw = *built;
     log::write(config::LogLevel::info, "crudcast started",
                {{"version", CRUDCAST_VERSION},
                 {"listen", cfg.listen.host + ":" + std::to_string(gw.port())},

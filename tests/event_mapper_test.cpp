@@ -429,7 +429,7 @@ TEST(Reasons, NamesOnTheWireStayAsTheyAre) {
     std::vector<std::string> names;
     for (const auto& row : crudcast::gateway::no_event_reasons) names.emplace_back(row.name);
     EXPECT_EQ(names, (std::vector<std::string>{"method", "status", "content-type", "invalid-json", "too-large", "rule",
-                                               "no-model", "reserved", "other"}));
+                                               "no-model", "reserved", "never-publish", "other"}));
     EXPECT_EQ(crudcast::gateway::name_of(NoEventReason::content_type), "content-type");
     EXPECT_EQ(crudcast::gateway::name_of(NoEventReason::no_model), "no-model");
 }
@@ -589,7 +589,8 @@ INSTANTIATE_TEST_SUITE_P(
         RuleCase{"RulePointerEmptyIsWholeBody",
                  post("/api/raw", R"({"value": 1})", with(event("raw"), R"({"value": 1})")), "rule 10"},
         RuleCase{"TemplateMatchesDecodedPath", post("/api/caf%c3%a9s/x", "", event("caf\xC3\xA9", "\"x\"")), "rule 11"},
-        RuleCase{"LiteralsAreCaseSensitive", post("/AUTH/login", "", event("auth", "\"login\"")), ""},
+        // Rule 1 (/auth/login) would say reason=rule; unmatched, never-publish's default decides.
+        RuleCase{"LiteralsAreCaseSensitive", post("/AUTH/login", "", none("never-publish")), ""},
         RuleCase{"GlobalPointerWithoutRule", post("/api/books", R"({"value": {"id": 4}})", event("book", "4")), ""}),
     [](const auto& info) { return info.param.name; });
 
@@ -679,6 +680,189 @@ TEST(MightPublish, MethodAloneWithoutRulesThePathWithRules) {
     EXPECT_FALSE(ruled.might_publish("POST", "/auth/login"));
     EXPECT_FALSE(ruled.might_publish("GET", "/api/authors"));
     EXPECT_TRUE(ruled.might_publish("POST", "/api/authors"));
+}
+
+}  // namespace
+
+namespace {
+
+// --- never-publish: credential endpoints make no event -----------------------------------------
+
+class NeverPublish : public ::testing::TestWithParam<Case> {};
+
+// The defaults, with rules: one names a login path literally (opting it back in), one catches
+// everything under /open with a parameter and a '**' (which is not naming a login).
+Config never_publish_config() {
+    Config config;
+    config.routes = {Rule{.path = "/api/sessions/login", .model = "session"},
+                     Rule{.path = "/open/{kind}/**", .model = "open"}};
+    return config;
+}
+
+TEST_P(NeverPublish, CredentialPathsMakeNoEvent) {
+    const EventMapper mapper(never_publish_config());
+    const auto& c = GetParam();
+    check(run(mapper, c), c);
+    // The cheap pre-checks agree with map(), so no body is captured for a never-publish path.
+    const auto early = mapper.precheck(c.method, c.target, c.status, c.content_type, -1);
+    EXPECT_EQ(text(early), c.expect.reason) << c.target;
+    EXPECT_EQ(mapper.might_publish(c.method, c.target), c.expect.reason.empty()) << c.target;
+}
+
+Case login(std::string target, Expect expect, unsigned status = 200) {
+    return Case{
+        .target = std::move(target), .status = status, .body = R"({"id": 1, "x": 2})", .expect = std::move(expect)};
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Paths, NeverPublish,
+    ::testing::Values(
+        // Every default name, as a collection or anywhere in the path, in any case.
+        login("/api/login", none("never-publish")), login("/api/logout", none("never-publish")),
+        login("/api/signin", none("never-publish")), login("/api/signout", none("never-publish")),
+        login("/api/signup", none("never-publish")), login("/api/token", none("never-publish")),
+        login("/api/tokens/42", none("never-publish")), login("/api/oauth/callback", none("never-publish")),
+        login("/api/users/7/password", none("never-publish")), login("/api/passwords", none("never-publish")),
+        login("/api/credentials/3", none("never-publish")), login("/api/auth/login", none("never-publish")),
+        login("/api/v1/AUTH/Login", none("never-publish")), login("/LOGIN", none("never-publish")),
+        login("/api/Tokens", none("never-publish")), login("/login/extra/deep", none("never-publish")),
+        // Decoded first (%6C is 'l'), a ';' parameter does not hide it, an absolute-form target neither.
+        login("/api/%6Cogin", none("never-publish")), login("/api/log%69n", none("never-publish")),
+        login("/api/login;jsessionid=1", none("never-publish")),
+        login("http://example.com/api/auth/token", none("never-publish")),
+        // Before the status: a failed login is never-publish too.
+        login("/api/login", none("never-publish"), 401),
+        // Only whole segments count, and the query is not the path.
+        login("/api/authors", event("author", "1")), login("/api/logins", event("login", "1")),
+        login("/api/authorities", event("authority", "1")), login("/api/tokenizers/4", event("tokenizer", "4")),
+        login("/api/authors?next=/login&token=1", event("author", "1")), login("/api/login%2Fx", event("login/x", "1")),
+        // A GET is refused by its method first, as before.
+        Case{.method = "GET", .target = "/api/login", .status = 200, .expect = none("method")},
+        // A rule naming the path literally opts it back in; a catch-all rule does not.
+        login("/api/sessions/login", event("session", "\"login\"")),
+        login("/api/sessions/LOGIN", none("never-publish")), login("/open/login/x", none("never-publish")),
+        login("/open/things/token", none("never-publish")), login("/open/things", event("open", "\"things\""))));
+
+TEST(NeverPublish, AnEmptyListTurnsItOff) {
+    Config config;
+    config.never_publish.clear();
+    const EventMapper mapper(config);
+    const auto c = login("/api/auth/login", event("auth", "\"login\""));
+    check(run(mapper, c), c);
+    EXPECT_TRUE(mapper.might_publish("POST", "/api/login"));
+}
+
+TEST(NeverPublish, TheListIsConfigurable) {
+    Config config;
+    config.never_publish = {"secrets", "a-very-long-segment-name-that-does-not-fit-in-the-inline-buffer-of-64"};
+    const EventMapper mapper(config);
+    check(run(mapper, login("/api/login", event("login", "1"))), login("/api/login", event("login", "1")));
+    check(run(mapper, login("/api/Secrets/1", none("never-publish"))), login("/api/Secrets/1", none("never-publish")));
+    EXPECT_FALSE(mapper.might_publish("POST", "/api/secrets"));
+    EXPECT_FALSE(
+        mapper.might_publish("POST", "/x/A-Very-Long-Segment-Name-That-Does-Not-Fit-In-The-Inline-Buffer-Of-64/y"));
+    EXPECT_TRUE(
+        mapper.might_publish("POST", "/x/a-very-long-segment-name-that-does-not-fit-in-the-inline-buffer-of-6"));
+    EXPECT_TRUE(mapper.might_publish("POST", "/api/secretsx"));
+}
+
+// --- redact-fields: secret members never reach a subscriber --------------------------------------
+
+class Redaction : public ::testing::TestWithParam<Case> {};
+
+TEST_P(Redaction, RemovesSecretMembersAtAnyDepth) {
+    Config config;
+    config.routes = {Rule{.path = "/api/keys", .id = "api_key"},
+                     Rule{.path = "/api/wrapped", .payload_pointer = "/data/password"}};
+    const EventMapper mapper(config);
+    check(run(mapper, GetParam()), GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Bodies, Redaction,
+    ::testing::Values(
+        body("/api/authors", R"({"id": 1, "name": "Ada", "password": "hunter2"})",
+             with(event("author", "1"), R"({"id":1,"name":"Ada"})")),
+        // Every default name; other names and other cases stay (JSON names are case-sensitive).
+        body("/api/authors",
+             R"({"id": 2, "password_hash": "x", "token": "t", "access_token": "a", "refresh_token": "r",)"
+             R"( "secret": "s", "api_key": "k", "Password": "kept", "tokens": 3})",
+             with(event("author", "2"), R"({"id":2,"Password":"kept","tokens":3})")),
+        // Nested objects, objects inside arrays, arrays of objects, duplicates.
+        body("/api/authors", R"({"id": 3, "profile": {"login": {"password": "p", "user": "ada"}}})",
+             with(event("author", "3"), R"({"id":3,"profile":{"login":{"user":"ada"}}})")),
+        body("/api/authors", R"({"id": 4, "keys": [{"name": "ci", "secret": "s"}, [{"token": "t", "n": 1}], 5]})",
+             with(event("author", "4"), R"({"id":4,"keys":[{"name":"ci"},[{"n":1}],5]})")),
+        body("/api/authors", R"([{"id": 5, "password": "a"}, {"id": 6, "password": "b", "ok": true}])",
+             with(event("author"), R"([{"id":5},{"id":6,"ok":true}])", true)),
+        body("/api/authors", R"({"token": 1, "id": 7, "token": 2})", with(event("author", "7"), R"({"id":7})")),
+        // A member whose value is an object is removed whole; a string value equal to a name stays.
+        body("/api/authors", R"({"id": 8, "secret": {"a": 1}, "kind": "password"})",
+             with(event("author", "8"), R"({"id":8,"kind":"password"})")),
+        // Nothing to remove: the backend's own bytes, untouched.
+        body("/api/authors", R"({"id": 9,  "name": "Ada"})",
+             with(event("author", "9"), R"({"id": 9,  "name": "Ada"})")),
+        // The id is read after redaction: a redacted id field gives no id rather than the secret.
+        body("/api/keys", R"({"api_key": "k-123", "name": "ci"})", with(event("key"), R"({"name":"ci"})")),
+        // A pointer into a redacted member cannot select it: the payload is the redacted whole body.
+        body("/api/wrapped", R"({"data": {"password": "p", "id": 10}})",
+             with(event("wrapped", "null"), R"({"data":{"id":10}})"))));
+
+TEST(Redaction, AnEmptyListTurnsItOff) {
+    Config config;
+    config.redact_fields.clear();
+    const EventMapper mapper(config);
+    const auto c = body("/api/authors", R"({"id": 1, "password": "hunter2"})",
+                        with(event("author", "1"), R"({"id": 1, "password": "hunter2"})"));
+    check(run(mapper, c), c);
+}
+
+TEST(Redaction, SaysWhyThereIsNoId) {
+    Config config;
+    config.id_field = "token";
+    const EventMapper mapper(config);
+    const auto result = run(mapper, body("/api/sessions", R"({"token": "abc"})", event("session")));
+    ASSERT_TRUE(result.event.has_value());
+    EXPECT_EQ(result.event->id_json, "null");
+    EXPECT_EQ(result.event->payload_json, "{}");
+    EXPECT_NE(result.detail.find("id field \"token\" is in redact-fields"), std::string::npos) << result.detail;
+}
+
+}  // namespace
+
+namespace {
+
+// Without route rules might_publish reads never-publish straight from the raw target (no
+// allocation); it must agree with map()'s reading of the decoded segments.
+TEST(MightPublish, ReadsNeverPublishFromTheRawTargetAsMapDoes) {
+    const EventMapper mapper{Config{}};
+    const std::vector<std::pair<std::string, bool>> rows = {
+        {"/api/login", false},
+        {"/api/%6Cogin", false},
+        {"/api/%4C%4F%47%49%4E", false},
+        {"/api/log%69n;x=1", false},
+        {"/api/login;jsessionid=1", false},
+        {"/api/login%3Bx", false},  // a decoded ';' ends the name as a raw one does
+        {"http://example.com/api/auth/x", false},
+        {"//api//Tokens//", false},
+        {"/LOGIN/", false},
+        {"/api/authors?next=/login", true},
+        {"/api/login%2Fx", true},
+        {"/api/logins", true},
+        {"/api/%zzlogin", true},
+        {"/api/%6", true},
+        {"/api/authors/42", true},
+    };
+    for (const auto& [target, might] : rows) {
+        EXPECT_EQ(mapper.might_publish("POST", target), might) << target;
+        const auto mapped = mapper.map(Exchange{.method = "POST",
+                                                .target = target,
+                                                .status = 200,
+                                                .content_type = "",
+                                                .body = "",
+                                                .body_too_large = false});
+        EXPECT_EQ(text(mapped.reason) == "never-publish", !might) << target << ": " << text(mapped.reason);
+    }
 }
 
 }  // namespace

@@ -2,6 +2,13 @@
 #include "gateway/admin/admin_server.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include <openssl/crypto.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/address_v4.hpp>
@@ -47,7 +54,38 @@ http::response<http::string_body> misdirected(const http::request<http::string_b
                                  req.keep_alive());
 }
 
+// Open whatever the token: the probes (a kubelet sends no token) and the page, which is the same
+// static HTML for every install and gets its data from the /api paths that do need the token.
+bool open_path(std::string_view path) { return path == "/healthz" || path == "/readyz" || path == "/"; }
+
 }  // namespace
+
+std::string read_admin_token(const std::string& path) {
+    const auto fail = [&](const std::string& why) { throw config::ConfigError("admin-token-file", why); };
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) fail("cannot read " + config::quoted(path) + ": it is a directory");
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail("cannot read " + config::quoted(path) + ": " + std::strerror(errno));
+    std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) fail("cannot read " + config::quoted(path) + ": " + std::strerror(errno));
+    if (token.ends_with('\n')) {
+        token.pop_back();
+        if (token.ends_with('\r')) token.pop_back();  // a file saved with CRLF
+    }
+    if (token.empty()) fail(config::quoted(path) + " is empty");
+    if (std::ranges::any_of(token, [](unsigned char c) { return c <= ' ' || c == 0x7f; }))
+        fail(config::quoted(path) + " holds a space, newline or control character, which a bearer token cannot");
+    return token;
+}
+
+bool bearer_token_matches(std::string_view authorization, std::string_view token) {
+    constexpr std::string_view scheme = "bearer ";
+    if (authorization.size() < scheme.size() || !iequals(authorization.substr(0, scheme.size()), scheme)) return false;
+    const auto given = trim(authorization.substr(scheme.size()));
+    // The length is not secret (the admin can see it in the file); the bytes are.
+    return given.size() == token.size() && !token.empty() &&
+           CRYPTO_memcmp(given.data(), token.data(), token.size()) == 0;
+}
 
 AdminServer::AdminServer(asio::io_context& context, const config::Config& config, AdminContent content,
                          std::atomic<bool>& draining)
@@ -55,6 +93,7 @@ AdminServer::AdminServer(asio::io_context& context, const config::Config& config
       config_(config),
       content_(std::move(content)),
       draining_(draining),
+      token_(config.admin_token_file.empty() ? std::string() : read_admin_token(config.admin_token_file)),
       acceptor_(context),
       probe_timer_(context) {}
 
@@ -109,7 +148,10 @@ asio::awaitable<void> AdminServer::serve(tcp::socket socket) {
         auto [ec, n] = co_await http::async_read(stream, buffer, req, use_nothrow);
         (void)n;
         if (ec) co_return;
-        auto res = host_allowed(req, config_.admin_allowed_hosts) ? answer(req) : misdirected(req, stream.socket());
+        http::response<http::string_body> res;
+        if (!host_allowed(req, config_.admin_allowed_hosts)) res = misdirected(req, stream.socket());
+        else if (auto refused = refusal(req, stream.socket())) res = std::move(*refused);
+        else res = answer(req);
         res.set(http::field::server, "crudcast");
         res.set(http::field::cache_control, "no-store");
         res.set("X-Content-Type-Options", "nosniff");
@@ -120,6 +162,28 @@ asio::awaitable<void> AdminServer::serve(tcp::socket socket) {
         (void)wn;
         if (wec || !req.keep_alive()) co_return;
     }
+}
+
+std::optional<http::response<http::string_body>> AdminServer::refusal(const http::request<http::string_body>& req,
+                                                                      tcp::socket& socket) const {
+    const auto path = std::string_view(req.target()).substr(0, req.target().find('?'));
+    if (token_.empty() || open_path(path)) return std::nullopt;
+    const auto headers = req.count(http::field::authorization);
+    if (headers == 1 && bearer_token_matches(req[http::field::authorization], token_)) return std::nullopt;
+    if (log::enabled(LogLevel::debug)) {
+        error_code ec;
+        const auto peer = socket.remote_endpoint(ec);
+        // The path without its query, and never the header: a wrong guess may be a real token's typo.
+        log::write(LogLevel::debug, "admin request refused: bearer token missing or wrong",
+                   {{"client", ec ? std::string("-") : peer.address().to_string()},
+                    {"path", path},
+                    {"reason", headers == 0 ? "missing" : "wrong"}});
+    }
+    auto res = proxy::error_response(http::status::unauthorized, "unauthorized",
+                                     "this admin path needs Authorization: Bearer <token> (admin-token-file)", "-",
+                                     req.version(), req.keep_alive());
+    res.set(http::field::www_authenticate, "Bearer realm=\"crudcast-admin\"");
+    return res;
 }
 
 http::response<http::string_body> AdminServer::answer(const http::request<http::string_body>& req) const {

@@ -1,6 +1,8 @@
 // admin_server.hpp: the admin listener (--admin-listen, default 127.0.0.1:9901), separate from
 // the proxy port so it never shadows an upstream path: GET /healthz, /readyz, /metrics, and the
 // live page (GET /) with the JSON it polls (/api/stats, /api/requests, /api/info).
+// With admin-token-file every path but /healthz, /readyz and the page itself (static, no data)
+// needs `Authorization: Bearer <token>`; the page sends it from its own URL's #token=.
 // Readiness comes from a probe of the upstream (a TCP connect, or GET --upstream-health-path)
 // every second.
 #pragma once
@@ -9,6 +11,7 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,8 +41,18 @@ bool host_allowed(std::string_view host_header, const std::vector<std::string>& 
 bool host_allowed(const beast::http::request<beast::http::string_body>& req,
                   const std::vector<std::string>& allowed_names);
 
+// The admin token: the file's bytes with one trailing newline stripped. Throws
+// config::ConfigError("admin-token-file", ...) when the file cannot be read, is empty, or holds a
+// byte a header cannot carry (space, control).
+std::string read_admin_token(const std::string& path);
+
+// Whether an Authorization header value is "Bearer <token>" (scheme in any case), compared in
+// constant time so the time of a refusal says nothing about how much of a guess was right.
+bool bearer_token_matches(std::string_view authorization, std::string_view token);
+
 class AdminServer {
 public:
+    // Reads admin-token-file when set: throws config::ConfigError as read_admin_token does.
     AdminServer(asio::io_context& context, const config::Config& config, AdminContent content,
                 std::atomic<bool>& draining);
 
@@ -54,6 +67,9 @@ public:
 private:
     asio::awaitable<void> accept_loop();
     asio::awaitable<void> serve(tcp::socket socket);
+    // nullopt when the request may be answered; otherwise the 401 to send (logged at debug).
+    std::optional<beast::http::response<beast::http::string_body>> refusal(
+        const beast::http::request<beast::http::string_body>& req, tcp::socket& socket) const;
     beast::http::response<beast::http::string_body> answer(
         const beast::http::request<beast::http::string_body>& req) const;
     asio::awaitable<void> probe_loop();
@@ -63,6 +79,7 @@ private:
     const config::Config& config_;
     AdminContent content_;
     std::atomic<bool>& draining_;
+    std::string token_;  // "" = no token asked for
     tcp::acceptor acceptor_;
     std::uint16_t port_ = 0;
     asio::steady_timer probe_timer_;

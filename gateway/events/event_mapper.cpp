@@ -20,6 +20,7 @@
 #include "common/json_text.hpp"
 #include "common/text.hpp"
 #include "config/route_rules.hpp"
+#include "gateway/events/publish_safety.hpp"
 
 namespace crudcast::gateway {
 namespace {
@@ -160,7 +161,9 @@ struct EventMapper::Impl {
           pointer(config.payload_pointer.data(), config.payload_pointer.size()),
           methods(config.publish_methods),
           max_event_bytes(config.max_event_bytes),
-          routes(config.routes) {
+          routes(config.routes),
+          never_publish(config.never_publish),
+          redact_fields(config.redact_fields) {
         if (!pointer.IsValid())
             throw std::invalid_argument("payload-pointer " + json_string(pointer_text) + " is not a JSON Pointer");
         for (const auto& prefix : config.path_prefixes) {
@@ -183,6 +186,13 @@ struct EventMapper::Impl {
 
         const auto& allowed = plan.rule != nullptr && plan.rule->methods ? *plan.rule->methods : methods;
         if (std::ranges::find(allowed, method) == allowed.end()) return fail(std::move(plan), NoEventReason::method);
+        // Before the status: every answer of a credential endpoint gives the same reason.
+        if (const auto listed = never_publish.first_listed(segments);
+            listed && !names_literally(plan.rule, segments, *listed)) {
+            append(plan.detail, "path segment " + json_string(segments[*listed]) +
+                                    " is in never-publish; a route rule naming it opts the path back in");
+            return fail(std::move(plan), NoEventReason::never_publish);
+        }
         if (!is_success(status)) return fail(std::move(plan), NoEventReason::status);
 
         // Skip prefixes and versions, then the rest alternates collection, id, collection, id...
@@ -216,6 +226,30 @@ struct EventMapper::Impl {
         return plan;
     }
 
+    // A route rule opts a never-publish path back in only when its template spells out every listed
+    // segment as a literal: a catch-all such as /api/** or /api/{name} was not written for a login.
+    bool names_literally(const config::CompiledRule* rule, const std::vector<string>& segments,
+                         std::size_t first) const {
+        if (rule == nullptr) return false;
+        for (std::size_t i = first; i < segments.size(); ++i) {
+            if (!never_publish.listed(segments[i])) continue;
+            if (i >= rule->pattern.size() || rule->pattern[i].kind != config::CompiledRule::Part::literal) return false;
+        }
+        return true;
+    }
+
+    // The payload's id field as JSON, or "null". Read after redaction: a redacted id field must not
+    // reach subscribers as the event's id.
+    string id_from_payload(const rapidjson::Value& payload, const config::CompiledRule* rule, string& detail) const {
+        const auto& field = rule != nullptr && rule->id_field ? *rule->id_field : id_field;
+        const auto member = payload.FindMember(rapidjson::StringRef(field.data(), field.size()));
+        if (member != payload.MemberEnd() && (member->value.IsString() || member->value.IsNumber()))
+            return to_json(member->value);
+        if (std::ranges::find(redact_fields, field) != redact_fields.end())
+            append(detail, "id field " + json_string(field) + " is in redact-fields: the event has no id");
+        return "null";
+    }
+
     static Plan fail(Plan plan, NoEventReason reason) {
         plan.reason = reason;
         return plan;
@@ -234,6 +268,8 @@ struct EventMapper::Impl {
     std::vector<string> methods;
     std::size_t max_event_bytes;
     config::RouteTable routes;
+    NeverPublish never_publish;
+    std::vector<string> redact_fields;
 };
 
 EventMapper::EventMapper(const config::Config& config) : impl_(std::make_shared<const Impl>(config)) {}
@@ -252,7 +288,11 @@ std::optional<NoEventReason> EventMapper::precheck(std::string_view method, std:
 }
 
 bool EventMapper::might_publish(std::string_view method, std::string_view target) const {
-    if (impl_->routes.empty()) return std::ranges::find(impl_->methods, method) != impl_->methods.end();
+    // Without route rules nothing can opt a never-publish path back in, so its segments decide after
+    // the method, read from the raw target without allocating (a POST pays ~n instructions a byte).
+    if (impl_->routes.empty())
+        return std::ranges::find(impl_->methods, method) != impl_->methods.end() &&
+               !impl_->never_publish.target_has_listed(target);
     return !precheck(method, target, 200, "application/json", -1);
 }
 
@@ -309,6 +349,9 @@ MapResult EventMapper::map(const Exchange& exchange) const {
         return fail(NoEventReason::invalid_json);
     }
 
+    // Redacted on the whole body before the pointer is read, so a pointer cannot select a secret
+    // either: a pointer into a removed member falls back to the (redacted) whole body.
+    const bool redacted = !impl.redact_fields.empty() && redact_members(document, impl.redact_fields);
     const bool rule_pointer = plan.rule != nullptr && plan.rule->pointer;
     const auto& pointer = rule_pointer ? *plan.rule->pointer : impl.pointer;
     const rapidjson::Value* payload = &document;
@@ -321,16 +364,12 @@ MapResult EventMapper::map(const Exchange& exchange) const {
                          "payload pointer " + json_string(text) + " did not resolve; the payload is the whole body");
         }
     }
-    // The whole body was validated by parsing; its own bytes are cheaper than re-serializing.
-    event.payload_json = payload == &document ? string(body) : to_json(*payload);
+    // The whole body was validated by parsing; its own bytes are cheaper than re-serializing, unless
+    // a member was redacted out of them.
+    event.payload_json = payload == &document && !redacted ? string(body) : to_json(*payload);
     event.many = payload->IsArray();
 
-    if (!plan.url_id && payload->IsObject()) {
-        const auto& field = plan.rule != nullptr && plan.rule->id_field ? *plan.rule->id_field : impl.id_field;
-        const auto member = payload->FindMember(rapidjson::StringRef(field.data(), field.size()));
-        if (member != payload->MemberEnd() && (member->value.IsString() || member->value.IsNumber()))
-            event.id_json = to_json(member->value);
-    }
+    if (!plan.url_id && payload->IsObject()) event.id_json = impl.id_from_payload(*payload, plan.rule, result.detail);
     result.event = std::move(event);
     return result;
 }

@@ -21,6 +21,9 @@ enum class NoEventReason : std::uint8_t {
     rule,       // a route rule says publish: false
     no_model,   // no collection in the path
     reserved,   // the inferred model is "all", the reserved topic
+    // A path segment is in never-publish (login, token, ...) and no route rule names it literally.
+    // Not publishing a credential endpoint is the expected outcome, so it logs at debug.
+    never_publish,
     // The mapper gave neither an event nor a reason: a bug, counted rather than trusted. Kept from
     // the days of string reasons, when it caught a reason without a counter slot, so the series
     // dashboards may query (reason="other") stays.
@@ -36,7 +39,7 @@ struct NoEventReasonRow {
     std::string_view message;
 };
 
-inline constexpr std::array<NoEventReasonRow, 9> no_event_reasons{{
+inline constexpr std::array<NoEventReasonRow, 10> no_event_reasons{{
     {NoEventReason::method, "method", log::LogLevel::debug, "no event"},
     {NoEventReason::status, "status", log::LogLevel::debug, "no event"},
     {NoEventReason::content_type, "content-type", log::LogLevel::debug, "no event"},
@@ -46,6 +49,7 @@ inline constexpr std::array<NoEventReasonRow, 9> no_event_reasons{{
     {NoEventReason::no_model, "no-model", log::LogLevel::debug, "no event"},
     {NoEventReason::reserved, "reserved", log::LogLevel::warn,
      "no event: the inferred model is the reserved topic 'all'; name it with a route rule"},
+    {NoEventReason::never_publish, "never-publish", log::LogLevel::debug, "no event"},
     {NoEventReason::other, "other", log::LogLevel::debug, "no event"},
 }};
 

@@ -12,6 +12,7 @@ Exits 77 (ctest: skipped) only when chromium is not installed.
 import json
 import os
 import sys
+import tempfile
 import urllib.error
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -153,6 +154,22 @@ def main():
         print(f"screenshot: {path}")
 
         checks += check_access_token(browser, stack)
+    # With admin-token-file the page takes the token from its own URL's fragment, sends it to the
+    # /api paths as a header and takes it out of the address bar.
+    token = "page-t0ken-" + os.urandom(8).hex()
+    with tempfile.TemporaryDirectory() as tmp:
+        token_file = os.path.join(tmp, "admin-token")
+        with open(token_file, "w") as f:
+            f.write(token + "\n")
+        with Stack(crudcast, backend, extra_args=("--admin-token-file", token_file)) as stack, \
+                Browser.launch() as browser:
+            page = browser.new_page(width=1024, height=700)
+            page.navigate(f"http://127.0.0.1:{stack.admin_port}/#token={token}")
+            page.wait_for(f"{stat('requests_total')} >= 0", what="the first /api/stats poll with the token")
+            page.wait_for(f"{ws_state()} === 'connected'", what="the events WebSocket, after /api/info with the token")
+            assert token not in page.evaluate("location.href"), "the token stayed in the address bar"
+            assert not page.errors, page.errors
+            checks += 1
     print(f"live page: {checks} checks passed")
     return 0
 
