@@ -232,7 +232,8 @@ INSTANTIATE_TEST_SUITE_P(
         ValueCase{{"--jwt-algorithm", "eddsa"}, "jwt-algorithm", "EdDSA"},
         ValueCase{{"--jwt-algorithm="}, "jwt-algorithm", "by key"},
         ValueCase{{"--jwt-leeway", "0"}, "jwt-leeway", "0s"},
-        ValueCase{{"--ws-auth-url", "http://auth.internal:9000/check"}, "ws-auth-url", "http://auth.internal:9000/check"},
+        ValueCase{
+            {"--ws-auth-url", "http://auth.internal:9000/check"}, "ws-auth-url", "http://auth.internal:9000/check"},
         ValueCase{{"--ws-handshake-rate", "0"}, "ws-handshake-rate", "0"},
         ValueCase{{"--never-publish", "Login, SESSION,login"}, "never-publish", "login,session"},
         ValueCase{{"--never-publish="}, "never-publish", "none"},
@@ -350,12 +351,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "HS256 needs jwt-secret-file or jwt-jwks-file"},
         ErrorCase{"JwtAlgNone", {up, "--jwt-algorithm", "none"}, {}, "", "jwt-algorithm", "not a supported algorithm"},
         ErrorCase{"ForwardWithoutUrl", {up, "--ws-auth", "forward"}, {}, "", "ws-auth-url", "is required"},
-        ErrorCase{"ForwardHttps",
-                  {up, "--ws-auth-url", "https://auth/x"},
-                  {},
-                  "",
-                  "ws-auth-url",
-                  "https is not supported"},
+        ErrorCase{
+            "ForwardHttps", {up, "--ws-auth-url", "https://auth/x"}, {}, "", "ws-auth-url", "https is not supported"},
         ErrorCase{"HandshakeBurstZero", {up, "--ws-handshake-burst", "0"}, {}, "", "ws-handshake-burst", "at least 1"},
         ErrorCase{"FtpUpstream", {"--upstream", "ftp://x"}, {}, "", "upstream", "\"ftp://x\" is not an http:// URL"},
         ErrorCase{
