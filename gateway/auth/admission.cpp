@@ -48,6 +48,12 @@ bool HandshakeLimiter::admit(std::string_view address, std::chrono::steady_clock
     forget_full(now);
     auto [it, inserted] = buckets_.try_emplace(std::string(address));
     Bucket& b = it->second;
+    if (inserted && buckets_.size() > max_tracked) {
+        // Handshakes from more addresses at once than this are a distributed storm the table cannot
+        // tell apart anyway: they are admitted untracked rather than growing it without end.
+        buckets_.erase(it);
+        return true;
+    }
     if (inserted) {
         b.tokens = burst_;
     } else {

@@ -44,6 +44,8 @@ public:
     // whole seconds until one is there again, at least 1).
     bool admit(std::string_view address, std::chrono::steady_clock::time_point now, unsigned* retry_after = nullptr);
     std::size_t tracked() const;
+    // The most addresses tracked at once (about 100 bytes each).
+    static constexpr std::size_t max_tracked = 100'000;
 
 private:
     struct Bucket {
