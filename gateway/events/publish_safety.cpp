@@ -95,16 +95,18 @@ bool NeverPublish::decoded_listed(string_view raw) const {
 bool redact_members(rapidjson::Value& value, const std::vector<std::string>& names) {
     bool removed = false;
     if (value.IsObject()) {
-        for (auto member = value.MemberBegin(); member != value.MemberEnd();) {
+        // By index: clang finds RapidJSON's iterator != ambiguous in C++20 (reversed operators).
+        for (rapidjson::SizeType i = 0; i < value.MemberCount();) {
+            const auto member = value.MemberBegin() + i;
             const string_view name(member->name.GetString(), member->name.GetStringLength());
             if (std::ranges::find(names, name) != names.end()) {
                 // EraseMember keeps the order of the others (RemoveMember would move the last one
                 // here); every duplicate of a name goes, not only the first FindMember would see.
-                member = value.EraseMember(member);
+                value.EraseMember(member);
                 removed = true;
             } else {
                 removed = redact_members(member->value, names) || removed;
-                ++member;
+                ++i;
             }
         }
     } else if (value.IsArray()) {
