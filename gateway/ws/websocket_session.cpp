@@ -239,6 +239,9 @@ asio::awaitable<void> WebSocketSession::ping_loop() {
 
 asio::awaitable<void> WebSocketSession::expire_at(std::chrono::system_clock::time_point end) {
     expiry_timer_ = std::make_unique<asio::system_timer>(socket_.get_executor());
+    // Ended before this coroutine first ran: nothing would cancel the wait, which would keep the
+    // session alive until the token's end.
+    if (state_ == State::closed) co_return;
     expiry_timer_->expires_at(end);
     auto [ec] = co_await expiry_timer_->async_wait(use_nothrow);
     if (ec || state_ == State::closed || close_sent()) co_return;
