@@ -79,7 +79,7 @@ void warn_if_open(const config::Config& cfg) {
     if ((!ec && address.is_loopback()) || cfg.listen.host == "localhost") return;
     log::write(config::LogLevel::warn, "events are readable by anyone who can reach this port (ws-auth none)",
                {{"listen", cfg.listen.host},
-                {"hint", "set ws-auth jwt or forward, or listen on a loopback or private address only"}});
+                {"hint", "set ws-auth jwt or forward, or bind listen to an address only your subscribers reach"}});
 }
 
 int run(const config::Config& cfg) {
