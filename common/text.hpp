@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace crudcast {
 
@@ -34,6 +35,16 @@ inline std::string_view trim(std::string_view text) {
     while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
     while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
     return text;
+}
+
+// {"author", "book"} -> "author,book": topic and name lists in log lines, headers and settings.
+inline std::string join(const std::vector<std::string>& items, char separator = ',') {
+    std::string out;
+    for (const auto& item : items) {
+        if (!out.empty()) out += separator;
+        out += item;
+    }
+    return out;
 }
 
 }  // namespace crudcast

@@ -177,9 +177,5 @@ std::vector<string> split_list(const string& text) {
     }
 }
 
-string join(const std::vector<string>& items) {
-    string out;
-    for (std::size_t i = 0; i < items.size(); ++i) out += (i == 0 ? "" : ",") + items[i];
-    return out;
-}
+string join(const std::vector<string>& items) { return crudcast::join(items); }
 }  // namespace crudcast::config::values

@@ -19,15 +19,6 @@ using config::WsAuth;
 
 namespace {
 
-std::string join(const std::vector<std::string>& items) {
-    std::string out;
-    for (const auto& item : items) {
-        if (!out.empty()) out += ',';
-        out += item;
-    }
-    return out;
-}
-
 bool listed_origin(std::string_view origin, const std::vector<std::string>& allowed) {
     if (origin.ends_with('/')) origin.remove_suffix(1);
     return std::ranges::any_of(allowed, [&](const std::string& a) { return iequals(a, origin); });

@@ -220,11 +220,7 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
             }
             ex.status = 101;
             ex.note.emplace_back("ws", "subscribe");
-            if (admission.grant.topics) {
-                std::string topics;
-                for (const auto& t : *admission.grant.topics) topics += (topics.empty() ? "" : ",") + t;
-                ex.note.emplace_back("topics", std::move(topics));
-            }
+            if (admission.grant.topics) ex.note.emplace_back("topics", join(*admission.grant.topics));
             if (!admission.grant.who.empty()) ex.note.emplace_back("sub", admission.grant.who);
             log_access(ex);
             deadline_.clear();

@@ -9,8 +9,6 @@
 #include <memory>
 
 #include <boost/beast/core/string.hpp>
-#include <boost/url/parse.hpp>
-#include <boost/url/url.hpp>
 
 #include "common/url.hpp"
 
@@ -146,15 +144,7 @@ std::string read_token_file(const std::string& path, std::string& token) {
     return {};
 }
 
-std::string redact_access_token(std::string_view target) {
-    auto parsed = boost::urls::parse_origin_form(target);
-    if (!parsed || !parsed->has_query()) return std::string(target);
-    boost::urls::url u(*parsed);
-    auto params = u.params();
-    for (auto it = params.begin(); it != params.end(); ++it)
-        if ((*it).key == "access_token" && (*it).has_value) it = params.set(it, "REDACTED");
-    return std::string(u.buffer());
-}
+std::string redact_access_token(std::string_view target) { return url::redact_query_value(target, "access_token"); }
 
 std::string parse_args(const std::vector<std::string>& args, Options& o) {
     std::string address, problem, value;

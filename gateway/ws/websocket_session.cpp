@@ -27,15 +27,6 @@ constexpr auto close_grace = std::chrono::seconds(5);
 // otherwise grow the control queue without end. One more ping than this closes it with 1008.
 constexpr std::size_t max_pending_pongs = 4;
 
-std::string join(const std::vector<std::string>& v) {
-    std::string out;
-    for (const auto& s : v) {
-        if (!out.empty()) out += ',';
-        out += s;
-    }
-    return out;
-}
-
 }  // namespace
 
 WebSocketSession::WebSocketSession(tcp::socket socket, std::shared_ptr<SubscriberShard> shard,
