@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bus/event.hpp"
@@ -32,6 +34,23 @@ public:
     virtual void on_events(const std::vector<Delivery>& events) = 0;
 };
 
+// Why positions before a subscriber's next event are lost, told to it in a gap message.
+enum class GapReason : std::uint8_t {
+    history,  // older than the retained history
+    restart,  // from before this process started (or not issued by it)
+    bus,      // lost while the broker was unreachable
+};
+std::string_view gap_reason_name(GapReason reason);
+
+// `{"type":"gap","reason":R,"since":S,"next":N}`: positions after `since` and before `next` are lost;
+// `next` is the seq of the next event the subscriber receives (null while none is retained).
+struct Gap {
+    GapReason reason = GapReason::history;
+    std::uint64_t since = 0;
+    std::optional<std::uint64_t> next;
+};
+std::string gap_json(const Gap& gap);
+
 struct PublishResult {
     std::uint64_t seq = 0;
     std::size_t subscribers = 0;  // subscribers of the event's model or of "all" at publish time
@@ -44,6 +63,9 @@ public:
     // of every shard with a subscriber of event.model or "all", in seq order. Never blocks on a
     // subscriber and never fails.
     virtual PublishResult publish(Event event) = 0;
+    // The seq of the last event published (this process's base before any): what X-Crudcast-Seq
+    // says for a response that made no event. nullopt when the bus cannot tell (a broker is down).
+    virtual std::optional<std::uint64_t> position() const = 0;
 };
 
 // Topics a subscriber asked for, normalised: lower-case, deduplicated; "all" alone when asked.

@@ -22,18 +22,56 @@ std::vector<std::string> normalize_topics(const std::vector<std::string>& topics
     return out;
 }
 
-InMemoryBus::InMemoryBus(std::size_t shards, PostFn post_to_shard) : post_(std::move(post_to_shard)) {
+namespace {
+
+std::uint64_t start_micros() {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+}
+
+}  // namespace
+
+InMemoryBus::InMemoryBus(std::size_t shards, PostFn post_to_shard, std::size_t history_events,
+                         std::size_t history_bytes, std::optional<std::uint64_t> base)
+    : post_(std::move(post_to_shard)),
+      base_(base.value_or(start_micros())),
+      seq_(base_),
+      last_(base_),
+      history_(history_events, history_bytes) {
     for (std::size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
 }
 
 void InMemoryBus::attach(std::size_t shard, ShardSink* sink) { shards_[shard]->sink = sink; }
 
-void InMemoryBus::subscribe(std::size_t shard, const std::vector<std::string>& topics) {
+std::uint64_t InMemoryBus::subscribe(std::size_t shard, const std::vector<std::string>& topics) {
     std::lock_guard lock(mutex_);
     for (const auto& t : topics) {
         ++counts_[t];
         ++shards_[shard]->counts[t];
     }
+    return seq_;
+}
+
+ResumePlan InMemoryBus::plan_resume(std::uint64_t since, std::uint64_t through,
+                                    const std::vector<std::string>& topics) const {
+    std::lock_guard lock(history_mutex_);
+    return bus::plan_resume(since, base_, through, history_, topics);
+}
+
+std::optional<std::uint64_t> InMemoryBus::read_history(std::uint64_t after, std::uint64_t through,
+                                                       const std::vector<std::string>& topics, std::size_t max_bytes,
+                                                       std::vector<Delivery>& out) const {
+    // A bounded scan per read: a topic subscriber's replay through other topics' events does not
+    // hold the lock (and publishers) for the whole history.
+    constexpr std::size_t max_scan = 4096;
+    std::lock_guard lock(history_mutex_);
+    return history_.read(after, through, topics, max_bytes, max_scan, out);
+}
+
+std::pair<std::size_t, std::size_t> InMemoryBus::history_usage() const {
+    std::lock_guard lock(history_mutex_);
+    return {history_.size(), history_.bytes()};
 }
 
 void InMemoryBus::unsubscribe(std::size_t shard, const std::vector<std::string>& topics) {
@@ -53,14 +91,19 @@ PublishResult InMemoryBus::publish(Event event) {
     // Seq, timestamp and the posts to every shard happen under one lock: each shard's queue then
     // receives frames in seq order, whichever thread published them.
     event.seq = ++seq_;
+    last_.store(seq_, std::memory_order_release);
     event.ts =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
     result.seq = event.seq;
     if (auto it = counts_.find(event.model); it != counts_.end()) result.subscribers += it->second;
     if (auto it = counts_.find("all"); it != counts_.end()) result.subscribers += it->second;
-    if (result.subscribers == 0) return result;  // numbered, never serialized
+    if (result.subscribers == 0 && !history_.enabled()) return result;  // numbered, never serialized
     auto frame = std::make_shared<const std::string>(websocket_text_frame(serialize(event)));
+    if (history_.enabled()) {
+        std::lock_guard history_lock(history_mutex_);
+        history_.append(event.seq, event.model, frame);
+    }
     for (std::size_t i = 0; i < shards_.size(); ++i) {
         auto& shard = *shards_[i];
         if (!shard.counts.contains(event.model) && !shard.counts.contains("all")) continue;

@@ -8,12 +8,14 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "bus/bus.hpp"
+#include "bus/history.hpp"
 
 namespace crudcast::bus {
 
@@ -21,16 +23,35 @@ class InMemoryBus : public Bus {
 public:
     // `post_to_shard(i, fn)` must run fn on shard i's thread (asio::post to its io_context).
     using PostFn = std::function<void(std::size_t shard, std::function<void()> fn)>;
-    InMemoryBus(std::size_t shards, PostFn post_to_shard);
+    // Positions start after `base`: by default the start time in microseconds since the epoch, so a
+    // position from an earlier process is always below this one's (while it published fewer than a
+    // million events a second on average) and stays below 2^53, which JavaScript reads exactly.
+    // The history keeps `history_events` / `history_bytes` for resuming subscribers (0: none).
+    InMemoryBus(std::size_t shards, PostFn post_to_shard, std::size_t history_events = 0, std::size_t history_bytes = 0,
+                std::optional<std::uint64_t> base = std::nullopt);
 
     // Before any publish: the sink that receives shard `shard`'s events.
     void attach(std::size_t shard, ShardSink* sink);
     // A subscriber of `topics` (as returned by normalize_topics) joined or left shard `shard`:
-    // from the next publish on, its events are (or are no longer) queued for that shard.
-    void subscribe(std::size_t shard, const std::vector<std::string>& topics);
+    // from the next publish on, its events are (or are no longer) queued for that shard. Returns the
+    // position then: every later event reaches the shard; earlier ones come from the history.
+    std::uint64_t subscribe(std::size_t shard, const std::vector<std::string>& topics);
     void unsubscribe(std::size_t shard, const std::vector<std::string>& topics);
 
     PublishResult publish(Event event) override;
+    std::optional<std::uint64_t> position() const override { return last_.load(std::memory_order_acquire); }
+    // No event of this process has a seq at or below this.
+    std::uint64_t base() const { return base_; }
+
+    // What a subscriber resuming after `since` replays and is told first; `through` is the position
+    // subscribe() returned for it.
+    ResumePlan plan_resume(std::uint64_t since, std::uint64_t through, const std::vector<std::string>& topics) const;
+    // EventHistory::read under the history's lock.
+    std::optional<std::uint64_t> read_history(std::uint64_t after, std::uint64_t through,
+                                              const std::vector<std::string>& topics, std::size_t max_bytes,
+                                              std::vector<Delivery>& out) const;
+    // Events and bytes retained, for /metrics and /api/stats.
+    std::pair<std::size_t, std::size_t> history_usage() const;
 
     // Subscribers per topic ("all" included), for metrics and logs.
     std::vector<std::pair<std::string, std::size_t>> subscriber_counts() const;
@@ -57,7 +78,11 @@ private:
     PostFn post_;
     mutable std::mutex mutex_;  // orders publications; guards counts_ and every shard's counts
     std::unordered_map<std::string, std::size_t> counts_;  // over all shards
-    std::uint64_t seq_ = 0;                                // guarded by mutex_
+    std::uint64_t base_;
+    std::uint64_t seq_;                 // guarded by mutex_
+    std::atomic<std::uint64_t> last_;   // seq_, for readers that take no lock
+    mutable std::mutex history_mutex_;  // taken inside mutex_ by publish, alone by readers
+    EventHistory history_;
 };
 
 }  // namespace crudcast::bus

@@ -84,6 +84,10 @@ struct Config {
     std::chrono::milliseconds ws_write_timeout{30'000};
     std::size_t ws_max_topics = 64;            // distinct topics one subscriber may name
     std::size_t ws_max_subscribers = 100'000;  // WebSocket subscribers at once (not max_connections)
+    // The events kept for subscribers that resume with ?since= (issue 12): whichever bound is reached
+    // first drops the oldest. 0 events: no history (a resume then always reports a gap).
+    std::size_t history_size = 10'000;
+    std::size_t history_bytes = 32 * 1024 * 1024;
     // Browser origins ("https://app.example.com", lower case, no trailing slash) allowed to open the
     // events WebSocket; empty: any. Clients that send no Origin (not browsers) are always allowed.
     std::vector<std::string> ws_allowed_origins;

@@ -84,9 +84,10 @@ struct Gateway::Impl {
 
     // One worker per thread, each with its proxy context and subscriber shard, wired to the bus.
     void make_workers(unsigned n) {
-        bus = std::make_unique<bus::InMemoryBus>(n, [this](std::size_t shard, std::function<void()> fn) {
-            asio::post(workers[shard]->context, std::move(fn));
-        });
+        bus = std::make_unique<bus::InMemoryBus>(
+            n,
+            [this](std::size_t shard, std::function<void()> fn) { asio::post(workers[shard]->context, std::move(fn)); },
+            config.history_size, config.history_bytes);
         publisher = std::make_unique<EventPublisher>(config, *bus, event_counters);
         for (unsigned i = 0; i < n; ++i) {
             auto w = std::make_unique<Worker>(i, config, counters, draining, *bus, ws_counters);

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -35,10 +37,16 @@ public:
     // At response-head time: how many body bytes to capture (0 = none, the note is then final).
     virtual std::size_t on_response_head(const ObservedRequest& request, const http::response_header<>& head,
                                          NoteFields& note) = 0;
-    // Just before the last bytes of the response are written to the client. `body` holds the
-    // captured bytes; `overflow` is true when the body was larger than the capture limit.
-    virtual void on_response_complete(const ObservedRequest& request, const http::response_header<>& head,
-                                      std::string_view body, bool overflow, NoteFields& note) = 0;
+    // The event stream's position (the seq of the last event published), read when a request is
+    // forwarded: X-Crudcast-Seq of a response that makes no event. nullopt: unknown (no header).
+    virtual std::optional<std::uint64_t> position() const = 0;
+    // Just before the last bytes of the response are written to the client (its head is written
+    // then too, so it can carry the event's seq). `body` holds the captured bytes; `overflow` is
+    // true when the body was larger than the capture limit. Returns the seq of the event published.
+    virtual std::optional<std::uint64_t> on_response_complete(const ObservedRequest& request,
+                                                              const http::response_header<>& head,
+                                                              std::string_view body, bool overflow,
+                                                              NoteFields& note) = 0;
 };
 
 }  // namespace crudcast::proxy

@@ -64,8 +64,10 @@ std::size_t EventPublisher::on_response_head(const proxy::ObservedRequest& reque
     return config_.max_event_bytes;
 }
 
-void EventPublisher::on_response_complete(const proxy::ObservedRequest& request, const http::response_header<>& head,
-                                          std::string_view body, bool overflow, proxy::NoteFields& note) {
+std::optional<std::uint64_t> EventPublisher::on_response_complete(const proxy::ObservedRequest& request,
+                                                                  const http::response_header<>& head,
+                                                                  std::string_view body, bool overflow,
+                                                                  proxy::NoteFields& note) {
     Exchange exchange;
     exchange.method = request.method;
     exchange.target = request.target;
@@ -76,7 +78,7 @@ void EventPublisher::on_response_complete(const proxy::ObservedRequest& request,
     auto result = mapper_.map(exchange);
     if (!result.event) {
         skip(request, exchange.status, result.reason.value_or(NoEventReason::other), result.detail, note);
-        return;
+        return std::nullopt;
     }
     const std::string label = result.event->model + "/" + result.event->method;
     counters_.count_published(result.event->model, result.event->method);
@@ -89,6 +91,7 @@ void EventPublisher::on_response_complete(const proxy::ObservedRequest& request,
     note.emplace_back("id", std::move(id));
     note.emplace_back("seq", std::to_string(published.seq));
     note.emplace_back("subs", std::to_string(published.subscribers));
+    return published.seq;
 }
 
 }  // namespace crudcast::gateway

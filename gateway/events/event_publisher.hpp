@@ -21,8 +21,10 @@ public:
     bool may_publish(const proxy::ObservedRequest& request) const override;
     std::size_t on_response_head(const proxy::ObservedRequest& request, const http::response_header<>& head,
                                  proxy::NoteFields& note) override;
-    void on_response_complete(const proxy::ObservedRequest& request, const http::response_header<>& head,
-                              std::string_view body, bool overflow, proxy::NoteFields& note) override;
+    std::optional<std::uint64_t> position() const override { return bus_.position(); }
+    std::optional<std::uint64_t> on_response_complete(const proxy::ObservedRequest& request,
+                                                      const http::response_header<>& head, std::string_view body,
+                                                      bool overflow, proxy::NoteFields& note) override;
 
 private:
     void skip(const proxy::ObservedRequest& request, unsigned status, NoEventReason reason, const std::string& detail,
