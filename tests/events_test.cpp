@@ -18,6 +18,7 @@
 
 #include "testkit.hpp"
 #include "tests/hex.hpp"
+#include "tests/ws_subscriber.hpp"
 
 namespace crudcast {
 namespace {
@@ -26,60 +27,6 @@ using namespace testkit;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using tcp = boost::asio::ip::tcp;
-
-// A blocking WebSocket subscriber; every read gives up after `default_timeout`, so a missing
-// event or close fails the test instead of hanging it. (SO_RCVTIMEO would not do: Asio's
-// synchronous reads wait again when recv times out.)
-class Subscriber {
-public:
-    Subscriber(std::uint16_t port, const std::string& target, int rcvbuf = 0, const std::string& origin = "")
-        : ws_(io_) {
-        auto& sock = ws_.next_layer();
-        sock.open(tcp::v4());
-        if (rcvbuf > 0) sock.set_option(boost::asio::socket_base::receive_buffer_size(rcvbuf));
-        sock.connect({boost::asio::ip::make_address("127.0.0.1"), port});
-        if (!origin.empty()) {
-            ws_.set_option(websocket::stream_base::decorator(
-                [origin](websocket::request_type& req) { req.set(beast::http::field::origin, origin); }));
-        }
-        ws_.handshake("127.0.0.1", target);
-    }
-    // One message into `buffer`; `ec` is the read's error, or timed_out.
-    void read(beast::flat_buffer& buffer, beast::error_code& ec) {
-        bool done = false;
-        ws_.async_read(buffer, [&](beast::error_code e, std::size_t) {
-            ec = e;
-            done = true;
-        });
-        io_.restart();
-        io_.run_for(default_timeout);
-        if (!done) {
-            ws_.next_layer().cancel();
-            io_.restart();
-            io_.run();
-            ec = boost::asio::error::timed_out;
-        }
-    }
-    // The next event as a JSON document; fails the test on timeout or close.
-    rapidjson::Document next() {
-        rapidjson::Document doc;
-        doc.Parse(next_raw().c_str());
-        EXPECT_FALSE(doc.HasParseError());
-        return doc;
-    }
-    std::string next_raw() {
-        beast::flat_buffer buffer;
-        beast::error_code ec;
-        read(buffer, ec);
-        if (ec) throw beast::system_error(ec);
-        return beast::buffers_to_string(buffer.data());
-    }
-    websocket::stream<tcp::socket>& ws() { return ws_; }
-
-private:
-    boost::asio::io_context io_;
-    websocket::stream<tcp::socket> ws_;
-};
 
 std::string json_response(int status, std::string_view body, std::string_view type = "application/json") {
     HeaderList h;
