@@ -2,6 +2,8 @@
 // concurrent publishers, subscriber counts. (The WebSocket side is in events_test.)
 #include "bus/in_memory_bus.hpp"
 
+#include <optional>
+
 #include <algorithm>
 #include <functional>
 #include <mutex>
@@ -131,3 +133,110 @@ TEST(Bus, TopSubscriberCountsKeepsTheMostSubscribedAndSumsTheRest) {
 }
 
 }  // namespace
+
+// --- History and the resume plan (bus/history.hpp) ---
+
+namespace history_rows {
+
+Frame frame_of(std::size_t bytes) { return std::make_shared<const std::string>(bytes, 'x'); }
+
+// seqs 101.. with models from `models`, each frame 10 bytes.
+EventHistory filled(std::size_t max_events, std::size_t max_bytes, const std::vector<std::string>& models) {
+    EventHistory h(max_events, max_bytes);
+    std::uint64_t seq = 100;
+    for (const auto& m : models) h.append(++seq, m, frame_of(10));
+    return h;
+}
+
+std::vector<std::uint64_t> seqs(const std::vector<Delivery>& out) {
+    std::vector<std::uint64_t> s;
+    for (const auto& d : out) s.push_back(d.seq);
+    return s;
+}
+
+}  // namespace history_rows
+
+TEST(EventHistory, KeepsTheNewestWithinBothBounds) {
+    using namespace history_rows;
+    auto by_count = filled(3, 1000, {"a", "b", "a", "b", "a"});
+    EXPECT_EQ(by_count.size(), 3u);
+    EXPECT_EQ(by_count.first_seq(), 103u);
+    auto by_bytes = filled(100, 25, {"a", "b", "a", "b", "a"});
+    EXPECT_EQ(by_bytes.size(), 2u);
+    EXPECT_EQ(by_bytes.bytes(), 20u);
+    EXPECT_EQ(by_bytes.first_seq(), 104u);
+    auto off = filled(0, 1000, {"a"});
+    EXPECT_TRUE(off.empty());
+    EXPECT_FALSE(off.enabled());
+}
+
+TEST(EventHistory, ReadsTheWantedEventsInOrderWithinItsLimits) {
+    using namespace history_rows;
+    const auto h = filled(10, 1000, {"a", "b", "a", "b", "a"});  // 101..105
+    std::vector<Delivery> out;
+    EXPECT_EQ(h.read(100, 105, {"a"}, 1000, 100, out), 105u);
+    EXPECT_EQ(seqs(out), (std::vector<std::uint64_t>{101, 103, 105}));
+    out.clear();
+    EXPECT_EQ(h.read(101, 104, {"all"}, 1000, 100, out), 104u);  // `through` bounds it
+    EXPECT_EQ(seqs(out), (std::vector<std::uint64_t>{102, 103, 104}));
+    out.clear();
+    EXPECT_EQ(h.read(100, 105, {"all"}, 25, 100, out), 102u);  // 2 frames fit in 25 bytes
+    EXPECT_EQ(seqs(out), (std::vector<std::uint64_t>{101, 102}));
+    out.clear();
+    EXPECT_EQ(h.read(100, 105, {"all"}, 5, 100, out), 101u);  // at least one, however large
+    out.clear();
+    EXPECT_EQ(h.read(100, 105, {"c"}, 1000, 2, out), 102u);  // the scan is bounded too
+    EXPECT_TRUE(out.empty());
+    const auto trimmed = filled(3, 1000, {"a", "b", "a", "b", "a"});           // 103..105
+    EXPECT_EQ(trimmed.read(101, 105, {"all"}, 1000, 100, out), std::nullopt);  // 102 is gone
+    EXPECT_EQ(trimmed.read(102, 105, {"all"}, 1000, 100, out), 105u);
+}
+
+TEST(EventHistory, ResumePlanNamesTheGapAndWhereTheReplayStarts) {
+    using namespace history_rows;
+    const auto h = filled(3, 1000, {"a", "b", "a", "b", "a"});  // base 100; retains 103..105
+    struct Row {
+        std::uint64_t since;
+        std::vector<std::string> topics;
+        std::uint64_t replay_after;
+        std::optional<GapReason> reason;
+        std::optional<std::uint64_t> next;
+    };
+    const Row rows[] = {
+        {105, {"all"}, 105, {}, {}},                   // up to date
+        {102, {"all"}, 102, {}, {}},                   // everything after 102 is retained
+        {101, {"all"}, 102, GapReason::history, 103},  // 102 is lost
+        {100, {"b"}, 102, GapReason::history, 104},    // the next event of its topic
+        {100, {"c"}, 102, GapReason::history, {}},     // none of its topic retained
+        {99, {"all"}, 102, GapReason::restart, 103},   // before this process
+        {106, {"all"}, 102, GapReason::restart, 103},  // not given out by this process
+    };
+    for (const auto& row : rows) {
+        const auto plan = plan_resume(row.since, 100, 105, h, row.topics);
+        EXPECT_EQ(plan.replay_after, row.replay_after) << row.since;
+        EXPECT_EQ(plan.gap.has_value(), row.reason.has_value()) << row.since;
+        if (plan.gap && row.reason) {
+            EXPECT_EQ(plan.gap->reason, *row.reason) << row.since;
+            EXPECT_EQ(plan.gap->since, row.since);
+            EXPECT_EQ(plan.gap->next, row.next) << row.since;
+        }
+    }
+    const auto none = filled(0, 0, {"a"});
+    const auto plan = plan_resume(100, 100, 101, none, {"all"});
+    ASSERT_TRUE(plan.gap);
+    EXPECT_EQ(gap_json(*plan.gap), R"({"type":"gap","reason":"history","since":100,"next":null})");
+    EXPECT_EQ(plan.replay_after, 101u);
+}
+
+TEST(InMemoryBus, PositionsStartAfterTheBaseAndSurviveNoSubscriber) {
+    InMemoryBus bus(
+        1, [](std::size_t, std::function<void()>) {}, 10, 1 << 20, 5000);
+    EXPECT_EQ(bus.position(), 5000u);
+    EXPECT_EQ(bus.publish(Harness::event("a")).seq, 5001u);
+    EXPECT_EQ(bus.position(), 5001u);
+    EXPECT_EQ(bus.history_usage().first, 1u);  // kept for a later resume though nobody listened
+    // The default base is the start time in microseconds: below 2^53, above any earlier start.
+    InMemoryBus now(1, [](std::size_t, std::function<void()>) {});
+    EXPECT_LT(*now.position(), std::uint64_t{1} << 53);
+    EXPECT_GT(*now.position(), std::uint64_t{1'700'000'000'000'000});
+}
