@@ -392,18 +392,6 @@ std::vector<SettingSpec> event_settings() {
          .description = "Most bytes queued for one WebSocket client",
          .apply = apply_size<&C::ws_max_queue_bytes, 1>,
          .show = show_size<&C::ws_max_queue_bytes>},
-        {.name = "history-size",
-         .group = "events",
-         .value_hint = "N",
-         .description = "Events kept for subscribers that resume with ?since= or Last-Event-ID; 0 = none",
-         .apply = apply_size<&C::history_size, 0>,
-         .show = show_count<&C::history_size>},
-        {.name = "history-bytes",
-         .group = "events",
-         .value_hint = "SIZE",
-         .description = "Most bytes of events kept for resuming subscribers (the oldest go first)",
-         .apply = apply_size<&C::history_bytes, 0>,
-         .show = show_size<&C::history_bytes>},
         {.name = "ws-write-timeout",
          .group = "events",
          .value_hint = "DURATION",
@@ -455,11 +443,30 @@ std::vector<SettingSpec> admin_settings() {
     };
 }
 
+// Resuming subscribers (?since=, Last-Event-ID): the events kept for them.
+std::vector<SettingSpec> history_settings() {
+    using C = Config;
+    return {
+        {.name = "history-size",
+         .group = "events",
+         .value_hint = "N",
+         .description = "Events kept for subscribers that resume with ?since= or Last-Event-ID; 0 = none",
+         .apply = apply_size<&C::history_size, 0>,
+         .show = show_count<&C::history_size>},
+        {.name = "history-bytes",
+         .group = "events",
+         .value_hint = "SIZE",
+         .description = "Most bytes of events kept for resuming subscribers (the oldest go first)",
+         .apply = apply_size<&C::history_bytes, 0>,
+         .show = show_size<&C::history_bytes>},
+    };
+}
+
 // One table, in the order --check-config lists it; --help shows it group by group.
 std::vector<SettingSpec> make_settings() {
     std::vector<SettingSpec> table;
     for (const auto& group : {proxy_settings(), timeout_settings(), limit_settings(), logging_settings(),
-                              event_settings(), security_settings(), admin_settings()})
+                              event_settings(), history_settings(), security_settings(), admin_settings()})
         table.insert(table.end(), group.begin(), group.end());
     return table;
 }
