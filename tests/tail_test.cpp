@@ -297,6 +297,7 @@ TEST(TailToken, RetriesA503AndNeverShowsAnAccessTokenFromTheUrl) {
     EXPECT_EQ(tail.wait(), 1);
     ASSERT_EQ(server.request_count(), 2u);
     EXPECT_EQ(server.request(1).target, "/ws?access_token=" + std::string(token)) << "sent as given";
+    tail.wait_for_stderr("\n");  // returns at EOF: the exit can come before the last line is read
     const auto err = tail.stderr_text();
     EXPECT_NE(err.find("refused the subscription: 403 Forbidden: not json\\u001b[2J\n"), std::string::npos) << err;
     EXPECT_EQ(err.find(token), std::string::npos) << err;
@@ -493,7 +494,8 @@ TEST(TailResume, ReconnectsAfterTheLastEventAndReportsGapsNeverAsEvents) {
     for (std::size_t i = 0; i < since.size(); ++i)
         EXPECT_EQ(server.request(i).target, "/ws?topic=author&since=" + since[i]) << i;
 
-    tail.wait_for_stdout("\n");  // returns at EOF: all lines read
+    tail.wait_for_stdout("\n");  // no line holds a newline: these return at EOF, all lines read
+    tail.wait_for_stderr("\n");
     const auto out = tail.stdout_text();
     ASSERT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << out;
     EXPECT_NE(out.find(R"( author POST id=1 {"n":1})"), std::string::npos) << out;
@@ -513,7 +515,8 @@ TEST(TailResume, JsonPrintsTheGapMessageAsReceived) {
     RawUpstream server([](const RecordedRequest& r) { return scripted(r, resume_script); });
     ChildProcess tail(CRUDCAST_BINARY, {"tail", ws_url(server.port()), "--json", "--since=5"});
     EXPECT_EQ(tail.wait(15s), 1);
-    tail.wait_for_stdout("\n");  // returns at EOF: all lines read
+    tail.wait_for_stdout("\n");  // no line holds a newline: these return at EOF, all lines read
+    tail.wait_for_stderr("\n");
     std::string expected;
     for (const auto& connection : resume_script)
         for (const auto& frame : connection) expected += frame + "\n";
