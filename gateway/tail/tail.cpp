@@ -1,6 +1,6 @@
-// tail.cpp: `crudcast tail [ws://host:port/path] [--topic a,b] [--json]` (see tail.hpp). A plain
-// blocking Beast WebSocket client: one connection at a time, so synchronous calls are the simplest
-// correct shape; signals end the process directly (see install_signal_handlers).
+// tail.cpp: `crudcast tail [ws://host:port/path] [--topic a,b] [--json] [--since SEQ]` (see
+// tail.hpp). A plain blocking Beast WebSocket client: one connection at a time, so synchronous calls
+// are the simplest correct shape; signals end the process directly (see install_signal_handlers).
 #include "gateway/tail/tail.hpp"
 
 #include <unistd.h>
@@ -36,8 +36,8 @@ using tail::Message;
 using tail::Options;
 
 constexpr std::string_view usage =
-    "usage: crudcast tail [ws://HOST:PORT/PATH] [--topic MODEL[,MODEL...]]... [--json] [--since SEQ]\n"
-    "                     [--token-file FILE] [--header \"NAME: VALUE\"]...\n"
+    "usage: crudcast tail [ws://HOST:PORT/PATH] [--topic MODEL[,MODEL...]]... [--json]\n"
+    "                     [--since SEQ] [--token-file FILE] [--header \"NAME: VALUE\"]...\n"
     "\n"
     "Subscribes to a crudcast event WebSocket and prints one line per event:\n"
     "  12:03:04.123 author POST id=42 {\"id\":42,\"name\":\"Ada\"}\n"
