@@ -5,7 +5,10 @@
 // refuses it or closes with 1008, as crudcast's --ws-auth does.
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <filesystem>
@@ -15,6 +18,7 @@
 
 #include "gateway/tail/tail.hpp"
 #include "gateway/tail/tail_options.hpp"
+#include "gateway/tail/tail_resume.hpp"
 #include "testkit.hpp"
 
 namespace crudcast {
@@ -293,6 +297,7 @@ TEST(TailToken, RetriesA503AndNeverShowsAnAccessTokenFromTheUrl) {
     EXPECT_EQ(tail.wait(), 1);
     ASSERT_EQ(server.request_count(), 2u);
     EXPECT_EQ(server.request(1).target, "/ws?access_token=" + std::string(token)) << "sent as given";
+    tail.wait_for_stderr("\n");  // returns at EOF: the exit can come before the last line is read
     const auto err = tail.stderr_text();
     EXPECT_NE(err.find("refused the subscription: 403 Forbidden: not json\\u001b[2J\n"), std::string::npos) << err;
     EXPECT_EQ(err.find(token), std::string::npos) << err;
@@ -376,6 +381,319 @@ TEST(TailToken, RedactsAccessTokenValuesOnly) {
               "/ws?access_token=REDACTED&access_token=REDACTED");
     EXPECT_EQ(redact_access_token("/ws?topic=access_token"), "/ws?topic=access_token");
     EXPECT_EQ(redact_access_token("/ws"), "/ws");
+}
+
+// ---- Resuming: --since, reconnects that lose nothing, and the gap message. ----
+
+TEST(TailResume, ClassifiesFramesAndKeepsThePosition) {
+    using gateway::tail::classify;
+    using gateway::tail::Message;
+    const auto event = classify(R"({"ts":1,"model":"a","method":"POST","id":1,"seq":1795813926587001})");
+    EXPECT_EQ(event.kind, Message::Kind::event);
+    EXPECT_EQ(event.seq, 1795813926587001u);
+    EXPECT_EQ(classify(R"({"model":"a"})").seq, std::nullopt);
+    EXPECT_EQ(classify("not json").kind, Message::Kind::event);  // printed as it came, as before
+
+    const auto gap = classify(R"({"type":"gap","reason":"history","since":17,"next":25})");
+    ASSERT_EQ(gap.kind, Message::Kind::gap);
+    EXPECT_EQ(gateway::tail::gap_line(gap), "gap: events after 17 and before 25 were lost (history)");
+    const auto none = classify(R"({"type":"gap","reason":"restart","since":1,"next":null})");
+    ASSERT_EQ(none.kind, Message::Kind::gap);
+    EXPECT_EQ(gateway::tail::gap_line(none), "gap: events after 1 were lost (restart; next: none retained yet)");
+    // A "type" key is never an event, even with a seq; a gap without its members is not guessed at.
+    for (const char* frame : {R"({"type":"hello","seq":99})", R"({"type":"gap","reason":"history","since":17})",
+                              R"({"type":"gap","reason":"history","since":-1,"next":null})",
+                              R"({"type":"gap","reason":7,"since":1,"next":null})", R"({"type":null})"})
+        EXPECT_EQ(classify(frame).kind, Message::Kind::other) << frame;
+
+    gateway::tail::Position position(std::nullopt);
+    EXPECT_EQ(position.target("/ws?topic=a"), "/ws?topic=a") << "nothing to resume from yet";
+    position.saw(classify(R"({"type":"hello","seq":99})"));
+    position.saw(classify(R"({"model":"a"})"));
+    EXPECT_EQ(position.after(), std::nullopt);
+    position.saw(event);
+    EXPECT_EQ(position.target("/ws?topic=a"), "/ws?topic=a&since=1795813926587001");
+    position.saw(gap);  // what the gap named is gone: resume just before its next
+    EXPECT_EQ(position.target("/ws"), "/ws?since=24");
+    position.saw(none);  // nothing retained: the position stays
+    EXPECT_EQ(position.after(), 24u);
+    position.saw(classify(R"({"model":"a","seq":5})"));  // the server's order wins, even backwards
+    EXPECT_EQ(position.after(), 5u);
+    EXPECT_EQ(gateway::tail::Position(0).target("/ws"), "/ws?since=0");
+}
+
+TEST(TailResume, SinceTakesOnlyANonNegativeInteger) {
+    using gateway::tail::parse_seq;
+    EXPECT_EQ(parse_seq("0"), 0u);
+    EXPECT_EQ(parse_seq("17"), 17u);
+    EXPECT_EQ(parse_seq("18446744073709551615"), 18446744073709551615u);
+    for (const char* bad : {"", "-1", "+1", " 1", "1 ", "1.5", "17x", "0x11", "18446744073709551616", "seq"})
+        EXPECT_EQ(parse_seq(bad), std::nullopt) << bad;
+
+    gateway::tail::Options o;
+    ASSERT_EQ(gateway::tail::parse_args({"ws://h:1/ws", "--topic", "a", "--since=42"}, o), "");
+    EXPECT_EQ(o.since, 42u);
+    EXPECT_EQ(o.target, "/ws?topic=a") << "the since is added per connection";
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"tail", "--since"},
+                                                 {"tail", "--since", "-3"},
+                                                 {"tail", "--since=abc"},
+                                                 {"tail", "--since", "1\nX"},
+                                                 {"tail", "--since", "99999999999999999999"}}) {
+        ChildProcess bad(CRUDCAST_BINARY, args);
+        EXPECT_EQ(bad.wait(), 2) << args.back();
+        bad.wait_for_stderr("\n");  // returns at EOF: all lines read
+        const auto err = bad.stderr_text();
+        EXPECT_EQ(err.rfind("crudcast tail: --since needs a ", 0), 0u) << err;
+        EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    }
+    ChildProcess help(CRUDCAST_BINARY, {"tail", "--help"});
+    EXPECT_TRUE(help.wait_for_stdout("--since SEQ"));
+    EXPECT_EQ(help.wait(), 0);
+}
+
+// A server's text frame (unmasked), payloads under 64 KiB.
+std::string text_frame(std::string_view payload) {
+    std::string out(1, '\x81');
+    if (payload.size() < 126) {
+        out += static_cast<char>(payload.size());
+    } else {
+        out += static_cast<char>(126);
+        out += static_cast<char>(payload.size() >> 8);
+        out += static_cast<char>(payload.size() & 0xff);
+    }
+    return out.append(payload);
+}
+
+// One scripted connection after another: what each sends, then the server drops the connection.
+// The tail's handshakes are recorded, so the since of every reconnect can be checked.
+UpstreamReply scripted(const RecordedRequest& r, const std::vector<std::vector<std::string>>& script) {
+    if (r.connection > script.size()) return refuse(401, "Unauthorized", R"({"error":"end_of_test"})");
+    UpstreamReply reply{UpstreamReply::Kind::respond, switching_protocols(r), {}, false};
+    reply.then = [frames = script[r.connection - 1]](Socket& socket) {
+        for (const auto& frame : frames) socket.send_all(text_frame(frame));
+    };
+    return reply;
+}
+
+const std::vector<std::vector<std::string>> resume_script = {
+    {R"({"ts":1,"model":"author","method":"POST","id":1,"many":false,"payload":{"n":1},"seq":6})",
+     R"({"type":"hello","seq":99})"},
+    {R"({"type":"gap","reason":"history","since":6,"next":9})"},
+    {R"({"ts":1,"model":"author","method":"PUT","id":9,"many":false,"payload":{"n":9},"seq":9})"},
+    {R"({"type":"gap","reason":"restart","since":9,"next":null})"},
+};
+
+TEST(TailResume, ReconnectsAfterTheLastEventAndReportsGapsNeverAsEvents) {
+    RawUpstream server([](const RecordedRequest& r) { return scripted(r, resume_script); });
+    ChildProcess tail(CRUDCAST_BINARY, {"tail", ws_url(server.port()), "--topic", "author", "--since", "5"});
+    EXPECT_EQ(tail.wait(15s), 1);
+    ASSERT_EQ(server.request_count(), 5u);
+    // The first connection asks for --since, every reconnect for the last event printed, or for
+    // what follows the gap; a gap with nothing retained leaves the position where it was.
+    const std::vector<std::string> since = {"5", "6", "8", "9", "9"};
+    for (std::size_t i = 0; i < since.size(); ++i)
+        EXPECT_EQ(server.request(i).target, "/ws?topic=author&since=" + since[i]) << i;
+
+    tail.wait_for_stdout("\n");  // no line holds a newline: these return at EOF, all lines read
+    tail.wait_for_stderr("\n");
+    const auto out = tail.stdout_text();
+    ASSERT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << out;
+    EXPECT_NE(out.find(R"( author POST id=1 {"n":1})"), std::string::npos) << out;
+    EXPECT_NE(out.find(R"( author PUT id=9 {"n":9})"), std::string::npos) << out;
+    const auto err = tail.stderr_text();
+    for (const std::string& line :
+         {"connected to " + ws_url(server.port()) + "?topic=author, resuming after 5\n",
+          std::string("message from the server: {\"type\":\"hello\",\"seq\":99}\n"),
+          std::string("crudcast tail: gap: events after 6 and before 9 were lost (history)\n"),
+          std::string("gap: events after 9 were lost (restart; next: none retained yet)\n"),
+          "connected to " + ws_url(server.port()) + "?topic=author, resuming after 8\n",
+          "connected to " + ws_url(server.port()) + "?topic=author, resuming after 9\n"})
+        EXPECT_NE(err.find(line), std::string::npos) << line << " in\n" << err;
+}
+
+TEST(TailResume, JsonPrintsTheGapMessageAsReceived) {
+    RawUpstream server([](const RecordedRequest& r) { return scripted(r, resume_script); });
+    ChildProcess tail(CRUDCAST_BINARY, {"tail", ws_url(server.port()), "--json", "--since=5"});
+    EXPECT_EQ(tail.wait(15s), 1);
+    tail.wait_for_stdout("\n");  // no line holds a newline: these return at EOF, all lines read
+    tail.wait_for_stderr("\n");
+    std::string expected;
+    for (const auto& connection : resume_script)
+        for (const auto& frame : connection) expected += frame + "\n";
+    EXPECT_EQ(tail.stdout_text(), expected);
+    const auto err = tail.stderr_text();
+    EXPECT_NE(err.find("crudcast tail: gap: events after 6 and before 9 were lost (history)\n"), std::string::npos)
+        << err;
+    EXPECT_EQ(err.find("message from the server"), std::string::npos) << "with --json it went to stdout";
+}
+
+// ---- Against a real crudcast. ----
+
+// Answers every POST with a new id, so each event can be told apart.
+RawUpstream::Handler counting_ids() {
+    return [next = std::make_shared<std::atomic<int>>(0)](const RecordedRequest&) {
+        HeaderList h;
+        h.items.emplace_back("Content-Type", "application/json");
+        const std::string body = "{\"id\":" + std::to_string(++*next) + "}";
+        return UpstreamReply{UpstreamReply::Kind::respond, http_response(201, "Created", h, body), {}, false};
+    };
+}
+
+// The events in --json output: (id, seq) per line, in order; a line that is not an event fails.
+std::vector<std::pair<int, std::uint64_t>> printed_events(const std::string& out) {
+    std::vector<std::pair<int, std::uint64_t>> events;
+    for (std::size_t start = 0, end; (end = out.find('\n', start)) != std::string::npos; start = end + 1) {
+        rapidjson::Document doc;
+        doc.Parse(out.data() + start, end - start);
+        if (doc.HasParseError() || !doc.IsObject() || doc.HasMember("type") || !doc["seq"].IsUint64()) {
+            ADD_FAILURE() << "not an event: " << out.substr(start, end - start);
+            continue;
+        }
+        events.emplace_back(doc["id"].GetInt(), doc["seq"].GetUint64());
+    }
+    return events;
+}
+
+std::string id_needle(int id) { return "\"id\":" + std::to_string(id) + ","; }
+
+TEST(TailResume, SinceReplaysExactlyTheEventsAfterIt) {
+    RawUpstream upstream(counting_ids());
+    auto gw = start_gateway(test_config(upstream.port()));
+    ChildProcess first(CRUDCAST_BINARY, {"tail", ws_url(gw->port()), "--json"});
+    ASSERT_TRUE(first.wait_for_stderr("connected to"));
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(exchange(gw->port(), post_author()).status, 201u);
+    ASSERT_TRUE(first.wait_for_stdout(id_needle(3)));
+    const auto before = printed_events(first.stdout_text());
+    ASSERT_EQ(before.size(), 3u);
+
+    const std::string since = std::to_string(before[0].second);
+    ChildProcess tail(CRUDCAST_BINARY, {"tail", ws_url(gw->port()), "--json", "--since", since});
+    ASSERT_TRUE(tail.wait_for_stderr("connected to " + ws_url(gw->port()) + ", resuming after " + since));
+    ASSERT_EQ(exchange(gw->port(), post_author()).status, 201u);  // then live
+    ASSERT_TRUE(tail.wait_for_stdout(id_needle(4))) << tail.stderr_text();
+    const auto replayed = printed_events(tail.stdout_text());
+    ASSERT_EQ(replayed.size(), 3u) << tail.stdout_text();
+    EXPECT_EQ(replayed[0], before[1]);
+    EXPECT_EQ(replayed[1], before[2]);
+    EXPECT_EQ(replayed[2].first, 4);
+    EXPECT_EQ(tail.stderr_text().find("gap"), std::string::npos) << tail.stderr_text();
+}
+
+// A TCP relay in front of crudcast, made of a RawUpstream (which hands over each connection once
+// it has read the handshake): cut() ends every relayed connection, as a network blip would, and
+// turns new ones away until resume(). crudcast itself keeps running and publishing.
+class Relay {
+public:
+    explicit Relay(std::uint16_t target) : target_(target) {}
+    std::uint16_t port() const { return server_.port(); }
+    void cut() {
+        std::lock_guard lock(mutex_);
+        refusing_ = true;
+        for (const int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+    }
+    void resume() {
+        std::lock_guard lock(mutex_);
+        refusing_ = false;
+    }
+
+private:
+    UpstreamReply relay(const RecordedRequest& r) {
+        if (std::lock_guard lock(mutex_); refusing_) return UpstreamReply::close();
+        UpstreamReply reply{UpstreamReply::Kind::respond, {}, {}, false};
+        reply.then = [this, head = r.head](Socket& client) {
+            Socket upstream = Socket::connect(target_);
+            if (!upstream.send_all(head)) return;
+            {
+                std::lock_guard lock(mutex_);
+                fds_ = {client.fd(), upstream.fd()};
+            }
+            pump(client.fd(), upstream.fd());
+            std::lock_guard lock(mutex_);
+            fds_.clear();  // before either closes: cut() must never shut down a reused descriptor
+        };
+        return reply;
+    }
+    static void pump(int a, int b) {
+        pollfd p[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+        char buffer[16384];
+        for (;;) {
+            if (::poll(p, 2, -1) < 0 && errno != EINTR) return;
+            for (int i = 0; i < 2; ++i) {
+                if (p[i].revents == 0) continue;
+                const ssize_t n = ::read(p[i].fd, buffer, sizeof buffer);
+                if (n <= 0) return;
+                for (ssize_t sent = 0, w; sent < n; sent += w)
+                    if ((w = ::write(p[1 - i].fd, buffer + sent, static_cast<std::size_t>(n - sent))) <= 0) return;
+            }
+        }
+    }
+
+    const std::uint16_t target_;
+    std::mutex mutex_;
+    bool refusing_ = false;
+    std::vector<int> fds_;  // the one relayed connection's two ends
+    RawUpstream server_{[this](const RecordedRequest& r) { return relay(r); }};  // last: stopped first
+};
+
+TEST(TailResume, AReconnectLosesNothingPublishedDuringTheOutageAndRepeatsNothing) {
+    RawUpstream upstream(counting_ids());
+    auto gw = start_gateway(test_config(upstream.port()));
+    Relay relay(gw->port());
+    ChildProcess tail(CRUDCAST_BINARY, {"tail", ws_url(relay.port()), "--json"});
+    ASSERT_TRUE(tail.wait_for_stderr("connected to " + ws_url(relay.port())));
+    ASSERT_EQ(exchange(gw->port(), post_author()).status, 201u);
+    ASSERT_TRUE(tail.wait_for_stdout(id_needle(1)));
+    const auto seq = printed_events(tail.stdout_text()).at(0).second;
+
+    relay.cut();
+    ASSERT_TRUE(tail.wait_for_stderr(" lost ("));
+    ASSERT_TRUE(tail.wait_for_stderr("cannot connect")) << "turned away at least once: the outage is real";
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(exchange(gw->port(), post_author()).status, 201u);
+    relay.resume();
+    ASSERT_TRUE(tail.wait_for_stderr(", resuming after " + std::to_string(seq), 15s)) << tail.stderr_text();
+    ASSERT_EQ(exchange(gw->port(), post_author()).status, 201u);  // and live again after the replay
+    ASSERT_TRUE(tail.wait_for_stdout(id_needle(5))) << tail.stderr_text();
+    const auto events = printed_events(tail.stdout_text());
+    ASSERT_EQ(events.size(), 5u) << tail.stdout_text();
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        EXPECT_EQ(events[i].first, static_cast<int>(i + 1)) << "in order, each once";
+        EXPECT_EQ(events[i].second, seq + i) << "no hole";
+    }
+    EXPECT_EQ(tail.stderr_text().find("gap"), std::string::npos) << tail.stderr_text();
+}
+
+TEST(TailResume, ReportsTheGapForASinceFromBeforeThisProcessAndForALostHistory) {
+    RawUpstream upstream(counting_ids());
+    auto config = test_config(upstream.port());
+    config.history_size = 2;
+    auto gw = start_gateway(config);
+    ChildProcess restart(CRUDCAST_BINARY, {"tail", ws_url(gw->port()), "--json", "--since", "1"});
+    const auto line = restart.wait_for_stderr("gap:");
+    ASSERT_TRUE(line) << restart.stderr_text();
+    EXPECT_EQ(*line, "crudcast tail: gap: events after 1 were lost (restart; next: none retained yet)");
+    const auto gap = restart.wait_for_stdout("\"type\"");
+    ASSERT_TRUE(gap);
+    rapidjson::Document doc;
+    doc.Parse(gap->c_str(), gap->size());
+    ASSERT_TRUE(doc.IsObject()) << *gap;
+    EXPECT_EQ(std::string(doc["type"].GetString()), "gap");
+    EXPECT_EQ(std::string(doc["reason"].GetString()), "restart");
+    EXPECT_TRUE(doc["next"].IsNull()) << *gap;
+
+    for (int i = 0; i < 3; ++i) ASSERT_EQ(exchange(gw->port(), post_author()).status, 201u);
+    ASSERT_TRUE(restart.wait_for_stdout(id_needle(3)));
+    const auto seqs = printed_events(restart.stdout_text().substr(gap->size() + 1));
+    ASSERT_EQ(seqs.size(), 3u);
+
+    // Only the last two are retained: resuming from before the first names it as lost.
+    const std::string since = std::to_string(seqs[0].second - 1);
+    ChildProcess history(CRUDCAST_BINARY, {"tail", ws_url(gw->port()), "--since", since});
+    const auto lost = history.wait_for_stderr("gap:");
+    ASSERT_TRUE(lost) << history.stderr_text();
+    EXPECT_EQ(*lost, "crudcast tail: gap: events after " + since + " and before " + std::to_string(seqs[1].second) +
+                         " were lost (history)");
+    ASSERT_TRUE(history.wait_for_stdout(" author POST id=3 ")) << history.stderr_text();
+    EXPECT_EQ(history.wait_for_stdout(" author POST id=1 ", 0ms), std::nullopt) << "the lost one is not invented";
 }
 
 }  // namespace

@@ -528,6 +528,13 @@ std::string ChildProcess::stderr_text() const {
     return out;
 }
 
+std::string ChildProcess::stdout_text() const {
+    std::lock_guard lock(out_->mutex);
+    std::string out;
+    for (const auto& line : out_->lines) out += line + "\n";
+    return out;
+}
+
 ChildProcess::Memory ChildProcess::memory() const {
     Memory m;
     std::ifstream status("/proc/" + std::to_string(pid_) + "/status");

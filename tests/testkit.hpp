@@ -365,6 +365,7 @@ public:
         return wait_for(*err_, needle, timeout);
     }
     std::string stderr_text() const;
+    std::string stdout_text() const;  // every complete line so far, each with its newline
 
     struct Memory {
         std::uint64_t hwm_kib = 0;  // VmHWM: peak resident set

@@ -1,6 +1,6 @@
-// tail.cpp: `crudcast tail [ws://host:port/path] [--topic a,b] [--json]` (see tail.hpp). A plain
-// blocking Beast WebSocket client: one connection at a time, so synchronous calls are the simplest
-// correct shape; signals end the process directly (see install_signal_handlers).
+// tail.cpp: `crudcast tail [ws://host:port/path] [--topic a,b] [--json] [--since SEQ]` (see
+// tail.hpp). A plain blocking Beast WebSocket client: one connection at a time, so synchronous calls
+// are the simplest correct shape; signals end the process directly (see install_signal_handlers).
 #include "gateway/tail/tail.hpp"
 
 #include <unistd.h>
@@ -24,6 +24,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include "gateway/tail/tail_options.hpp"
+#include "gateway/tail/tail_resume.hpp"
 
 namespace crudcast::gateway {
 namespace {
@@ -31,11 +32,12 @@ namespace {
 namespace http = boost::beast::http;
 namespace websocket = boost::beast::websocket;
 using tcp = boost::asio::ip::tcp;
+using tail::Message;
 using tail::Options;
 
 constexpr std::string_view usage =
     "usage: crudcast tail [ws://HOST:PORT/PATH] [--topic MODEL[,MODEL...]]... [--json]\n"
-    "                     [--token-file FILE] [--header \"NAME: VALUE\"]...\n"
+    "                     [--since SEQ] [--token-file FILE] [--header \"NAME: VALUE\"]...\n"
     "\n"
     "Subscribes to a crudcast event WebSocket and prints one line per event:\n"
     "  12:03:04.123 author POST id=42 {\"id\":42,\"name\":\"Ada\"}\n"
@@ -43,6 +45,8 @@ constexpr std::string_view usage =
     "  URL            default ws://127.0.0.1:8080/ws (the local crudcast)\n"
     "  --topic MODEL  only these models; repeatable or comma-separated\n"
     "  --json         print each event's JSON as received (terminal controls escaped as \\u00XX)\n"
+    "  --since SEQ    first the retained events after position SEQ (an event's \"seq\", or a\n"
+    "                 response's X-Crudcast-Seq), then live ones\n"
     "  --token-file FILE\n"
     "                 send the token in FILE as \"Authorization: Bearer ...\" (one trailing newline\n"
     "                 removed; read again on every reconnect, so a renewed token is picked up)\n"
@@ -50,7 +54,10 @@ constexpr std::string_view usage =
     "                 one more handshake header, e.g. --header \"X-Tenant: blue\"; repeatable\n"
     "  -h, --help     this text\n"
     "\n"
-    "Reconnects with backoff (0.5s doubling to 10s) when the connection drops or cannot be made.\n"
+    "Reconnects with backoff (0.5s doubling to 10s) when the connection drops or cannot be made,\n"
+    "resuming after the last event printed, so a blip loses nothing. Events crudcast no longer\n"
+    "has are reported on stderr as one line, \"gap: events after 17 and before 25 were lost (history)\"\n"
+    "(with --json, also the gap message itself on stdout).\n"
     "A subscription the server refuses (401, 403 or another 4xx but 408 and 429) ends the tail with\n"
     "status 1 after one line with the status and the server's reason; 2 is bad arguments or token file.\n";
 
@@ -103,8 +110,28 @@ const char* method_colour(std::string_view method) {
     return "\033[36m";
 }
 
+void print(std::FILE* to, std::string line) {
+    line += '\n';
+    // Flushed line by line: a pipe into grep or jq must see each event as it happens.
+    std::fwrite(line.data(), 1, line.size(), to);
+    std::fflush(to);
+}
+
+// Prints one frame: an event on stdout; a gap as a status line on stderr (and with --json as
+// received on stdout too, so a pipeline sees it); any other message with a "type" key on stdout
+// with --json, else on stderr, never as an event line. Then moves the resume position on.
+void show(std::string_view frame, const Options& o, bool colour, tail::Position& position) {
+    const Message m = tail::classify(frame);
+    if (m.kind == Message::Kind::gap) print(stderr, "crudcast tail: " + escape_controls(tail::gap_line(m)));
+    if (o.json) print(stdout, escape_controls(frame));
+    else if (m.kind == Message::Kind::event) print(stdout, format_event(frame, colour));
+    else if (m.kind == Message::Kind::other)
+        print(stderr, "crudcast tail: message from the server: " + escape_controls(frame));
+    position.saw(m);
+}
+
 // Reads frames until the connection ends; returns why it ended.
-std::string stream_events(websocket::stream<tcp::socket>& ws, const Options& o, bool colour) {
+std::string stream_events(websocket::stream<tcp::socket>& ws, const Options& o, bool colour, tail::Position& position) {
     boost::beast::flat_buffer buffer;
     for (;;) {
         boost::system::error_code ec;
@@ -115,13 +142,8 @@ std::string stream_events(websocket::stream<tcp::socket>& ws, const Options& o, 
             return "closed by the server: " + std::to_string(ws.reason().code) +
                    (ws.reason().reason.empty() ? "" : " " + escape_controls(ws.reason().reason.c_str()));
         if (ec) return "lost (" + ec.message() + ")";
-        std::string line = o.json ? escape_controls(boost::beast::buffers_to_string(buffer.data()))
-                                  : format_event(boost::beast::buffers_to_string(buffer.data()), colour);
+        show(boost::beast::buffers_to_string(buffer.data()), o, colour, position);
         buffer.consume(buffer.size());
-        line += '\n';
-        // Flushed line by line: a pipe into grep or jq must see each event as it happens.
-        std::fwrite(line.data(), 1, line.size(), stdout);
-        std::fflush(stdout);
     }
 }
 
@@ -151,7 +173,8 @@ struct Attempt {
     bool give_up = false;    // refused in a way the same request would meet again
 };
 
-Attempt connect_and_stream(boost::asio::io_context& io, const Options& o, const std::string& token, bool colour) {
+Attempt connect_and_stream(boost::asio::io_context& io, const Options& o, const std::string& token, bool colour,
+                           tail::Position& position) {
     websocket::stream<tcp::socket> ws(io);
     // Copied into the stream. It replaces Beast's default decorator, so it names the client itself;
     // --header lines replace a header of the same name (User-Agent too), and the token goes last.
@@ -170,7 +193,7 @@ Attempt connect_and_stream(boost::asio::io_context& io, const Options& o, const 
         websocket::response_type res;
         boost::system::error_code ec;
         ws.handshake(res, o.host.find(':') == std::string::npos ? o.host + ":" + o.port : "[" + o.host + "]:" + o.port,
-                     o.target, ec);
+                     position.target(o.target), ec);
         if (ec == websocket::error::upgrade_declined) {
             const unsigned status = res.result_int();
             // 4xx is about this request (its token, topics or path): asking again cannot help. A
@@ -183,9 +206,12 @@ Attempt connect_and_stream(boost::asio::io_context& io, const Options& o, const 
     } catch (const boost::system::system_error& e) {
         return {"cannot connect to " + o.url + " (" + e.code().message() + ")", false, false};
     }
-    std::fprintf(stderr, "crudcast tail: connected to %s\n", o.url.c_str());
+    if (const auto after = position.after())
+        std::fprintf(stderr, "crudcast tail: connected to %s, resuming after %llu\n", o.url.c_str(),
+                     static_cast<unsigned long long>(*after));
+    else std::fprintf(stderr, "crudcast tail: connected to %s\n", o.url.c_str());
     std::fflush(stderr);
-    return {"connection to " + o.url + " " + stream_events(ws, o, colour), true, false};
+    return {"connection to " + o.url + " " + stream_events(ws, o, colour, position), true, false};
 }
 
 }  // namespace
@@ -245,6 +271,7 @@ int run_tail(const std::vector<std::string>& args) {
     constexpr std::chrono::milliseconds first_delay = 500ms, max_delay = 10s;
     auto delay = first_delay;
     boost::asio::io_context io;
+    tail::Position position(o.since);
     for (;;) {
         std::string token;
         // Read for every attempt: a token renewed in the file after a 1008 "token expired" is
@@ -254,7 +281,7 @@ int run_tail(const std::vector<std::string>& args) {
                 std::fprintf(stderr, "crudcast tail: %s\n", problem.c_str());
                 return 2;
             }
-        const Attempt attempt = connect_and_stream(io, o, token, colour);
+        const Attempt attempt = connect_and_stream(io, o, token, colour, position);
         if (attempt.give_up) {
             std::fprintf(stderr, "crudcast tail: %s\n", attempt.what.c_str());
             return 1;

@@ -1,6 +1,6 @@
 // tail.hpp: `crudcast tail`, a terminal subscriber for crudcast's event WebSocket: connects,
 // prints one line per event (human-readable, or the raw JSON with --json) and reconnects with
-// backoff when the connection drops.
+// backoff when the connection drops, resuming after the last event printed (?since=).
 #pragma once
 
 #include <optional>

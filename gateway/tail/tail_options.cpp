@@ -11,6 +11,7 @@
 #include <boost/beast/core/string.hpp>
 
 #include "common/url.hpp"
+#include "gateway/tail/tail_resume.hpp"
 
 namespace crudcast::gateway::tail {
 namespace {
@@ -155,6 +156,10 @@ std::string parse_args(const std::vector<std::string>& args, Options& o) {
             o.json = true;
         } else if (option_value(args, i, "--topic", value, problem)) {
             if (problem.empty()) problem = add_topics(value, topics);
+        } else if (option_value(args, i, "--since", value, problem)) {
+            // The value is not quoted back: a line break in it would make the one-line answer two.
+            if (problem.empty() && !(o.since = parse_seq(value)))
+                problem = "--since needs a seq: a non-negative integer such as 1795813926587001";
         } else if (option_value(args, i, "--token-file", value, problem)) {
             if (problem.empty() && value.empty()) problem = "--token-file needs a file name";
             o.token_file = value;

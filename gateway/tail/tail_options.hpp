@@ -2,6 +2,8 @@
 // before anything connects. No I/O but reading the token file, so every refusal is table-testable.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -13,6 +15,7 @@ struct Options {
     std::string host, port, target;  // target: path + query sent in the handshake
     std::string url;                 // for messages: the topic query in, an access_token value out
     bool json = false;
+    std::optional<std::uint64_t> since;                        // --since: resume after this seq
     std::string token_file;                                    // "" without --token-file
     std::vector<std::pair<std::string, std::string>> headers;  // --header, in order, value trimmed
 };

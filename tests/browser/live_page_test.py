@@ -2,8 +2,9 @@
 """The admin live page (GET / on the admin listener) in headless Chromium, against the real
 crudcast binary in front of the demo backend: the page connects its events WebSocket, a POST made
 through crudcast shows up as an event, as a row of the requests table and in the counters; the
-topic filter resubscribes; the page reconnects after crudcast restarts; event data is rendered as
-text, never as HTML; an access_token in the page's URL (fragment or query) reaches the events socket's
+topic filter resubscribes; the page reconnects after crudcast restarts and says that events were
+lost (a gap); after a network blip it resumes with since= and shows what was published meanwhile,
+each event once; event data is rendered as text, never as HTML; an access_token in the page's URL (fragment or query) reaches the events socket's
 URL as access_token, and never the screen. Saves a screenshot.
 
 Usage: live_page_test.py CRUDCAST_BINARY DEMO_BACKEND_BINARY SCREENSHOT_DIR
@@ -11,8 +12,11 @@ Exits 77 (ctest: skipped) only when chromium is not installed.
 """
 import json
 import os
+import select
+import socket
 import sys
 import tempfile
+import threading
 import urllib.error
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -39,6 +43,102 @@ def stat(key):
 
 def ws_state():
     return "document.getElementById('ws-status').dataset.state"
+
+
+class Relay:
+    """A TCP relay in front of crudcast's proxy port: cut() ends every relayed connection, as a
+    network blip would, and turns new ones away until resume(); crudcast keeps running meanwhile."""
+
+    def __init__(self, target_port):
+        self._target = target_port
+        self._lock = threading.Lock()
+        self._live = []
+        self._refusing = False
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            with self._lock:
+                if self._refusing:
+                    client.close()
+                    continue
+                upstream = socket.create_connection(("127.0.0.1", self._target))
+                self._live += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, a, b):
+        try:
+            while True:
+                for ready in select.select([a, b], [], [])[0]:
+                    data = ready.recv(65536)
+                    if not data:
+                        return
+                    (b if ready is a else a).sendall(data)
+        except OSError:
+            return
+        finally:
+            with self._lock:
+                for s in (a, b):
+                    if s in self._live:
+                        self._live.remove(s)
+                    s.close()
+
+    def cut(self):
+        with self._lock:
+            self._refusing = True
+            for s in self._live:
+                s.shutdown(socket.SHUT_RDWR)
+
+    def resume(self):
+        with self._lock:
+            self._refusing = False
+
+    def close(self):
+        self.cut()
+        self._listener.close()
+
+
+def ws_opened(page):
+    """The URLs of the WebSockets the page opened, from DevTools (Network enabled)."""
+    return [e["url"] for e in page.events("Network.webSocketCreated")]
+
+
+def check_resume(browser, stack):
+    """Through a relay that drops the page's events socket: the page reconnects with since= the last
+    event it showed, and shows the events published while it was away, each once, and no gap."""
+    relay = Relay(stack.port)
+    try:
+        page = browser.new_page(width=1000, height=700)
+        page.call("Network.enable")
+        page.navigate(f"http://127.0.0.1:{stack.admin_port}/?ws=ws://127.0.0.1:{relay.port}/ws")
+        page.wait_for(f"{ws_state()} === 'connected'", what="the events WebSocket through the relay")
+        _, first, _ = stack.request("POST", "/api/authors", {"name": "Before The Blip"})
+        page.wait_for(event_row("author", "POST", first["id"]), what="the event before the blip")
+        seq = page.evaluate("document.querySelector('#events tr td:nth-child(5)').textContent")
+        assert seq.isdigit(), seq
+        relay.cut()
+        page.wait_for(f"{ws_state()} === 'disconnected'", what="the page to notice the blip")
+        missed = [stack.request("POST", "/api/authors", {"name": f"During The Blip {i}"})[1] for i in range(3)]
+        relay.resume()
+        for author in missed:
+            page.wait_for(event_row("author", "POST", author["id"]), timeout=20, what="an event from the blip")
+        opened = ws_opened(page)
+        assert opened[0] == f"ws://127.0.0.1:{relay.port}/ws", opened
+        assert opened[-1] == f"ws://127.0.0.1:{relay.port}/ws?since={seq}", (seq, opened)
+        rows = page.evaluate("[...document.querySelectorAll('#events tr')].map(tr => tr.dataset.id)")
+        ids = [str(a["id"]) for a in reversed(missed)] + [str(first["id"])]
+        assert rows == ids, (rows, ids)  # newest first, each once, nothing between
+        assert page.evaluate("document.getElementById('events-gap').hidden"), "a gap was shown for a blip"
+        assert not page.errors, page.errors
+    finally:
+        relay.close()
+    return 1
 
 
 def check_access_token(browser, stack):
@@ -120,14 +220,23 @@ def main():
         checks += 1
 
         # Back to every topic; crudcast restarts on the same ports and the page reconnects by itself.
+        # It resumes after the last event it showed, which is from before the restart: crudcast says
+        # those positions are lost (a gap, reason restart), and the page says so, not as an event row.
         page.evaluate("document.getElementById('topic').value = '';"
                       "document.getElementById('topic-form').requestSubmit(); true")
         page.wait_for(f"{ws_state()} === 'connected' && !document.getElementById('ws-url').textContent.includes('?')",
                       what="the resubscription to every topic")
+        _, last, _ = stack.request("POST", "/api/books", {"title": "Before The Restart", "author_id": author["id"]})
+        page.wait_for(event_row("book", "POST", last["id"]), what="an event before the restart")
+        rows_before = page.evaluate("document.querySelectorAll('#events tr').length")
         stack.stop_crudcast()
         page.wait_for(f"{ws_state()} === 'disconnected'", what="the page to notice crudcast went away")
         stack.start_crudcast()
         page.wait_for(f"{ws_state()} === 'connected'", timeout=20, what="the page to reconnect")
+        gap = page.wait_for("(() => { const n = document.getElementById('events-gap');"
+                            " return !n.hidden && n.textContent; })()", what="the gap notice after the restart")
+        assert gap.startswith("gap: events after ") and "lost (restart); none retained yet" in gap, gap
+        assert page.evaluate("document.querySelectorAll('#events tr').length") == rows_before, "the gap became a row"
         checks += 1
 
         # Some ordinary traffic for the screenshot: reads, a 404, an update, a delete.
@@ -154,6 +263,7 @@ def main():
         print(f"screenshot: {path}")
 
         checks += check_access_token(browser, stack)
+        checks += check_resume(browser, stack)
     # With admin-token-file the page takes the token from its own URL's fragment, sends it to the
     # /api paths as a header and takes it out of the address bar.
     token = "page-t0ken-" + os.urandom(8).hex()
