@@ -96,7 +96,7 @@ struct Gateway::Impl {
             w->proxy->websocket_handoff = [ws = w->ws](tcp::socket socket, http::request<http::buffer_body> request,
                                                        beast::flat_buffer leftover, std::string client, std::string rid,
                                                        proxy::ProxyContext::SubscriberGrant grant) {
-                WebSocketSession::Grant session_grant{std::move(grant.topics), grant.expires};
+                WebSocketSession::Grant session_grant{std::move(grant.topics), grant.expires, grant.sse};
                 std::make_shared<WebSocketSession>(std::move(socket), ws, std::move(client), std::move(rid),
                                                    std::move(session_grant))
                     ->start(std::move(request), std::move(leftover));

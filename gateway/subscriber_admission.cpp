@@ -131,6 +131,13 @@ asio::awaitable<SubscriberAdmission::Admission> SubscriberAdmission::admit(const
     }
     if (auto detail = subscription_refusal(request.target(), config_.ws_max_topics); !detail.empty())
         co_return refuse(400, "bad_request", std::move(detail), "bad_request");
+    const auto last_event_id = request.find("Last-Event-ID");
+    if (request.count("Last-Event-ID") > 1)
+        co_return refuse(400, "bad_request", "Last-Event-ID is given more than once", "bad_request");
+    if (auto resume = resume_position(request.target(), last_event_id == request.end() ? "" : last_event_id->value(),
+                                      last_event_id != request.end());
+        !resume.problem.empty())
+        co_return refuse(400, "bad_request", std::move(resume.problem), "bad_request");
     const auto topics = topic_request(request.target());
     Admission result;
     if (jwt_) result = check_token(request, topics);

@@ -207,7 +207,10 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
     }
     const auto path = std::string_view(ex.target).substr(0, ex.target.find('?'));
     if (context_.websocket_handoff && path == cfg.ws_path) {
-        if (is_upgrade_request(req) && iequals(req[http::field::upgrade], "websocket")) {
+        const bool websocket = is_upgrade_request(req) && iequals(req[http::field::upgrade], "websocket");
+        const bool sse =
+            !websocket && req.method() == http::verb::get && accepts_event_stream(req[http::field::accept]);
+        if (websocket || sse) {
             // Not a ?: around co_await: g++ 12 destroys such a temporary twice.
             ProxyContext::WebSocketAdmission admission;
             if (context_.websocket_admission)
@@ -218,8 +221,10 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
                 co_return co_await reply_error(ex, static_cast<http::status>(admission.status), admission.error,
                                                std::move(admission.detail), false, admission.headers);
             }
-            ex.status = 101;
+            ex.status = websocket ? 101 : 200;
             ex.note.emplace_back("ws", "subscribe");
+            if (sse) ex.note.emplace_back("stream", "sse");
+            admission.grant.sse = sse;
             if (admission.grant.topics) ex.note.emplace_back("topics", join(*admission.grant.topics));
             if (!admission.grant.who.empty()) ex.note.emplace_back("sub", admission.grant.who);
             log_access(ex);
@@ -232,7 +237,7 @@ asio::awaitable<bool> DownstreamSession::serve(RequestParser& parser) {
         const auto host = req[http::field::host];
         std::string hint = "this is crudcast's event stream: connect with a WebSocket client, e.g. ws://" +
                            (host.empty() ? std::string("HOST:PORT") : std::string(host)) + cfg.ws_path +
-                           "?topic=author";
+                           "?topic=author, or GET it with Accept: text/event-stream (Server-Sent Events)";
         const bool keep = parser.is_done() && req.keep_alive();
         const std::pair<std::string, std::string> upgrade[] = {{"Upgrade", "websocket"}};
         co_return co_await reply_error(ex, http::status::upgrade_required, "upgrade_required", std::move(hint), keep,

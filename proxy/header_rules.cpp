@@ -227,4 +227,15 @@ bool is_idempotent(std::string_view method) {
     return std::find(methods.begin(), methods.end(), method) != methods.end();
 }
 
+bool accepts_event_stream(std::string_view accept) {
+    while (!accept.empty()) {
+        const auto comma = accept.find(',');
+        auto range = accept.substr(0, comma);
+        range = trim(range.substr(0, range.find(';')));
+        if (iequals(range, "text/event-stream")) return true;
+        accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
+    }
+    return false;
+}
+
 }  // namespace crudcast::proxy

@@ -82,6 +82,10 @@ TargetDecision decide_target(std::string_view target, std::string_view base_path
 // True when the request asks for a protocol upgrade (Connection: upgrade + Upgrade header).
 bool is_upgrade_request(const http::fields& fields);
 
+// True when an Accept value names text/event-stream (any case, parameters ignored; */* does not
+// count: a client that accepts anything gets the WebSocket hint, not a stream it did not ask for).
+bool accepts_event_stream(std::string_view accept);
+
 // Idempotent methods (RFC 9110 §9.2.2) may be retried on a fresh upstream connection.
 bool is_idempotent(std::string_view method);
 

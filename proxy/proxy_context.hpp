@@ -54,9 +54,10 @@ struct ProxyContext {
         std::optional<std::vector<std::string>> topics;                // narrowed topics; nullopt: as the query asks
         std::optional<std::chrono::system_clock::time_point> expires;  // the credential's end: close with 1008
         std::string who;                                               // the token's subject, for logs
+        bool sse = false;  // a GET with Accept: text/event-stream: served as Server-Sent Events
     };
-    // Takes over a WebSocket upgrade at the ws path (the socket, the request, bytes read past its
-    // head, the client's address for logs, the request id, the grant). Null: the ws path is proxied.
+    // Takes over a WebSocket upgrade (or an event-stream GET) at the ws path (the socket, the request, bytes read past
+    // its head, the client's address for logs, the request id, the grant). Null: the ws path is proxied.
     std::function<void(tcp::socket, http::request<http::buffer_body>, beast::flat_buffer, std::string, std::string,
                        SubscriberGrant)>
         websocket_handoff;

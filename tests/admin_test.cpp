@@ -325,9 +325,12 @@ TEST_F(Admin, EveryDeclaredCounterIsInMetricsAndStats) {
     proxy::ProxyCounters{}.for_each_stat(collect);
     gateway::WebSocketCounters{}.for_each_stat(collect);
     std::vector<stats::Info> declared = scalars;
-    for (const auto& family : {proxy::ProxyCounters::responses_info, proxy::ProxyCounters::latency_info,
-                               gateway::EventCounters::published_info, gateway::EventCounters::skipped_info,
-                               gateway::WebSocketCounters::by_topic_info, gateway::WebSocketCounters::denied_info})
+    for (const auto& family :
+         {proxy::ProxyCounters::responses_info, proxy::ProxyCounters::latency_info,
+          gateway::EventCounters::published_info, gateway::EventCounters::skipped_info,
+          gateway::WebSocketCounters::by_topic_info, gateway::WebSocketCounters::denied_info,
+          gateway::WebSocketCounters::gaps_info, gateway::WebSocketCounters::history_events_info,
+          gateway::WebSocketCounters::history_bytes_info, gateway::WebSocketCounters::position_info})
         declared.push_back(family);
 
     // Some traffic, so that the counters are not all 0 and the labelled families have samples.

@@ -108,12 +108,20 @@ void subscribers(JsonWriter& w, const bus::InMemoryBus& bus) {
     w.EndObject();
 }
 
-void denied(JsonWriter& w, const WebSocketCounters& ws) {
-    key(w, WebSocketCounters::denied_info.json);
+template <std::size_t N>
+void by_label(JsonWriter& w, const stats::Info& info, const std::array<std::string_view, N>& names,
+              const std::array<std::atomic<std::uint64_t>, N>& values) {
+    key(w, info.json);
     w.StartObject();
-    for (std::size_t i = 0; i < ws_deny_reasons.size(); ++i)
-        number(w, ws_deny_reasons[i], stats::load(ws.denied_by[i]));
+    for (std::size_t i = 0; i < N; ++i) number(w, names[i], stats::load(values[i]));
     w.EndObject();
+}
+
+void history(JsonWriter& w, const bus::InMemoryBus& bus) {
+    const auto [events, bytes] = bus.history_usage();
+    number(w, WebSocketCounters::history_events_info.json, static_cast<std::uint64_t>(events));
+    number(w, WebSocketCounters::history_bytes_info.json, static_cast<std::uint64_t>(bytes));
+    number(w, WebSocketCounters::position_info.json, bus.position().value_or(0));
 }
 
 }  // namespace
@@ -127,7 +135,9 @@ std::string render_stats_json(const proxy::ProxyCounters& p, const WebSocketCoun
     scalars(w, p);
     events(w, ev);
     scalars(w, ws);
-    denied(w, ws);
+    by_label(w, WebSocketCounters::denied_info, ws_deny_reasons, ws.denied_by);
+    by_label(w, WebSocketCounters::gaps_info, gap_reasons, ws.gaps);
+    history(w, bus);
     subscribers(w, bus);
     w.EndObject();
     return text_of(buffer);

@@ -127,13 +127,27 @@ void subscribers(std::string& out, const bus::InMemoryBus& bus) {
     samples(out, series);
 }
 
-void denied(std::string& out, const WebSocketCounters& ws) {
-    const auto& info = WebSocketCounters::denied_info;
+template <std::size_t N>
+void by_reason(std::string& out, const stats::Info& info, const std::array<std::string_view, N>& reasons,
+               const std::array<std::atomic<std::uint64_t>, N>& values) {
     header(out, info);
-    for (std::size_t i = 0; i < ws_deny_reasons.size(); ++i) {
-        sample(out, std::string(info.metric) + "{reason=\"" + std::string(ws_deny_reasons[i]) + "\"}",
-               static_cast<double>(stats::load(ws.denied_by[i])));
+    for (std::size_t i = 0; i < N; ++i) {
+        sample(out, std::string(info.metric) + "{reason=\"" + std::string(reasons[i]) + "\"}",
+               static_cast<double>(stats::load(values[i])));
     }
+}
+
+void history(std::string& out, const bus::InMemoryBus& bus) {
+    const auto [events, bytes] = bus.history_usage();
+    const auto& events_info = WebSocketCounters::history_events_info;
+    const auto& bytes_info = WebSocketCounters::history_bytes_info;
+    const auto& position_info = WebSocketCounters::position_info;
+    header(out, events_info);
+    sample(out, events_info.metric, static_cast<double>(events));
+    header(out, bytes_info);
+    sample(out, bytes_info.metric, static_cast<double>(bytes));
+    header(out, position_info);
+    sample(out, position_info.metric, static_cast<double>(bus.position().value_or(0)));
 }
 
 }  // namespace
@@ -148,7 +162,9 @@ std::string render_metrics(const proxy::ProxyCounters& p, const WebSocketCounter
     events(out, ev);
     subscribers(out, bus);
     scalars(out, ws);
-    denied(out, ws);
+    by_reason(out, WebSocketCounters::denied_info, ws_deny_reasons, ws.denied_by);
+    by_reason(out, WebSocketCounters::gaps_info, gap_reasons, ws.gaps);
+    history(out, bus);
     return out;
 }
 

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <string_view>
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -33,18 +35,37 @@ thread_local std::vector<FrameLog::Span> spans;
 bool FrameWriter::gather(const FrameLog& log, const Subscription& subscription) {
     gather_.clear();
     scratch_.clear();
-    inflight_control_.clear();
     pieces.clear();
     batch_ = Batch{.end = subscription.cursor()};
     // Control frames first (between whole frames, never inside one), then data in seq order.
     if (!control_.empty()) gather_control();
-    if (subscription.cursor() < log.end_index()) {
-        if (subscription.all()) {
+    if (subscription.cursor() < log.end_index() && !batch_.close) {
+        if (subscription.all() && wire_ == Wire::websocket) {
             gather_all(log, subscription);
         } else {
             gather_topics(log, subscription);
         }
     }
+    return begin_write();
+}
+
+bool FrameWriter::gather_replay(const std::vector<bus::Delivery>& frames, const Subscription& subscription) {
+    gather_.clear();
+    scratch_.clear();
+    pieces.clear();
+    batch_ = Batch{.end = subscription.cursor(), .replay = true};
+    if (!control_.empty()) gather_control();
+    if (!batch_.close) {
+        for (const auto& d : frames) {
+            add_event(d.seq, d.frame->data(), d.frame->size());
+            ++batch_.frames;
+            batch_.last_seq = d.seq;
+        }
+    }
+    return begin_write();
+}
+
+bool FrameWriter::begin_write() {
     if (pieces.empty()) return false;  // only entries of other topics
     state_ = State::writing;
     for (const auto& piece : pieces) {
@@ -55,12 +76,11 @@ bool FrameWriter::gather(const FrameLog& log, const Subscription& subscription) 
 }
 
 void FrameWriter::gather_control() {
-    while (!control_.empty()) {
-        inflight_control_.push_back(std::move(control_.front()));
+    while (!control_.empty() && !batch_.close) {
+        auto control = std::move(control_.front());
         control_.pop_front();
-        const auto& frame = inflight_control_.back();
-        if (opcode_of(frame) == Opcode::close) batch_.close = true;
-        add(frame.data(), frame.size(), true);
+        batch_.close = control.close;
+        add(control.bytes.data(), control.bytes.size(), true);
     }
 }
 
@@ -93,12 +113,43 @@ void FrameWriter::gather_topics(const FrameLog& log, const Subscription& subscri
         const auto& e = log.entry(i);
         if (!subscription.wants(e.topic)) continue;
         if (batch_.frames > 0 && batch_.bytes + e.size > max_write_bytes) break;
-        add(log.data(i), e.size, e.size < coalesce_below);
+        add_event(e.seq, log.data(i), e.size);
         ++batch_.frames;
         batch_.bytes += e.size;
         batch_.last_seq = e.seq;
     }
     batch_.end = i;
+}
+
+void FrameWriter::add_event(std::uint64_t seq, const char* frame, std::size_t size) {
+    if (wire_ == Wire::websocket) {
+        add(frame, size, size < coalesce_below);
+        return;
+    }
+    // SSE: the frame's JSON without its WebSocket header (server frames are unmasked: 2, 4 or 10
+    // bytes). JSON has line breaks only as whitespace between tokens; each one starts a new `data:`
+    // line, which the client joins back with a newline: the same JSON.
+    const auto length = static_cast<unsigned char>(frame[1]) & 0x7f;
+    const std::size_t header = length < 126 ? 2 : length == 126 ? 4 : 10;
+    const std::string_view json(frame + header, size - header);
+    char prefix[48];
+    const int n = std::snprintf(prefix, sizeof prefix, "id: %llu\ndata: ", static_cast<unsigned long long>(seq));
+    add(prefix, static_cast<std::size_t>(n), true);
+    if (json.find_first_of("\r\n") == std::string_view::npos) {
+        add(json.data(), json.size(), json.size() < coalesce_below);
+    } else {
+        std::string lines;
+        for (std::size_t i = 0; i < json.size(); ++i) {
+            if (json[i] == '\r' || json[i] == '\n') {
+                if (json[i] == '\r' && i + 1 < json.size() && json[i + 1] == '\n') ++i;
+                lines += "\ndata: ";
+            } else {
+                lines += json[i];
+            }
+        }
+        add(lines.data(), lines.size(), true);
+    }
+    add("\n\n", 2, true);
 }
 
 void FrameWriter::add(const char* bytes, std::size_t size, bool copy) {

@@ -13,6 +13,7 @@
 
 #include <boost/asio/buffer.hpp>
 
+#include "bus/bus.hpp"
 #include "common/asio.hpp"
 #include "gateway/ws/frame_codec.hpp"
 #include "gateway/ws/frame_log.hpp"
@@ -22,26 +23,40 @@ namespace crudcast::gateway {
 
 class FrameWriter {
 public:
+    // What the subscriber's connection speaks: WebSocket frames (the log's bytes as they are), or
+    // Server-Sent Events, where each event becomes `id: SEQ`, `data: JSON` lines and a blank line.
+    enum class Wire : std::uint8_t { websocket, sse };
+
     // What the write in flight carries.
     struct Batch {
         std::uint64_t end = 0;   // the subscription's cursor once it is written
         std::size_t frames = 0;  // data frames
         std::size_t bytes = 0;   // their bytes (counted for topic subscribers only)
         std::uint64_t last_seq = 0;
-        bool close = false;  // our close frame is in it
+        bool close = false;   // our close frame (SSE: our last words) is in it
+        bool replay = false;  // its data frames came from the history, not the log
     };
+
+    void set_wire(Wire wire) { wire_ = wire; }
+    Wire wire() const { return wire_; }
 
     // Nothing may be written before the 101 (Beast writes it): the writer starts held.
     void release() { state_ = State::idle; }
     bool ready() const { return state_ == State::idle; }
     bool writing() const { return state_ == State::writing; }
 
-    void queue_control(std::string frame) { control_.push_back(std::move(frame)); }
+    // A WebSocket control frame (a close frame ends what is sent), or text written before the next
+    // data: an SSE comment or gap record, a WebSocket gap message. `close`: nothing follows it.
+    void queue_control(std::string frame) {
+        const bool close = wire_ == Wire::websocket && opcode_of(frame) == Opcode::close;
+        control_.push_back({std::move(frame), close});
+    }
+    void queue_last_words(std::string text) { control_.push_back({std::move(text), true}); }
     bool has_control() const { return !control_.empty(); }
     // Pongs queued and not yet gathered into a write (the session bounds them).
     std::size_t queued_pongs() const {
-        return static_cast<std::size_t>(std::count_if(control_.begin(), control_.end(), [](const std::string& frame) {
-            return opcode_of(frame) == Opcode::pong;
+        return static_cast<std::size_t>(std::count_if(control_.begin(), control_.end(), [](const Control& c) {
+            return !c.close && opcode_of(c.bytes) == Opcode::pong;
         }));
     }
 
@@ -49,6 +64,8 @@ public:
     // cursor on, up to max_write_bytes. False when there is nothing to send (batch().end may still
     // have moved past other topics' entries); true when a write begins: writing() until finish().
     bool gather(const FrameLog& log, const Subscription& subscription);
+    // The same with `frames` (read from the history) as the data: they must live until finish().
+    bool gather_replay(const std::vector<bus::Delivery>& frames, const Subscription& subscription);
     const Batch& batch() const { return batch_; }
 
     // Offers the gathered bytes to the kernel without waiting. True when the write is over (all taken,
@@ -64,22 +81,28 @@ public:
     // The write completed or failed: the writer is idle again; returns what the write carried.
     Batch finish() {
         state_ = State::idle;
-        inflight_control_.clear();
         return batch_;
     }
 
 private:
     enum class State : std::uint8_t { held, idle, writing };
+    struct Control {
+        std::string bytes;
+        bool close;
+    };
 
     void gather_control();
     void gather_all(const FrameLog& log, const Subscription& subscription);
     void gather_topics(const FrameLog& log, const Subscription& subscription);
+    // One data frame: as it is (WebSocket) or as an SSE record.
+    void add_event(std::uint64_t seq, const char* frame, std::size_t size);
     void add(const char* bytes, std::size_t size, bool copy);
+    bool begin_write();
     void drop_sent(std::size_t sent);
 
     State state_ = State::held;
-    std::deque<std::string> control_;
-    std::vector<std::string> inflight_control_;
+    Wire wire_ = Wire::websocket;
+    std::deque<Control> control_;
     std::vector<asio::const_buffer> gather_;
     std::string scratch_;  // control frames, and a topic subscriber's small frames, copied together
     Batch batch_;

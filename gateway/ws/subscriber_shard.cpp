@@ -25,7 +25,7 @@ void SubscriberShard::drain() {
     for (auto* session : sessions) session->go_away();
 }
 
-void SubscriberShard::subscribe(WebSocketSession* session) {
+std::uint64_t SubscriberShard::subscribe(WebSocketSession* session) {
     const auto& topics = session->topics();
     auto& subscription = session->subscription();
     const bool all = topics.size() == 1 && topics.front() == "all";
@@ -40,7 +40,7 @@ void SubscriberShard::subscribe(WebSocketSession* session) {
         }
     }
     subscribed_.push_back(session);
-    bus_.subscribe(index_, topics);
+    return bus_.subscribe(index_, topics);
 }
 
 std::uint32_t SubscriberShard::acquire_topic(const std::string& topic) {

@@ -37,7 +37,8 @@ public:
 
     // `session` receives the entries of its topics appended from now on (its subscription starts
     // at the log's end), and the bus delivers those topics to this thread from its next publish on.
-    void subscribe(WebSocketSession* session);
+    // Returns the bus's position then: later events reach the log; earlier ones only the history.
+    std::uint64_t subscribe(WebSocketSession* session);
     void unsubscribe(WebSocketSession* session);
 
     // Appends the events some subscriber here wants to the log, then lets every subscriber
@@ -46,6 +47,7 @@ public:
 
     const FrameLog& log() const { return log_; }
     const config::Config& config() const { return config_; }
+    bus::InMemoryBus& bus() { return bus_; }
     WebSocketCounters& counters() { return counters_; }
 
 private:

@@ -1,6 +1,8 @@
 // topics.cpp: see topics.hpp.
 #include "gateway/ws/topics.hpp"
 
+#include <charconv>
+
 #include "bus/bus.hpp"
 #include "common/json_text.hpp"
 #include "common/text.hpp"
@@ -62,6 +64,36 @@ std::string subscription_refusal(std::string_view target, std::size_t max_topics
                " (ws-max-topics)";
     }
     return {};
+}
+
+namespace {
+
+// A position: decimal digits only (no sign, no spaces), at most 2^63 - 1.
+std::optional<std::uint64_t> parse_position(std::string_view text) {
+    if (text.empty() || text.size() > 19) return std::nullopt;
+    std::uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value > INT64_MAX) return std::nullopt;
+    return value;
+}
+
+}  // namespace
+
+ResumePosition resume_position(std::string_view target, std::string_view last_event_id, bool has_last_event_id) {
+    static constexpr std::string_view must = " must be a position: the seq of an event, or an X-Crudcast-Seq value";
+    ResumePosition out;
+    if (has_last_event_id) {
+        if (!(out.since = parse_position(trim(last_event_id)))) out.problem = "Last-Event-ID" + std::string(must);
+        return out;
+    }
+    const auto values = url::query_values(target, "since");
+    if (!values || values->empty()) return out;
+    if (values->size() > 1) {
+        out.problem = "since is given more than once";
+        return out;
+    }
+    if (!(out.since = parse_position(values->front()))) out.problem = "since" + std::string(must);
+    return out;
 }
 
 }  // namespace crudcast::gateway

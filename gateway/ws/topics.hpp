@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,5 +27,13 @@ std::string topic_name_problem(std::string_view topic);
 // Why a subscription at `target` cannot be served (the detail of its 400), or "" when it can: a bad
 // query string, a bad topic name, or more than `max_topics` distinct topics.
 std::string subscription_refusal(std::string_view target, std::size_t max_topics);
+
+// The position a subscriber resumes after: `Last-Event-ID` (what an EventSource sends when it
+// reconnects, newer than its URL) or else the `since` query parameter. Either is a decimal seq.
+struct ResumePosition {
+    std::optional<std::uint64_t> since;  // nullopt: a fresh subscription
+    std::string problem;                 // not empty: the handshake is refused (400) with this detail
+};
+ResumePosition resume_position(std::string_view target, std::string_view last_event_id, bool has_last_event_id);
 
 }  // namespace crudcast::gateway

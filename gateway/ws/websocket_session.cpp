@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
@@ -40,6 +41,7 @@ WebSocketSession::WebSocketSession(tcp::socket socket, std::shared_ptr<Subscribe
       close_timer_(socket_.get_executor()),
       write_timer_(socket_.get_executor()),
       grant_(std::move(grant)) {
+    if (grant_.sse) writer_.set_wire(FrameWriter::Wire::sse);
     // `open` was counted when the place was reserved (reserve_subscriber, before the handoff).
     registration_ = shard_.add_session(this);
     shard_.counters().connections.fetch_add(1, std::memory_order_relaxed);
@@ -62,8 +64,11 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
     if (!co_await handshake(request)) co_return;
     error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
-    log::write(LogLevel::info, "websocket connected",
-               {{"client", client_address_}, {"topics", join(topics_)}, {"rid", request_id_}});
+    const std::string since = since_ ? std::to_string(*since_) : std::string("-");
+    const std::string gap = gap_ ? std::string(bus::gap_reason_name(gap_->reason)) : std::string("-");
+    log::write(
+        LogLevel::info, sse() ? "sse connected" : "websocket connected",
+        {{"client", client_address_}, {"topics", join(topics_)}, {"since", since}, {"gap", gap}, {"rid", request_id_}});
     write_pending();  // what was published during the handshake
     asio::co_spawn(
         socket_.get_executor(), [self = shared_from_this()] { return self->ping_loop(); }, asio::detached);
@@ -73,7 +78,11 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
             asio::detached);
     }
 
-    co_await read_loop();
+    if (sse()) {
+        co_await sse_read_loop();
+    } else {
+        co_await read_loop();
+    }
 
     state_ = State::closed;
     shard_.unsubscribe(this);
@@ -83,10 +92,11 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
     if (expiry_timer_) expiry_timer_->cancel();
     socket_.close(ignored);
     const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-    log::write(LogLevel::info, "websocket disconnected",
+    log::write(LogLevel::info, sse() ? "sse disconnected" : "websocket disconnected",
                {{"client", client_address_},
                 {"topics", join(topics_)},
                 {"frames", frames_sent_},
+                {"replayed", replayed_},
                 {"last_seq", last_seq_},
                 {"close_code", static_cast<unsigned>(close_code_)},
                 {"close_reason", close_reason_.empty() ? std::string("-") : close_reason_},
@@ -105,15 +115,20 @@ asio::awaitable<bool> WebSocketSession::handshake(http::request<http::buffer_bod
     topics_ = std::move(*topics);
     // Subscribed before the 101 goes out: every event published once the client holds the 101 is
     // delivered, also one its own next request causes. Nothing is written before the 101.
-    shard_.subscribe(this);
-    // Beast validates the upgrade and writes the 101; frames after it are crudcast's own.
-    websocket::stream<tcp::socket&> ws(socket_);
-    ws.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(http::field::server, "crudcast"); }));
-    request.body().data = nullptr;
-    auto [ec] = co_await ws.async_accept(request, use_nothrow);
+    subscribe(request);
+    error_code ec;
+    if (sse()) {
+        ec = co_await write_sse_head(request);
+    } else {
+        // Beast validates the upgrade and writes the 101; frames after it are crudcast's own.
+        websocket::stream<tcp::socket&> ws(socket_);
+        ws.set_option(websocket::stream_base::decorator(
+            [](websocket::response_type& res) { res.set(http::field::server, "crudcast"); }));
+        request.body().data = nullptr;
+        std::tie(ec) = co_await ws.async_accept(request, use_nothrow);
+    }
     if (ec) {
-        log::write(LogLevel::info, "websocket handshake failed",
+        log::write(LogLevel::info, sse() ? "sse handshake failed" : "websocket handshake failed",
                    {{"client", client_address_}, {"rid", request_id_}, {"error", ec.message()}});
         state_ = State::closed;
         shard_.unsubscribe(this);
@@ -214,6 +229,10 @@ asio::awaitable<void> WebSocketSession::ping_loop() {
         ping_timer_.expires_after(shard_.config().ws_ping_interval);
         auto [ec] = co_await ping_timer_.async_wait(use_nothrow);
         if (ec || state_ == State::closed || close_sent()) co_return;
+        if (sse()) {  // a comment: keeps proxies from timing the stream out; a dead peer fails the write
+            queue_control(":\n\n");
+            continue;
+        }
         if (!alive_) {
             close_code_ = 1006;
             close_reason_ = "no pong within ws-ping-interval";
@@ -243,7 +262,7 @@ asio::awaitable<void> WebSocketSession::expire_at(std::chrono::system_clock::tim
 }
 
 void WebSocketSession::queue_control(std::string frame) {
-    if (state_ == State::closed || (close_sent() && opcode_of(frame) != Opcode::close)) return;
+    if (state_ == State::closed || (close_sent() && (sse() || opcode_of(frame) != Opcode::close))) return;
     writer_.queue_control(std::move(frame));
     if (!writer_.writing()) write_pending();
 }
@@ -257,7 +276,16 @@ void WebSocketSession::close_with(std::uint16_t code, std::string_view reason, S
     }
     // Frames not written yet are dropped; a write in flight finishes first (whole frames only).
     subscription_.forget_backlog();
-    queue_control(close_frame(code, reason));
+    replay_batch_.clear();
+    replaying_ = false;
+    if (sse()) {
+        // No close frame in SSE: a comment says why (curl shows it), then the connection ends; an
+        // EventSource reconnects by itself and resumes with Last-Event-ID.
+        writer_.queue_last_words(": closed " + std::to_string(code) + " " + std::string(reason) + "\n\n");
+        if (!writer_.writing()) write_pending();
+    } else {
+        queue_control(close_frame(code, reason));
+    }
     // The close handshake gets a few seconds, then the connection ends regardless, also when a
     // peer that stopped reading keeps our last write (and the log behind it) from completing.
     close_timer_.expires_after(close_grace);
@@ -308,10 +336,15 @@ void WebSocketSession::write_pending() {
     if (!writer_.ready() || state_ == State::closed) return;
     const auto& log = shard_.log();
     if (skipping_log()) subscription_.advance(log.end_index());
-    if (!writer_.has_control() && subscription_.cursor() == log.end_index()) return;
-    if (!writer_.gather(log, subscription_)) {  // only entries of other topics
-        subscription_.advance(writer_.batch().end);
-        return;
+    if (replaying_ && !skipping_log() && (!replay_batch_.empty() || fetch_replay())) {
+        writer_.gather_replay(replay_batch_, subscription_);
+    } else {
+        if (skip_through_ != 0 && !replaying_) skip_replayed();
+        if (!writer_.has_control() && subscription_.cursor() == log.end_index()) return;
+        if (!writer_.gather(log, subscription_)) {  // only entries of other topics
+            subscription_.advance(writer_.batch().end);
+            return;
+        }
     }
     error_code ec;
     if (writer_.send_now(socket_.native_handle(), ec)) {
@@ -397,13 +430,19 @@ void WebSocketSession::on_written(error_code ec) {
     frames_sent_ += batch.frames;
     shard_.counters().frames_sent.fetch_add(batch.frames, std::memory_order_relaxed);
     if (batch.frames > 0) last_seq_ = batch.last_seq;
-    subscription_.advance(batch.end);
-    if (!skipping_log()) subscription_.count_sent(batch.frames, batch.bytes);
+    if (batch.replay) {
+        replayed_ += batch.frames;
+        shard_.counters().replayed_frames.fetch_add(batch.frames, std::memory_order_relaxed);
+        replay_batch_.clear();
+    } else {
+        subscription_.advance(batch.end);
+        if (!skipping_log()) subscription_.count_sent(batch.frames, batch.bytes);
+    }
     if (state_ == State::closed) return;  // the session has ended meanwhile
     if (batch.close) {
         // Both closes exchanged: done. After a protocol error: FIN now, the read loop waits for the
-        // peer's. Otherwise the close timer ends the wait for the peer's close.
-        if (state_ == State::answering_close) shutdown_socket();
+        // peer's. Otherwise the close timer ends the wait for the peer's close. SSE: over.
+        if (state_ == State::answering_close || sse()) shutdown_socket();
         if (state_ == State::failing) {
             error_code ignored;
             socket_.shutdown(tcp::socket::shutdown_send, ignored);

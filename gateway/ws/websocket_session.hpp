@@ -20,6 +20,7 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
 
+#include "bus/bus.hpp"
 #include "common/asio.hpp"
 #include "gateway/ws/frame_codec.hpp"
 #include "gateway/ws/frame_writer.hpp"
@@ -39,6 +40,7 @@ public:
     struct Grant {
         std::optional<std::vector<std::string>> topics;
         std::optional<std::chrono::system_clock::time_point> expires;
+        bool sse;  // a GET with Accept: text/event-stream: Server-Sent Events (value-initialised: false)
     };
     WebSocketSession(tcp::socket socket, std::shared_ptr<SubscriberShard> shard, std::string client_address,
                      std::string request_id, Grant grant = {});
@@ -82,6 +84,19 @@ private:
 
     asio::awaitable<void> run(http::request<http::buffer_body> request);
     asio::awaitable<bool> handshake(http::request<http::buffer_body>& request);
+    // Subscribes, and with ?since= / Last-Event-ID plans the replay and queues the gap message.
+    void subscribe(const http::request<http::buffer_body>& request);
+    // SSE: the 200 head that opens the stream (instead of the WebSocket 101).
+    asio::awaitable<error_code> write_sse_head(const http::request<http::buffer_body>& request);
+    // SSE: the client sends nothing after its request; read (and drop) until it leaves.
+    asio::awaitable<void> sse_read_loop();
+    bool sse() const { return writer_.wire() == FrameWriter::Wire::sse; }
+    std::string_view kind() const { return sse() ? "sse" : "websocket"; }
+    // Replay: the next frames from the history into replay_batch_; false when none is left to
+    // write now (the replay ended: live from here, or the subscriber fell behind the history).
+    bool fetch_replay();
+    // Live entries the replay already covered (seq <= skip_through_) are passed over.
+    void skip_replayed();
     asio::awaitable<void> read_loop();
     // Acts on one frame from the peer; true when the connection is over.
     bool on_frame(const Frame& frame);
@@ -119,6 +134,18 @@ private:
 
     Subscription subscription_;  // position in the shard's log
     FrameWriter writer_;
+
+    // Resuming (?since=): history after replay_after_ up to replay_through_ (the position when it
+    // subscribed) is written first, paced by the socket; the log's entries up to skip_through_ are
+    // then passed over, as the replay covered them.
+    std::optional<std::uint64_t> since_;
+    std::optional<bus::Gap> gap_;
+    bool replaying_ = false;
+    std::uint64_t replay_after_ = 0;
+    std::uint64_t replay_through_ = 0;
+    std::uint64_t skip_through_ = 0;
+    std::vector<bus::Delivery> replay_batch_;
+    std::uint64_t replayed_ = 0;
 
     std::uint16_t close_code_ = 0;
     std::string close_reason_;

@@ -26,7 +26,11 @@ namespace crudcast::gateway {
     X(counter, write_timeouts, "crudcast_websocket_write_timeouts_total", "websocket_write_timeouts",                \
       "Subscribers dropped because a write made no progress within ws-write-timeout")                                \
     X(counter, credential_expiries, "crudcast_websocket_credential_expiries_total", "websocket_credential_expiries", \
-      "Subscribers closed with 1008 because their token expired")
+      "Subscribers closed with 1008 because their token expired")                                                    \
+    X(counter, resumes, "crudcast_websocket_resumes_total", "websocket_resumes",                                     \
+      "Subscribers that resumed after a position (since=, Last-Event-ID)")                                           \
+    X(counter, replayed_frames, "crudcast_websocket_replayed_frames_total", "websocket_replayed_frames",             \
+      "Event frames replayed from the history to resuming subscribers")
 
 // Why a handshake at the ws path was refused: the `reason` on the access line (ws=denied reason=...)
 // and the label of crudcast_websocket_denied_total. The JWT reasons are gateway/auth's JwtVerdict's.
@@ -52,6 +56,9 @@ inline constexpr std::array<std::string_view, 19> ws_deny_reasons = {
     "too_many_subscribers",  // ws-max-subscribers (503)
 };
 
+// Why a resuming subscriber was told of a gap, in the order of bus::GapReason.
+inline constexpr std::array<std::string_view, 3> gap_reasons = {"history", "restart", "bus"};
+
 struct WebSocketCounters {
     CRUDCAST_WEBSOCKET_STATS(CRUDCAST_STAT_MEMBER)
 
@@ -62,6 +69,26 @@ struct WebSocketCounters {
                                              "WebSocket handshakes refused, by reason",
                                              "websocket_denied_by",
                                              {}};
+    // Gap messages sent, by reason (gap_reasons).
+    std::array<std::atomic<std::uint64_t>, gap_reasons.size()> gaps{};
+    static constexpr stats::Info gaps_info{"counter",
+                                           "crudcast_websocket_gaps_total",
+                                           "Gap messages sent to resuming subscribers, by reason",
+                                           "websocket_gaps_by",
+                                           {}};
+    // The bus's history and position (bus::InMemoryBus::history_usage, position), exported beside these.
+    static constexpr stats::Info history_events_info{"gauge",
+                                                     "crudcast_history_events",
+                                                     "Events kept for resuming subscribers (history-size)",
+                                                     "history_events",
+                                                     {}};
+    static constexpr stats::Info history_bytes_info{"gauge",
+                                                    "crudcast_history_bytes",
+                                                    "Bytes of events kept for resuming subscribers (history-bytes)",
+                                                    "history_bytes",
+                                                    {}};
+    static constexpr stats::Info position_info{
+        "gauge", "crudcast_stream_position", "The seq of the last event published (X-Crudcast-Seq)", "position", {}};
     // Counts a refusal; false when `reason` is not in ws_deny_reasons (not counted).
     bool count_denied(std::string_view reason) {
         for (std::size_t i = 0; i < ws_deny_reasons.size(); ++i) {
