@@ -38,6 +38,10 @@ struct DownstreamSession::Forwarding {
     int attempt = 1;
     Clock::time_point sent_at = {};
     std::optional<ResponseParser> response = {};
+    // The stream's position before the upstream saw the request, and the X-Crudcast-Seq line the
+    // response's head gets (the position, or the seq of the event the response made).
+    std::optional<std::uint64_t> position = {};
+    LateHeadLine seq_line = {};
 };
 
 void DownstreamSession::apply_forwarding(http::fields& fields, const Exchange& ex) const {
@@ -91,6 +95,9 @@ asio::awaitable<bool> DownstreamSession::forward(RequestParser& parser, Exchange
     if (!fw.expect_continue && body_to_buffer(parser)) {
         if (auto failed = co_await buffer_body(parser)) co_return co_await fail(ex, *failed, false, true);
     }
+    // Before any byte of the request can reach the upstream: a write the upstream makes visible to
+    // this request from now on has a later seq, so a client resuming from this position misses none.
+    fw.position = stream_position();
     fw.lease = co_await context_.pool.acquire(ex.request_id, deadline_);
     for (;; ++fw.attempt) {
         auto failed = co_await send_request(fw, ex);
@@ -131,7 +138,7 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::sen
     // A stalled body read is cancelled, not its socket closed: the client still hears the 408.
     auto sent = co_await relay_message(
         deadline_, {socket_, Side::client, cfg.client_body_timeout, &request_chunk_limit_, Expiry::cancel}, buffer_,
-        fw.parser, {up.socket, Side::upstream, cfg.upstream_timeout}, true, nullptr, [] {});
+        fw.parser, {up.socket, Side::upstream, cfg.upstream_timeout}, true, nullptr, nullptr, [] {});
     fw.sent_at = Clock::now();
     ex.bytes_in = sent.body_bytes;
     if (sent.read_error) co_return Failed{classify_request_body_error(sent.read_error), sent.read_error};
@@ -195,15 +202,22 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::rel
                                 .own_version = true,
                                 .chunked = fw.client_http10 ? std::optional(false)
                                            : eof_delimited  ? std::optional(true)
-                                                            : std::nullopt});
+                                                            : std::nullopt,
+                                .expose_seq = fw.position.has_value() || capture.limit > 0});
+    if (fw.position) fw.seq_line.size = seq_header_line(*fw.position, fw.seq_line.bytes.data());
 
-    auto got = co_await relay_message(
-        deadline_, {up.socket, Side::upstream, cfg.upstream_timeout, &response_chunk_limit_}, up.buffer, rp,
-        {socket_, Side::client, cfg.idle_timeout}, body_allowed, capture.limit > 0 ? &capture : nullptr, [&] {
-            // Read-your-writes: the event is on the bus before the client has the last byte.
-            if (capture.limit > 0)
-                context_.observer->on_response_complete(observed, res.base(), capture.data, capture.overflow, ex.note);
-        });
+    // Read-your-writes: the event is on the bus before the client has the last byte. The capture
+    // held the head back, so the head can say the event's seq.
+    const auto publish = [&] {
+        if (capture.limit == 0) return;
+        const auto seq =
+            context_.observer->on_response_complete(observed, res.base(), capture.data, capture.overflow, ex.note);
+        if (seq) fw.seq_line.size = seq_header_line(*seq, fw.seq_line.bytes.data());
+    };
+    auto got =
+        co_await relay_message(deadline_, {up.socket, Side::upstream, cfg.upstream_timeout, &response_chunk_limit_},
+                               up.buffer, rp, {socket_, Side::client, cfg.idle_timeout}, body_allowed,
+                               capture.limit > 0 ? &capture : nullptr, &fw.seq_line, publish);
     deadline_.clear();
     ex.bytes_out = got.body_bytes;
     if (got.read_error && is_framing_overflow(got.read_error)) {
@@ -229,6 +243,10 @@ void DownstreamSession::finish_exchange(Forwarding& fw, Exchange& ex) {
                     {"why", overran ? "upstream sent bytes past its response" : "upstream asked to close"}});
     }
     log_access(ex);
+}
+
+std::optional<std::uint64_t> DownstreamSession::stream_position() const {
+    return context_.observer ? context_.observer->position() : std::nullopt;
 }
 
 bool DownstreamSession::body_to_buffer(const RequestParser& parser) const {
@@ -378,6 +396,7 @@ asio::awaitable<bool> DownstreamSession::tunnel(RequestParser& parser, Exchange&
     if (log::enabled(LogLevel::debug))
         log::write(LogLevel::debug, "upgrade request: tunnelling to the upstream",
                    {{"rid", ex.request_id}, {"upgrade", std::string_view(req[http::field::upgrade])}});
+    const auto position = stream_position();  // before the upstream can read the request, as in forward
     Lease lease = co_await context_.pool.connect(ex.request_id, deadline_);
     if (!lease.connection) {
         const Failed failed{lease.timed_out ? Failure::connect_timeout : Failure::connect_failed, {}, lease.detail};
@@ -386,8 +405,9 @@ asio::awaitable<bool> DownstreamSession::tunnel(RequestParser& parser, Exchange&
     deadline_.watch_upstream(&lease.connection->socket);
     ex.connection = "new";
     auto& up = *lease.connection;
-    auto sent = co_await relay_message(deadline_, {socket_, Side::client, cfg.idle_timeout}, buffer_, parser,
-                                       {up.socket, Side::upstream, cfg.upstream_timeout}, true, nullptr, [] {});
+    auto sent =
+        co_await relay_message(deadline_, {socket_, Side::client, cfg.idle_timeout}, buffer_, parser,
+                               {up.socket, Side::upstream, cfg.upstream_timeout}, true, nullptr, nullptr, [] {});
     if (!sent.ok()) {
         const Failed failed{Failure::upgrade_send_failed, sent.read_error ? sent.read_error : sent.write_error};
         co_return co_await fail(ex, failed);
@@ -407,14 +427,17 @@ asio::awaitable<bool> DownstreamSession::tunnel(RequestParser& parser, Exchange&
     ex.upstream_ms = ms_since(sent_at);
     auto& res = rp.get();
     ex.status = res.result_int();
-    if (res.result() == http::status::switching_protocols) co_return co_await splice_upgraded(ex, up, res.base());
+    if (res.result() == http::status::switching_protocols)
+        co_return co_await splice_upgraded(ex, up, res.base(), position);
     // Upgrade declined: an ordinary response; the upstream connection is not reused.
     if (const auto bad = check_response_framing(res); !bad.ok())
         co_return co_await fail(ex, {Failure::head_framing, {}, bad.reason});
     set_framing(res, rp.chunked(), rp.content_length());
-    prepare_response_head(res, {.request_id = ex.request_id, .keep_alive = false});
+    prepare_response_head(res, {.request_id = ex.request_id, .keep_alive = false, .expose_seq = position.has_value()});
+    LateHeadLine seq_line;
+    if (position) seq_line.size = seq_header_line(*position, seq_line.bytes.data());
     auto got = co_await relay_message(deadline_, {up.socket, Side::upstream, cfg.upstream_timeout}, up.buffer, rp,
-                                      {socket_, Side::client, cfg.idle_timeout}, true, nullptr, [] {});
+                                      {socket_, Side::client, cfg.idle_timeout}, true, nullptr, &seq_line, [] {});
     deadline_.clear();
     ex.bytes_out = got.body_bytes;
     log_access(ex);
@@ -424,10 +447,16 @@ asio::awaitable<bool> DownstreamSession::tunnel(RequestParser& parser, Exchange&
 // 101 from the upstream: its head goes to the client as it came (Upgrade and Connection are the
 // point of it), then both sockets are spliced until either side ends.
 asio::awaitable<bool> DownstreamSession::splice_upgraded(Exchange& ex, UpstreamConnection& up,
-                                                         http::response_header<>& res) {
+                                                         http::response_header<>& res,
+                                                         std::optional<std::uint64_t> position) {
     add_request_id(res, ex.request_id);
+    apply_seq_cors_rules(res, position.has_value());
     std::string head;
     serialize_head(res, head);
+    if (position) {
+        char line[seq_line_max];
+        head.insert(head.size() - 2, line, seq_header_line(*position, line));
+    }
     deadline_.expect(Side::client, context_.config.idle_timeout);
     auto [wec, wn] = co_await asio::async_write(socket_, asio::buffer(head), use_nothrow);
     (void)wn;

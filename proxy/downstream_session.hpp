@@ -92,6 +92,8 @@ private:
     // A small body (client-body-buffer-bytes) not yet in the buffer: whether to read it whole before
     // an upstream connection is taken (cheap: no I/O), and reading it (under client-body-timeout).
     bool body_to_buffer(const RequestParser& parser) const;
+    // The observer's position now (X-Crudcast-Seq of a response that makes no event); nullopt: none.
+    std::optional<std::uint64_t> stream_position() const;
     asio::awaitable<std::optional<Failed>> buffer_body(const RequestParser& parser);
     // X-Forwarded-*, Host and X-Request-ID for the upstream (header_rules.hpp), and their debug line.
     void apply_forwarding(http::fields& fields, const Exchange& ex) const;
@@ -114,7 +116,9 @@ private:
     // An Upgrade request other than a WebSocket subscription: passed to the upstream on a fresh
     // connection; after its 101 the two connections are spliced byte for byte.
     asio::awaitable<bool> tunnel(RequestParser& parser, Exchange& ex);
-    asio::awaitable<bool> splice_upgraded(Exchange& ex, UpstreamConnection& up, http::response_header<>& res);
+    // `position`: the stream's position read before the upgrade request went upstream (X-Crudcast-Seq).
+    asio::awaitable<bool> splice_upgraded(Exchange& ex, UpstreamConnection& up, http::response_header<>& res,
+                                          std::optional<std::uint64_t> position);
     // The failure funnel: carries out failure_rule(kind) (counter, answer or log line, access line);
     // returns whether the connection may stay open.
     asio::awaitable<bool> fail(Exchange& ex, const Failed& failed, bool client_keep_alive = false,

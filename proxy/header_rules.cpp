@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <random>
 #include <span>
 #include <vector>
@@ -131,10 +132,56 @@ void apply_forwarding_headers(http::fields& fields, const ForwardContext& ctx) {
 
 void prepare_response_head(http::response<http::buffer_body>& head, const ResponseHeadRules& rules) {
     strip_hop_by_hop(head);
+    apply_seq_cors_rules(head, rules.expose_seq);
     add_request_id(head, rules.request_id);
     if (rules.own_version) head.version(11);
     if (rules.chunked) head.chunked(*rules.chunked);
     head.keep_alive(rules.keep_alive);  // after the version: what it writes depends on it
+}
+
+std::size_t seq_header_line(std::uint64_t seq, char* out) {
+    char* p = std::copy(seq_header.begin(), seq_header.end(), out);
+    *p++ = ':';
+    *p++ = ' ';
+    p = std::to_chars(p, p + 20, seq).ptr;
+    *p++ = '\r';
+    *p++ = '\n';
+    return static_cast<std::size_t>(p - out);
+}
+
+void apply_seq_cors_rules(http::fields& fields, bool expose) {
+    // One walk: Beast's index compares unknown names node by node, and most responses have neither
+    // an X-Crudcast-Seq nor CORS headers, so the walk finds nothing and changes nothing.
+    bool cors = false;
+    std::size_t exposes = 0;
+    bool exposed = false;
+    for (auto it = fields.begin(); it != fields.end();) {
+        if (it->name() == http::field::access_control_allow_origin) cors = true;
+        if (it->name() == http::field::access_control_expose_headers) {
+            ++exposes;
+            for (auto token : http::token_list(it->value()))
+                exposed = exposed || iequals(std::string_view(token.data(), token.size()), seq_header);
+        }
+        const auto name = it->name_string();
+        const bool own = it->name() == http::field::unknown && iequals(name, seq_header);
+        it = own ? fields.erase(it) : std::next(it);
+    }
+    if (!expose || !cors || exposed) return;
+    if (exposes == 0) {
+        fields.insert(http::field::access_control_expose_headers, seq_header);
+        return;
+    }
+    std::string list;
+    for (const auto& f : fields) {
+        if (f.name() != http::field::access_control_expose_headers) continue;
+        const auto value = trim(f.value());
+        if (value.empty()) continue;
+        if (!list.empty()) list += ", ";
+        list.append(value.data(), value.size());
+    }
+    if (!list.empty()) list += ", ";
+    list.append(seq_header.data(), seq_header.size());
+    fields.set(http::field::access_control_expose_headers, list);
 }
 
 void add_request_id(http::fields& fields, std::string_view request_id) {

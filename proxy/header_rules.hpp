@@ -2,6 +2,8 @@
 // Host, X-Request-ID and request targets. No I/O; tested table-driven in tests/header_rules_test.cpp.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,11 +52,28 @@ struct ResponseHeadRules {
     // Re-frames the body: false for an HTTP/1.0 client (no chunked coding there: the body ends at
     // close), true for an EOF-delimited body to keep the client's connection; unset: as received.
     std::optional<bool> chunked = {};
+    // crudcast's X-Crudcast-Seq goes on this response: a cross-origin one (it has
+    // Access-Control-Allow-Origin) lists it in Access-Control-Expose-Headers, or a browser app
+    // could not read it.
+    bool expose_seq = false;
 };
 
-// Strips the hop-by-hop headers, adds X-Request-ID, then sets version, framing and Connection as
+// Strips the hop-by-hop headers and the upstream's own X-Crudcast-Seq (the position is crudcast's
+// to say), adds X-Request-ID, then sets version, framing, Connection and the CORS exposure as
 // `rules` say. Forwarded responses and declined upgrades go through it.
 void prepare_response_head(http::response<http::buffer_body>& head, const ResponseHeadRules& rules);
+
+// The event stream's position on a proxied response: the event's seq for a write that made one,
+// else the position when the request was forwarded.
+inline constexpr std::string_view seq_header = "X-Crudcast-Seq";
+// Room for "X-Crudcast-Seq: <any uint64>\r\n".
+inline constexpr std::size_t seq_line_max = seq_header.size() + 2 + 20 + 2;
+// Writes "X-Crudcast-Seq: <seq>\r\n" to `out` (seq_line_max bytes of room); returns its length.
+std::size_t seq_header_line(std::uint64_t seq, char* out);
+// Removes every X-Crudcast-Seq line; when the head has Access-Control-Allow-Origin and `expose`,
+// appends X-Crudcast-Seq to Access-Control-Expose-Headers (created when absent; several lines
+// become one) unless one of its tokens already names it, in any case.
+void apply_seq_cors_rules(http::fields& fields, bool expose);
 // Adds X-Request-ID unless the upstream's response already carries one.
 void add_request_id(http::fields& fields, std::string_view request_id);
 

@@ -1,6 +1,7 @@
 // relay.hpp: streams one HTTP message (its head already parsed by Beast) from one socket to
 // another through a fixed-size buffer, so a body of any size crosses crudcast in bounded memory.
-// The head and the first body bytes leave in one gather write. Internal to proxy/.
+// The head and the first body bytes leave in one gather write; a message captured for an event is
+// held until it is complete (bounded by the capture's limit). Internal to proxy/.
 #pragma once
 
 #include <array>
@@ -9,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/write.hpp>
@@ -62,10 +64,20 @@ std::size_t trailer_bytes(const Fields& fields, std::size_t skip) {
 }
 
 // Optional copy of the first `limit` body bytes (for events); `overflow` once the body is larger.
+// While the copy is within its limit, relay_message holds the message back (the copy is the body
+// it would have written), so the head can still carry what before_last_write learns.
 struct BodyCapture {
     std::size_t limit = 0;
     std::string data;
     bool overflow = false;
+};
+
+// A header line that joins the head when the head is written, not when it is serialized (before
+// any body byte is read, so a chunked body's trailers never become head fields): the event's
+// X-Crudcast-Seq is set by before_last_write of a held message. Fixed room: no allocation.
+struct LateHeadLine {
+    std::array<char, 64> bytes{};
+    std::size_t size = 0;
 };
 
 inline constexpr std::size_t relay_buffer_size = 64 * 1024;
@@ -114,31 +126,31 @@ struct RelayLeg {
     Expiry on_expiry = Expiry::close;
 };
 
-// Writes parser.get() (its head as it is now, then the body as it is read) from `from` to `to`.
-// The body is chunk-framed when the head says chunked, raw otherwise. `body_allowed` is false for
-// answers that never carry a body (to HEAD, 204, 304). `before_last_write` runs once, just before
-// the write that completes the message (the hook for read-your-writes events).
-// Appends `n` body bytes to the capture while they fit; past its limit the capture only says so.
+// Appends `n` body bytes to the capture while they fit; past its limit the capture only says so
+// (what it held is written, then freed, by relay_message).
 inline void capture_append(BodyCapture* capture, const char* data, std::size_t n) {
     if (!capture || capture->overflow) return;
     if (capture->data.size() + n <= capture->limit) {
         capture->data.append(data, n);
     } else {
         capture->overflow = true;
-        std::string().swap(capture->data);
     }
 }
 
 // Writes parser.get() (its head as it is now, then the body as it is read) from `from` to `to`.
 // The body is chunk-framed when the head says chunked, raw otherwise. `body_allowed` is false for
 // answers that never carry a body (to HEAD, 204, 304). `before_last_write` runs once, just before
-// the write that completes the message (the hook for read-your-writes events). When the
-// destination fails while a capture is still within its limit, the source is read to its end all
-// the same and `before_last_write` still runs: the event of a write whose client left is not lost.
+// the write that completes the message (the hook for read-your-writes events); `late` (may be
+// null) is read after it, when the head is written.
+// With a capture, nothing is written while the capture is within its limit: head and body leave
+// together once the body is complete (chunked: as one chunk), so the head can carry the event's
+// seq. A body that outgrows the capture is written from then on as it comes (head, what was held,
+// the new piece) and makes no event. A destination that fails meanwhile is not noticed before the
+// message is complete: the event of a write whose client left is not lost.
 template <bool isRequest, class BeforeLastWrite>
 asio::awaitable<RelayResult> relay_message(Deadline& deadline, RelayLeg from, beast::flat_buffer& from_buffer,
                                            http::parser<isRequest, http::buffer_body>& parser, RelayLeg to,
-                                           bool body_allowed, BodyCapture* capture,
+                                           bool body_allowed, BodyCapture* capture, const LateHeadLine* late,
                                            BeforeLastWrite&& before_last_write) {
     RelayResult result;
     RelayBuffer chunk;  // taken only when there is a body
@@ -152,7 +164,6 @@ asio::awaitable<RelayResult> relay_message(Deadline& deadline, RelayLeg from, be
         limit_chunks ? static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end())) : 0;
     if (limit_chunks) parser.on_chunk_header(*from.chunk_limit);
     bool finished = false;
-    bool draining = false;  // the destination failed: the source is only read, for the capture
     char size_line[20];
     while (!finished) {
         std::size_t got = 0;
@@ -177,33 +188,40 @@ asio::awaitable<RelayResult> relay_message(Deadline& deadline, RelayLeg from, be
             result.read_error = http::error::header_limit;
             co_return result;
         }
-        if (draining) {
-            if (capture->overflow) co_return result;  // no event can come of it any more
-            if (finished) before_last_write();
-            continue;
-        }
+        const bool holding = capture != nullptr && !capture->overflow;
+        if (holding && !finished) continue;
         if (got == 0 && !finished && result.wrote) continue;  // nothing new to send yet
-        std::array<asio::const_buffer, 5> out;
+        if (finished) before_last_write();
+        // Body bytes read earlier and not written yet: the capture's, at the first write.
+        std::string_view held;
+        std::size_t piece = got;
+        if (capture != nullptr && !result.wrote) {
+            held = capture->data;
+            if (holding) piece = 0;  // this piece is in the capture too
+        }
+        const std::size_t body_bytes = held.size() + piece;
+        std::array<asio::const_buffer, 6> out;
         std::size_t count = 0;
-        if (!result.wrote) out[count++] = asio::buffer(head);
-        if (got > 0) {
-            if (chunked) out[count++] = asio::buffer(size_line, chunk_size_line(got, size_line));
-            out[count++] = asio::buffer(chunk.get(), got);
+        if (!result.wrote) {
+            if (late != nullptr && late->size > 0) head.insert(head.size() - 2, late->bytes.data(), late->size);
+            out[count++] = asio::buffer(head);
+        }
+        if (body_bytes > 0) {
+            if (chunked) out[count++] = asio::buffer(size_line, chunk_size_line(body_bytes, size_line));
+            if (!held.empty()) out[count++] = asio::buffer(held.data(), held.size());
+            if (piece > 0) out[count++] = asio::buffer(chunk.get(), piece);
             if (chunked) out[count++] = asio::buffer(crlf, 2);
         }
-        if (finished) {
-            if (chunked) out[count++] = asio::buffer(last_chunk, 5);
-            before_last_write();
-        }
+        if (finished && chunked) out[count++] = asio::buffer(last_chunk, 5);
         result.wrote = true;
         deadline.expect(to.side, to.timeout);
         auto [ec, n] =
             co_await asio::async_write(to.socket, std::span<const asio::const_buffer>(out.data(), count), use_nothrow);
         (void)n;
+        if (capture != nullptr && capture->overflow) std::string().swap(capture->data);  // written: not needed again
         if (ec) {
             result.write_error = deadline.expired() ? beast::error::timeout : ec;
-            if (finished || capture == nullptr || capture->overflow) co_return result;
-            draining = true;
+            co_return result;
         }
     }
     co_return result;

@@ -278,6 +278,77 @@ TEST(ResponseHead, FramingAndConnectionAsCrudcastDecides) {
     EXPECT_EQ(to_list(declined.base()), (Headers{{"Content-Length", "0"}, {"X-Request-ID", "r"}}));
 }
 
+// X-Crudcast-Seq is crudcast's: the upstream's own goes, and a cross-origin response exposes it.
+TEST(ResponseHead, TheSeqHeaderIsCrudcastsAndExposedToCrossOriginReaders) {
+    struct Row {
+        const char* why;
+        Headers upstream;
+        bool expose;
+        Headers want;
+    };
+    const Row rows[] = {
+        {"no CORS: nothing added", {{"Content-Length", "2"}}, true, {{"Content-Length", "2"}}},
+        {"CORS: the header is created",
+         {{"Access-Control-Allow-Origin", "*"}},
+         true,
+         {{"Access-Control-Allow-Origin", "*"}, {"Access-Control-Expose-Headers", "X-Crudcast-Seq"}}},
+        {"an existing list is kept and appended to",
+         {{"Access-Control-Allow-Origin", "https://app.example"}, {"Access-Control-Expose-Headers", "X-Total-Count"}},
+         true,
+         {{"Access-Control-Allow-Origin", "https://app.example"},
+          {"Access-Control-Expose-Headers", "X-Total-Count, X-Crudcast-Seq"}}},
+        {"already named, in another case: not twice",
+         {{"Access-Control-Allow-Origin", "*"}, {"Access-Control-Expose-Headers", "ETag, x-crudcast-seq"}},
+         true,
+         {{"Access-Control-Allow-Origin", "*"}, {"Access-Control-Expose-Headers", "ETag, x-crudcast-seq"}}},
+        {"a longer name is another token",
+         {{"Access-Control-Allow-Origin", "*"}, {"Access-Control-Expose-Headers", "X-Crudcast-Seq-Old"}},
+         true,
+         {{"Access-Control-Allow-Origin", "*"},
+          {"Access-Control-Expose-Headers", "X-Crudcast-Seq-Old, X-Crudcast-Seq"}}},
+        {"several lines become one list",
+         {{"Access-Control-Allow-Origin", "*"},
+          {"Access-Control-Expose-Headers", "ETag"},
+          {"Access-Control-Expose-Headers", " X-Total-Count "}},
+         true,
+         {{"Access-Control-Allow-Origin", "*"},
+          {"Access-Control-Expose-Headers", "ETag, X-Total-Count, X-Crudcast-Seq"}}},
+        {"named on a second line: not twice",
+         {{"Access-Control-Allow-Origin", "*"},
+          {"Access-Control-Expose-Headers", "ETag"},
+          {"Access-Control-Expose-Headers", "X-Crudcast-Seq"}},
+         true,
+         {{"Access-Control-Allow-Origin", "*"},
+          {"Access-Control-Expose-Headers", "ETag"},
+          {"Access-Control-Expose-Headers", "X-Crudcast-Seq"}}},
+        {"no seq on this response: nothing exposed",
+         {{"Access-Control-Allow-Origin", "*"}},
+         false,
+         {{"Access-Control-Allow-Origin", "*"}}},
+        {"the upstream's own seq lines go, whatever their case",
+         {{"X-Crudcast-Seq", "1"}, {"Content-Length", "2"}, {"x-crudcast-seq", "2"}},
+         true,
+         {{"Content-Length", "2"}}},
+        {"and go without CORS exposure too", {{"X-CRUDCAST-SEQ", "1"}}, false, {}},
+    };
+    for (const auto& row : rows) {
+        auto res = upstream_head(11, row.upstream);
+        prepare_response_head(res, {.request_id = "r", .keep_alive = true, .expose_seq = row.expose});
+        res.erase("X-Request-ID");
+        res.erase(http::field::connection);
+        EXPECT_EQ(to_list(res.base()), row.want) << row.why;
+    }
+}
+
+TEST(ResponseHead, SeqHeaderLineFitsAnyPosition) {
+    char line[seq_line_max];
+    EXPECT_EQ(std::string(line, seq_header_line(1764690372000001, line)), "X-Crudcast-Seq: 1764690372000001\r\n");
+    EXPECT_EQ(std::string(line, seq_header_line(0, line)), "X-Crudcast-Seq: 0\r\n");
+    const auto longest = seq_header_line(UINT64_MAX, line);
+    EXPECT_EQ(longest, seq_line_max);
+    EXPECT_EQ(std::string(line, longest), "X-Crudcast-Seq: 18446744073709551615\r\n");
+}
+
 TEST(Upgrade, NeedsConnectionUpgradeAndUpgradeHeader) {
     EXPECT_TRUE(is_upgrade_request(make_fields({{"Connection", "keep-alive, Upgrade"}, {"Upgrade", "websocket"}})));
     EXPECT_FALSE(is_upgrade_request(make_fields({{"Upgrade", "websocket"}})));
