@@ -17,7 +17,8 @@ any event stream ambiguous, whatever crudcast did.
 
 A last round is the negative control: its views pretend they subscribed with since=<header>+5 (they skip
 the first five positions after the GET). Some of them must end with the wrong state, or this test could
-not see a lost event. `--since-offset N` makes every round do that (the mutation check: the test fails).
+not see a lost event. `--since-offset N` makes every view really subscribe with since=<header>+N (the
+mutation check: the test must fail).
 
 Usage: resume_race_test.py CRUDCAST_BINARY DEMO_BACKEND_BINARY [--since-offset N]
 """
@@ -113,8 +114,9 @@ def get_authors(port, through_crudcast=True):
 class View:
     """One client: GET, subscribe with since, apply events until the final seq."""
 
-    def __init__(self, skip):
+    def __init__(self, skip, ask_offset):
         self.skip = skip  # positions after the GET's seq to pretend were never asked for (the negative control)
+        self.ask_offset = ask_offset  # added to the since it asks for (only the mutation check sets it)
         self.state, self.since, self.applied, self.received = {}, 0, 0, 0
         self.overlaps = 0  # events whose effect the GET had already shown: the race did happen
 
@@ -138,7 +140,7 @@ class View:
     async def run(self, loop, pool, port, final):
         self.state, self.since = await loop.run_in_executor(pool, get_authors, port)
         self.applied = self.since + self.skip
-        url = f"ws://127.0.0.1:{port}/ws?topic=author&since={self.since}"
+        url = f"ws://127.0.0.1:{port}/ws?topic=author&since={self.since + self.ask_offset}"
         async with websockets.connect(url, max_queue=None, open_timeout=10) as ws:
             receive, last = asyncio.ensure_future(ws.recv()), 0
             try:
@@ -160,7 +162,7 @@ class View:
                 receive.cancel()
 
 
-async def one_round(stack, pool, skip):
+async def one_round(stack, pool, skip, ask_offset=0):
     """Writers run while VIEWS_PER_ROUND views start; returns the views and the upstream's final state."""
     loop = asyncio.get_running_loop()
     stop = threading.Event()
@@ -171,7 +173,7 @@ async def one_round(stack, pool, skip):
     views, tasks = [], []
     try:
         for _ in range(VIEWS_PER_ROUND):
-            views.append(View(skip))
+            views.append(View(skip, ask_offset))
             tasks.append(asyncio.ensure_future(views[-1].run(loop, pool, stack.port, final)))
             await asyncio.sleep(VIEW_SPACING)
     finally:
@@ -190,7 +192,7 @@ async def scenario(stack, since_offset):
     with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
         total, overlaps, received, writes = 0, 0, 0, 0
         for number in range(ROUNDS):
-            views, upstream, round_writes = await one_round(stack, pool, since_offset)
+            views, upstream, round_writes = await one_round(stack, pool, 0, since_offset)
             wrong = [v for v in views if v.state != upstream]
             assert not wrong, (f"round {number + 1}: {len(wrong)} of {len(views)} views differ from the upstream; "
                                f"first since={wrong[0].since}: missing {sorted(upstream.keys() - wrong[0].state.keys())}, "
