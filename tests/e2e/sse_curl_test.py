@@ -56,7 +56,10 @@ class Curl:
         self.records.put(None)
 
     def next(self, timeout=10):
-        record = self.records.get(timeout=timeout)
+        try:
+            record = self.records.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no SSE record in {timeout}s from {self.proc.args[-1]}") from None
         assert record is not None, f"curl ended (exit {self.proc.wait()}) before the next record"
         return record
 
