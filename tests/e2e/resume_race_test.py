@@ -3,7 +3,7 @@
 with exactly the upstream's state, while several writers change that state through crudcast the whole time.
 
 The real crudcast binary runs in front of the bundled demo backend (one mutex, real state). Each round:
-writer threads POST/PUT/PATCH/DELETE authors through crudcast without pause; meanwhile views start one after
+writer threads POST/PUT/PATCH/DELETE authors through crudcast (2 ms between writes); meanwhile views start one after
 another, each GETs /api/authors through crudcast, reads X-Crudcast-Seq, subscribes to
 /ws?topic=author&since=<that> (Python `websockets`) and applies every event idempotently (upsert by id for
 POST/PUT/PATCH, delete for DELETE, ignore a seq it has already applied). When the writers stop, every view
