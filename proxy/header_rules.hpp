@@ -69,6 +69,8 @@ inline constexpr std::string_view seq_header = "X-Crudcast-Seq";
 // Room for "X-Crudcast-Seq: <any uint64>\r\n".
 inline constexpr std::size_t seq_line_max = seq_header.size() + 2 + 20 + 2;
 // Writes "X-Crudcast-Seq: <seq>\r\n" to `out` (seq_line_max bytes of room); returns its length.
+// (The header costs about 1k instructions a request and no allocation: callgrind, a GET and a POST
+// through the demo backend, 60.3M -> 61.35M instructions over 500 of each, operator new calls unchanged.)
 std::size_t seq_header_line(std::uint64_t seq, char* out);
 // Removes every X-Crudcast-Seq line; when the head has Access-Control-Allow-Origin and `expose`,
 // appends X-Crudcast-Seq to Access-Control-Expose-Headers (created when absent; several lines

@@ -155,7 +155,7 @@ asio::awaitable<RelayResult> relay_message(Deadline& deadline, RelayLeg from, be
     RelayResult result;
     RelayBuffer chunk;  // taken only when there is a body
     std::string head;
-    head.reserve(512);
+    head.reserve(512 + sizeof(LateHeadLine::bytes));  // room for the late line: no reallocation
     serialize_head(parser.get().base(), head);
     const bool chunked = body_allowed && parser.get().chunked();
     // The source's chunk lines and trailers count against its header limit.

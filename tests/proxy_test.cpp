@@ -127,8 +127,11 @@ TEST_P(Passthrough, MethodTargetHeadersBodyAndResponseCrossUnchanged) {
         EXPECT_EQ(res.status, 203u);
         EXPECT_EQ(res.reason, "Odd But Fine");
         EXPECT_EQ(res.head.substr(0, res.head.find("\r\n")), "HTTP/1.1 203 Odd But Fine");
-        EXPECT_EQ(without(header_lines(res.head), {"x-request-id"}), without(header_lines(upstream_head), {}));
+        // crudcast adds X-Request-ID and X-Crudcast-Seq (the stream position); nothing else changes.
+        EXPECT_EQ(without(header_lines(res.head), {"x-request-id", "x-crudcast-seq"}),
+                  without(header_lines(upstream_head), {}));
         EXPECT_EQ(res.headers.count("X-Request-ID"), 1u);
+        EXPECT_EQ(res.headers.count("X-Crudcast-Seq"), 1u);
         EXPECT_EQ(res.headers.get("X-Request-ID"), seen.headers.get("X-Request-ID"));
         EXPECT_EQ(res.body, head ? "" : response_body);
     }

@@ -385,6 +385,8 @@ Response Client::read_response(const ReadOptions& options) {
         switch (socket_.fill(options.timeout)) {
             case Socket::Status::data: break;
             case Socket::Status::eof: {
+                // Beast's put_eof on a parser that got nothing finishes an empty message (a phantom 200).
+                if (!parser.got_some()) throw std::runtime_error("connection closed before a response");
                 boost::beast::error_code ec;
                 parser.put_eof(ec);
                 if (ec) throw std::runtime_error("connection closed before a complete response: " + ec.message());
