@@ -81,7 +81,7 @@ def quiet_heartbeats(stream, count=2):
     stray replay) has then arrived too."""
     while not stream.comments.empty():
         stream.comments.get()
-    return [stream.comments.get(timeout=5 * PING) for _ in range(count)]
+    return [stream.comments.get(timeout=10 * PING) for _ in range(count)]
 
 
 def post_author(stack, name):
@@ -103,7 +103,7 @@ def check_records_and_heartbeats(stack):
         # Nothing written now: only heartbeats, about one per ws-ping-interval.
         beats = quiet_heartbeats(stream, 4)
         gaps = [b - a for a, b in zip(beats, beats[1:])]
-        assert all(0.3 * PING < g < 3 * PING for g in gaps), gaps
+        assert all(0.25 * PING < g < 5 * PING for g in gaps), gaps  # loose: the suite also runs under ASan
         assert stream.records.empty(), stream.records.get()
         return seqs
     finally:
