@@ -117,7 +117,9 @@ fi
 (($(ulimit -n) >= need_fds)) || die "open-file limit $(ulimit -n) (hard $hard) is below the $need_fds needed"
 
 node_dir=$here/node-broadcaster
-if [[ ! -d $node_dir/node_modules/ws ]]; then
+with_node=0
+[[ " ${FRONTS[*]} " == *" node "* ]] && with_node=1
+if ((with_node)) && [[ ! -d $node_dir/node_modules/ws ]]; then
     command -v "$NPM_BIN" >/dev/null || die "'$NPM_BIN' not found (needed once, to install bench/node-broadcaster)"
     note "installing bench/node-broadcaster's dependencies (npm ci)"
     (cd "$node_dir" && "$NPM_BIN" ci --no-audit --no-fund >&2) || die "npm ci failed in $node_dir"
@@ -201,13 +203,17 @@ pids+=("$!")
 crudcast_pid=$!
 wait_ready crudcast "$port_crudcast" "$work/crudcast.log"
 
-setsid "$NODE_BIN" "$node_dir/server.js" --listen "127.0.0.1:$port_node" </dev/null >"$work/node.log" 2>&1 &
-pids+=("$!")
-node_pid=$!
-wait_ready node "$port_node" "$work/node.log"
+declare -A port=([crudcast]=$port_crudcast)
+declare -A server_pid=([crudcast]=$crudcast_pid)
 
-declare -A port=([crudcast]=$port_crudcast [node]=$port_node)
-declare -A server_pid=([crudcast]=$crudcast_pid [node]=$node_pid)
+# Node only when it is measured (a history A/B without it needs neither npm nor node).
+if ((with_node)); then
+    setsid "$NODE_BIN" "$node_dir/server.js" --listen "127.0.0.1:$port_node" </dev/null >"$work/node.log" 2>&1 &
+    pids+=("$!")
+    port[node]=$port_node
+    server_pid[node]=$!
+    wait_ready node "$port_node" "$work/node.log"
+fi
 
 if [[ -n $BASELINE_BIN ]]; then
     baseline_cmd=("$BASELINE_BIN" --listen "127.0.0.1:$port_baseline" "${crudcast_flags[@]}")
@@ -239,7 +245,7 @@ if [[ -n $BASELINE_BIN ]]; then
 fi
 note "  (queue limits raised from the defaults 4096 messages / 16m per subscriber so that a burst is"
 note "   delivered late rather than the subscriber closed with 1013: this run measures throughput)"
-note "node:     $NODE_BIN bench/node-broadcaster/server.js (ws $(cd "$node_dir" && "$NODE_BIN" -p 'require("ws/package.json").version'), node $("$NODE_BIN" --version))"
+((with_node)) && note "node:     $NODE_BIN bench/node-broadcaster/server.js (ws $(cd "$node_dir" && "$NODE_BIN" -p 'require("ws/package.json").version'), node $("$NODE_BIN" --version))"
 note "upstream: nginx, 1 worker, POST /api/authors -> 201 {\"id\":1,\"name\":\"Ada\"} (crudcast only)"
 
 # run_client FRONT SCENARIO: one client run; its RESULT fields land in the array `r`.
