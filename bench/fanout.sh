@@ -10,6 +10,9 @@
 #             write instead")
 #   baseline  only with CRUDCAST_BASELINE_BIN: a second crudcast build with crudcast's flags, in
 #             front of the same upstream (an A/B of two builds, e.g. before and after a refactor)
+#   nohistory only when listed in FANOUT_FRONTS: the same crudcast binary with crudcast's flags plus
+#             --history-size 0 (no event kept for ?since= resumes), in front of the same upstream:
+#             what the history costs the fan-out (crudcast runs with the default history)
 # Scenarios, each run against every front (in an order that rotates every round):
 #   sustained  FANOUT_SUBS subscribers, FANOUT_RATE events/s for FANOUT_DURATION s, POSTs released
 #              by a timer (open loop: FANOUT_HTTP_CONNS connections, more opened up to
@@ -20,6 +23,7 @@
 # The table shows the median over FANOUT_ROUNDS rounds (lost: the worst round). With a baseline, a
 # "crudcast / baseline" block follows: per scenario, the ratio of the medians and the same ratio per
 # round for events/s, frames/s, p50/p99 latency, POST p50/p99 and srv CPU, and lost side by side.
+# With nohistory, a "crudcast / nohistory" block of the same form follows.
 #
 # Environment (defaults in brackets):
 #   CRUDCAST_BIN [<repo>/build/crudcast]  CLIENT_BIN [<repo>/build/bench/crudcast-fanout-client]
@@ -34,11 +38,11 @@
 #   FANOUT_CRUDCAST_THREADS [1]  FANOUT_WS_MAX_QUEUE_MESSAGES [100000]  FANOUT_WS_MAX_QUEUE_BYTES [64m]
 #   FANOUT_DRAIN_IDLE [3]  FANOUT_DRAIN_MAX [30]  (seconds the client waits for late frames)
 #   FANOUT_P99_TARGET [30]  FANOUT_RATIO_TARGET [3]
-#   FANOUT_SCENARIOS ["sustained max"]  FANOUT_FRONTS ["crudcast node"]
+#   FANOUT_SCENARIOS ["sustained max"]  FANOUT_FRONTS ["crudcast node"]  (add nohistory: history A/B)
 #   CRUDCAST_BASELINE_BIN [unset]  another crudcast binary: adds the front `baseline` (to FANOUT_FRONTS
 #             too, unless it is listed there). CRUDCAST_BASELINE_BIN=$CRUDCAST_BIN shows the noise (~1.0)
 # Exit status: 0 all targets met, 2 a target missed, 1 the benchmark could not run. The targets are
-# crudcast's; the baseline front never changes the exit status.
+# crudcast's; the baseline and nohistory fronts never change the exit status.
 # Builds nothing: build crudcast and crudcast-fanout-client first. Runs `npm ci` in
 # bench/node-broadcaster when its node_modules is missing. Everything listens on 127.0.0.1;
 # configs and logs live in a mktemp directory removed on exit, with every process started here.
@@ -88,8 +92,8 @@ done
 ((HTTP_CONNS >= 1 && MAX_HTTP_CONNS >= 1)) || die "HTTP connection counts must be at least 1"
 for s in "${SCENARIOS[@]}"; do [[ $s == sustained || $s == max ]] || die "unknown scenario '$s'"; done
 for f in "${FRONTS[@]}"; do
-    [[ $f == crudcast || $f == node || ($f == baseline && -n $BASELINE_BIN) ]] ||
-        die "unknown front '$f' (crudcast, node, and baseline when CRUDCAST_BASELINE_BIN is set)"
+    [[ $f == crudcast || $f == node || $f == nohistory || ($f == baseline && -n $BASELINE_BIN) ]] ||
+        die "unknown front '$f' (crudcast, node, nohistory, and baseline when CRUDCAST_BASELINE_BIN is set)"
 done
 if [[ -n $BASELINE_BIN ]]; then
     [[ " ${FRONTS[*]} " == *" baseline "* ]] || FRONTS+=(baseline)
@@ -113,7 +117,9 @@ fi
 (($(ulimit -n) >= need_fds)) || die "open-file limit $(ulimit -n) (hard $hard) is below the $need_fds needed"
 
 node_dir=$here/node-broadcaster
-if [[ ! -d $node_dir/node_modules/ws ]]; then
+with_node=0
+[[ " ${FRONTS[*]} " == *" node "* ]] && with_node=1
+if ((with_node)) && [[ ! -d $node_dir/node_modules/ws ]]; then
     command -v "$NPM_BIN" >/dev/null || die "'$NPM_BIN' not found (needed once, to install bench/node-broadcaster)"
     note "installing bench/node-broadcaster's dependencies (npm ci)"
     (cd "$node_dir" && "$NPM_BIN" ci --no-audit --no-fund >&2) || die "npm ci failed in $node_dir"
@@ -126,9 +132,10 @@ load_pid=
 
 bench_install_cleanup
 
-ports=$(bench_free_ports $((${BASELINE_BIN:+1} + 3))) || true
-read -r port_backend port_crudcast port_node port_baseline <<<"$ports"
-[[ -n ${port_node:-} && ( -z $BASELINE_BIN || -n ${port_baseline:-} ) ]] || die "could not pick free ports"
+# Always five ports, used or not: the optional fronts then need no arithmetic here.
+ports=$(bench_free_ports 5) || true
+read -r port_backend port_crudcast port_node port_baseline port_nohistory <<<"$ports"
+[[ -n ${port_nohistory:-} ]] || die "could not pick free ports"
 
 # The upstream: one nginx worker answering every request from memory with 201 and a small JSON
 # body (the style of bench/nginx-backend.conf.in), so crudcast, not its upstream, is measured.
@@ -196,13 +203,17 @@ pids+=("$!")
 crudcast_pid=$!
 wait_ready crudcast "$port_crudcast" "$work/crudcast.log"
 
-setsid "$NODE_BIN" "$node_dir/server.js" --listen "127.0.0.1:$port_node" </dev/null >"$work/node.log" 2>&1 &
-pids+=("$!")
-node_pid=$!
-wait_ready node "$port_node" "$work/node.log"
+declare -A port=([crudcast]=$port_crudcast)
+declare -A server_pid=([crudcast]=$crudcast_pid)
 
-declare -A port=([crudcast]=$port_crudcast [node]=$port_node)
-declare -A server_pid=([crudcast]=$crudcast_pid [node]=$node_pid)
+# Node only when it is measured (a history A/B without it needs neither npm nor node).
+if ((with_node)); then
+    setsid "$NODE_BIN" "$node_dir/server.js" --listen "127.0.0.1:$port_node" </dev/null >"$work/node.log" 2>&1 &
+    pids+=("$!")
+    port[node]=$port_node
+    server_pid[node]=$!
+    wait_ready node "$port_node" "$work/node.log"
+fi
 
 if [[ -n $BASELINE_BIN ]]; then
     baseline_cmd=("$BASELINE_BIN" --listen "127.0.0.1:$port_baseline" "${crudcast_flags[@]}")
@@ -213,8 +224,20 @@ if [[ -n $BASELINE_BIN ]]; then
     wait_ready baseline "$port_baseline" "$work/baseline.log"
 fi
 
+# The history A/B: the very same binary and flags, only without the history, so the pair of rows
+# isolates what keeping (and trimming) the last events costs each publish.
+if [[ " ${FRONTS[*]} " == *" nohistory "* ]]; then
+    nohistory_cmd=("$CRUDCAST_BIN" --listen "127.0.0.1:$port_nohistory" "${crudcast_flags[@]}" --history-size 0)
+    setsid "${nohistory_cmd[@]}" </dev/null >"$work/nohistory.log" 2>&1 &
+    pids+=("$!")
+    port[nohistory]=$port_nohistory
+    server_pid[nohistory]=$!
+    wait_ready nohistory "$port_nohistory" "$work/nohistory.log"
+fi
+
 note "fanout benchmark: $(nproc) CPUs shared by the client, the fronts and the upstream; $ROUNDS round(s)"
-note "crudcast: ${crudcast_cmd[*]}"
+note "crudcast: ${crudcast_cmd[*]}   (history: the default --history-size/--history-bytes)"
+[[ -n ${nohistory_cmd+set} ]] && note "nohistory: ${nohistory_cmd[*]}"
 if [[ -n $BASELINE_BIN ]]; then
     note "baseline: ${baseline_cmd[*]}"
     cmp -s "$BASELINE_BIN" "$CRUDCAST_BIN" &&
@@ -222,7 +245,7 @@ if [[ -n $BASELINE_BIN ]]; then
 fi
 note "  (queue limits raised from the defaults 4096 messages / 16m per subscriber so that a burst is"
 note "   delivered late rather than the subscriber closed with 1013: this run measures throughput)"
-note "node:     $NODE_BIN bench/node-broadcaster/server.js (ws $(cd "$node_dir" && "$NODE_BIN" -p 'require("ws/package.json").version'), node $("$NODE_BIN" --version))"
+((with_node)) && note "node:     $NODE_BIN bench/node-broadcaster/server.js (ws $(cd "$node_dir" && "$NODE_BIN" -p 'require("ws/package.json").version'), node $("$NODE_BIN" --version))"
 note "upstream: nginx, 1 worker, POST /api/authors -> 201 {\"id\":1,\"name\":\"Ada\"} (crudcast only)"
 
 # run_client FRONT SCENARIO: one client run; its RESULT fields land in the array `r`.
@@ -278,6 +301,7 @@ echo "client: crudcast-fanout-client, $CLIENT_THREADS subscriber thread(s) ($( (
     "sustained $HTTP_CONNS..$HTTP_CONNS_MAX (open loop), max $MAX_HTTP_CONNS"
 echo "crudcast: --threads $CRUDCAST_THREADS --ws-max-queue-messages $WS_MAX_QUEUE_MESSAGES --ws-max-queue-bytes $WS_MAX_QUEUE_BYTES"
 [[ -n $BASELINE_BIN ]] && echo "baseline: $BASELINE_BIN with crudcast's flags (crudcast: $CRUDCAST_BIN)"
+[[ -n ${nohistory_cmd+set} ]] && echo "nohistory: crudcast's binary and flags + --history-size 0 (crudcast: the default history)"
 printf '%-9s %-9s %5s %5s %9s %10s %8s %8s %7s %7s %7s %7s %8s\n' front scenario subs rate "events/s" "frames/s" lost \
     "reorder" "p50 ms" "p99 ms" "cli CPU" "srv CPU" "machine"
 for scenario in "${SCENARIOS[@]}"; do
@@ -343,11 +367,11 @@ for scenario in "${SCENARIOS[@]}"; do
     done
 done
 
-# ab_ratio SCENARIO KEY: crudcast's median / baseline's median, then the same ratio round by round
+# ab_ratio OTHER SCENARIO KEY: crudcast's median / OTHER's median, then the same ratio round by round
 # (the two are measured close together in every round, so the spread shows the machine's noise).
 ab_ratio() {
-    awk -v c="$(med crudcast "$1" "$2")" -v b="$(med baseline "$1" "$2")" \
-        -v cr="${vals[crudcast,$1,$2]:-}" -v br="${vals[baseline,$1,$2]:-}" '
+    awk -v c="$(med crudcast "$2" "$3")" -v b="$(med "$1" "$2" "$3")" \
+        -v cr="${vals[crudcast,$2,$3]:-}" -v br="${vals[$1,$2,$3]:-}" '
         function r(x, y) { return (y + 0 > 0 && x != "nan" && y != "nan") ? sprintf("%.2f", x / y) : "n/a" }
         BEGIN {
             k = split(cr, cv, " "); split(br, bv, " ")
@@ -355,9 +379,12 @@ ab_ratio() {
             printf "ratio %5s   (per round: %s)\n", r(c, b), rounds
         }'
 }
-if [[ " ${FRONTS[*]} " == *" crudcast "* && " ${FRONTS[*]} " == *" baseline "* ]]; then
+# ab_block OTHER TITLE: the "crudcast / OTHER" block, when both fronts ran.
+ab_block() {
+    local other=$1 scenario key name achieved
+    [[ " ${FRONTS[*]} " == *" crudcast "* && " ${FRONTS[*]} " == *" $other "* ]] || return 0
     echo
-    echo "crudcast / baseline (A/B, no targets: ~1.00 within the per-round spread = no change):"
+    echo "crudcast / $other ($2, no targets: ~1.00 within the per-round spread = no change):"
     for scenario in "${SCENARIOS[@]}"; do
         for key in events_per_s frames_per_s lost p50_ms p99_ms post_p50_ms post_p99_ms server_cpu; do
             case $key in
@@ -372,23 +399,25 @@ if [[ " ${FRONTS[*]} " == *" crudcast "* && " ${FRONTS[*]} " == *" baseline "* ]
             esac
             if [[ $key == lost ]]; then
                 # Usually 0 on both sides, so no ratio: the worst rounds side by side, then every round.
-                printf '  %-9s %-11s crudcast %s, baseline %s   (worst round; per round, crudcast/baseline: %s)\n' \
-                    "$scenario" "$name" "$(maximum <<<"${vals[crudcast,$scenario,lost]}")" \
-                    "$(maximum <<<"${vals[baseline,$scenario,lost]}")" \
-                    "$(awk -v c="${vals[crudcast,$scenario,lost]}" -v b="${vals[baseline,$scenario,lost]}" 'BEGIN {
+                printf '  %-9s %-11s crudcast %s, %s %s   (worst round; per round, crudcast/%s: %s)\n' \
+                    "$scenario" "$name" "$(maximum <<<"${vals[crudcast,$scenario,lost]}")" "$other" \
+                    "$(maximum <<<"${vals[$other,$scenario,lost]}")" "$other" \
+                    "$(awk -v c="${vals[crudcast,$scenario,lost]}" -v b="${vals[$other,$scenario,lost]}" 'BEGIN {
                         k = split(c, cv, " "); split(b, bv, " ")
                         for (i = 1; i <= k; i++) printf "%s%s/%s", (i > 1 ? " " : ""), cv[i], bv[i] }')"
             else
-                printf '  %-9s %-11s %s\n' "$scenario" "$name" "$(ab_ratio "$scenario" "$key")"
+                printf '  %-9s %-11s %s\n' "$scenario" "$name" "$(ab_ratio "$other" "$scenario" "$key")"
             fi
         done
     done
-    if have baseline sustained; then
-        achieved=$(med baseline sustained events_per_s)
+    if have "$other" sustained; then
+        achieved=$(med "$other" sustained events_per_s)
         if awk -v a="$achieved" -v t="$RATE" 'BEGIN { exit !(a < 0.98 * t) }'; then
-            echo "  NOTE  baseline sustained reached only $achieved of $RATE events/s"
+            echo "  NOTE  $other sustained reached only $achieved of $RATE events/s"
         fi
     fi
     echo "  (srv CPU: lower is better when events/s match, as in sustained: the same load for less CPU)"
-fi
+}
+ab_block baseline "A/B of two builds"
+ab_block nohistory "the default history / --history-size 0"
 exit $((missed ? 2 : 0))
