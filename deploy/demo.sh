@@ -28,6 +28,9 @@ cat <<MSG
   Events (WebSocket):  ws://127.0.0.1:${PORT}/ws?topic=author   (all models: ws://127.0.0.1:${PORT}/ws)
     ./build/crudcast tail ws://127.0.0.1:${PORT}/ws --topic author    (one line per event)
     /usr/bin/python3 -m websockets ws://127.0.0.1:${PORT}/ws          (any WebSocket client)
+  Events (Server-Sent Events):
+    curl -N -H 'Accept: text/event-stream' 'http://127.0.0.1:${PORT}/ws?topic=author'
+  Every response carries X-Crudcast-Seq; resume from it with ?since=SEQ (or --since SEQ in tail).
 
   Live page (requests, events, counters): http://127.0.0.1:9901/   metrics: http://127.0.0.1:9901/metrics
 
