@@ -227,6 +227,8 @@ std::uint16_t Gateway::port() const { return impl_->listener ? impl_->listener->
 
 std::string Gateway::subscriber_auth() const { return impl_->admission ? impl_->admission->describe() : "none"; }
 
+std::uint64_t Gateway::stream_position() const { return impl_->bus ? impl_->bus->position().value_or(0) : 0; }
+
 std::uint16_t Gateway::admin_port() const { return impl_->admin ? impl_->admin->port() : 0; }
 
 void Gateway::shutdown() {

@@ -25,6 +25,8 @@ public:
     std::uint16_t port() const;
     // The bound admin port (/healthz, /readyz, /metrics, the live page); 0 when --admin-listen is off.
     std::uint16_t admin_port() const;
+    // The seq of the last event published (at start: this process's base, below its first event).
+    std::uint64_t stream_position() const;
     // How subscribers are admitted, for the start-up line: "none", "jwt RS256 (jwt-jwks-file)", ...
     std::string subscriber_auth() const;
     // Stops accepting, lets in-flight requests finish (bounded by drain_timeout), closes idle

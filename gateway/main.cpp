@@ -111,7 +111,9 @@ int run(const config::Config& cfg) {
                 {"threads", std::max(1u, cfg.threads)},
                 {"admin", cfg.admin_listen ? cfg.admin_listen->host + ":" + std::to_string(gw.admin_port())
                                            : std::string("off")},
-                {"ws_auth", gw.subscriber_auth()}});
+                {"ws_auth", gw.subscriber_auth()},
+                {"history", std::to_string(cfg.history_size) + " events/" + config::format_size(cfg.history_bytes)},
+                {"first_seq", gw.stream_position() + 1}});
     warn_if_open(cfg);
 
     boost::asio::io_context signals_context(1);

@@ -98,7 +98,7 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
                 {"frames", frames_sent_},
                 {"replayed", replayed_},
                 {"last_seq", last_seq_},
-                {"close_code", static_cast<unsigned>(close_code_)},
+                {"close_code", sse() ? std::string("-") : std::to_string(close_code_)},
                 {"close_reason", close_reason_.empty() ? std::string("-") : close_reason_},
                 {"seconds", seconds},
                 {"rid", request_id_}});
