@@ -33,13 +33,33 @@ bool topics_want(const std::vector<std::string>& topics, std::string_view model)
 }
 
 void EventHistory::append(std::uint64_t seq, std::string model, Frame frame) {
-    if (max_events_ == 0) return;
+    if (!enabled()) return;
     bytes_ += frame->size();
     entries_.push_back({std::move(model), std::move(frame), seq});
     while (!entries_.empty() && (entries_.size() > max_events_ || bytes_ > max_bytes_)) {
-        bytes_ -= entries_.front().frame->size();
+        auto& oldest = entries_.front();
+        bytes_ -= oldest.frame->size();
+        dropped_any_ = oldest.seq;
+        if (auto it = dropped_.find(oldest.model); it != dropped_.end()) {
+            it->second = oldest.seq;
+        } else if (dropped_.size() < max_models) {
+            dropped_.emplace(std::move(oldest.model), oldest.seq);
+        } else {
+            dropped_overflow_ = true;
+        }
         entries_.pop_front();
     }
+}
+
+bool EventHistory::lost_after(std::uint64_t after, const std::vector<std::string>& topics) const {
+    if (dropped_any_ <= after) return false;
+    for (const auto& t : topics) {
+        if (t == "all") return true;
+        const auto it = dropped_.find(t);
+        const auto dropped = it != dropped_.end() ? it->second : dropped_overflow_ ? dropped_any_ : 0;
+        if (dropped > after) return true;
+    }
+    return false;
 }
 
 std::size_t EventHistory::index_after(std::uint64_t after) const {
@@ -49,53 +69,52 @@ std::size_t EventHistory::index_after(std::uint64_t after) const {
     return static_cast<std::size_t>(std::min<std::uint64_t>(after + 1 - first, entries_.size()));
 }
 
-std::optional<std::uint64_t> EventHistory::read(std::uint64_t after, std::uint64_t through,
-                                                const std::vector<std::string>& topics, std::size_t max_bytes,
-                                                std::size_t max_scan, std::vector<Delivery>& out) const {
-    if (after >= through) return after;
-    if (entries_.empty() || after + 1 < first_seq()) return std::nullopt;
+std::optional<std::uint64_t> EventHistory::read(std::uint64_t after, const std::vector<std::string>& topics,
+                                                std::size_t max_bytes, std::size_t max_scan,
+                                                std::vector<Delivery>& out) const {
+    if (lost_after(after, topics)) return std::nullopt;
     std::uint64_t upto = after;
     std::size_t bytes = 0;
     std::size_t scanned = 0;
-    for (auto i = index_after(after); i < entries_.size(); ++i) {
+    for (auto i = index_after(after); i < entries_.size() && scanned < max_scan; ++i, ++scanned) {
         const auto& e = entries_[i];
-        if (e.seq > through) return through;
-        if (scanned == max_scan) return upto;
         if (topics_want(topics, e.model)) {
-            if (bytes > 0 && bytes + e.frame->size() > max_bytes) return upto;
+            if (bytes > 0 && bytes + e.frame->size() > max_bytes) break;
             out.push_back(e);
             bytes += e.frame->size();
         }
-        upto = e.seq;
-        ++scanned;
+        upto = std::max(upto, e.seq);
     }
-    // Every event up to `through` was published before the reader was planned, and is read.
-    return through;
+    return upto;
 }
 
-std::optional<std::uint64_t> EventHistory::next_wanted(std::uint64_t after, std::uint64_t through,
+std::optional<std::uint64_t> EventHistory::next_wanted(std::uint64_t after,
                                                        const std::vector<std::string>& topics) const {
     for (auto i = index_after(after); i < entries_.size(); ++i) {
-        const auto& e = entries_[i];
-        if (e.seq > through) break;
-        if (topics_want(topics, e.model)) return e.seq;
+        if (topics_want(topics, entries_[i].model)) return entries_[i].seq;
     }
     return std::nullopt;
 }
 
-ResumePlan plan_resume(std::uint64_t since, std::uint64_t base, std::uint64_t through, const EventHistory& history,
+ResumePlan plan_resume(std::uint64_t since, std::uint64_t base, std::uint64_t position, const EventHistory& history,
                        const std::vector<std::string>& topics) {
     ResumePlan plan;
-    const bool ours = since >= base && since <= through;
-    const bool retained = ours && (since == through || (!history.empty() && since + 1 >= history.first_seq()));
-    if (retained) {
-        plan.replay_after = since;
+    if (since < base || since > position) {
+        // Not a position of this process: everything retained follows the gap.
+        plan.replay_after = history.empty() ? position : history.first_seq() - 1;
+        plan.gap = Gap{GapReason::restart, since, history.next_wanted(plan.replay_after, topics)};
         return plan;
     }
-    // Replay whatever is retained; the gap names what is lost before it.
-    plan.replay_after = history.empty() ? through : history.first_seq() - 1;
-    plan.gap = Gap{ours ? GapReason::history : GapReason::restart, since,
-                   history.next_wanted(plan.replay_after, through, topics)};
+    plan.replay_after = since;
+    if (since == position) return plan;
+    if (!history.enabled()) {
+        plan.replay_after = position;
+        plan.gap = Gap{GapReason::history, since, std::nullopt};
+    } else if (history.lost_after(since, topics)) {
+        // Everything dropped is older than the oldest retained event: the replay starts there.
+        plan.replay_after = history.empty() ? position : std::max(since, history.first_seq() - 1);
+        plan.gap = Gap{GapReason::history, since, history.next_wanted(plan.replay_after, topics)};
+    }
     return plan;
 }
 

@@ -2,8 +2,8 @@
 // (?since=, Last-Event-ID), and the one decision a resume needs: what to replay and which gap, if
 // any, to report first. Not thread-safe: the bus guards it.
 //
-// Positions are consecutive within one process (each publish is the previous seq + 1), so "every
-// event after S is retained" is just S + 1 >= the oldest retained seq.
+// What was dropped is remembered per model (the newest dropped seq), so a subscriber of a quiet topic
+// is not told of a gap because other topics' events went: only the events it would have received count.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "bus/bus.hpp"
@@ -22,7 +23,7 @@ public:
     // Keeps at most `max_events` events and `max_bytes` of their frames; 0 events keeps none.
     EventHistory(std::size_t max_events, std::size_t max_bytes) : max_events_(max_events), max_bytes_(max_bytes) {}
 
-    bool enabled() const { return max_events_ > 0; }
+    bool enabled() const { return max_events_ > 0 && max_bytes_ > 0; }
     // Appends the event numbered `seq` (one more than the previous), dropping the oldest past the bounds.
     void append(std::uint64_t seq, std::string model, Frame frame);
 
@@ -31,17 +32,18 @@ public:
     std::size_t size() const { return entries_.size(); }
     std::size_t bytes() const { return bytes_; }
 
-    // The retained events with after < seq <= through that `topics` want ("all": every one), in
-    // order, appended to `out` until `max_bytes` of frames (at least one event) or `max_scan` events
-    // examined. Returns the seq up to which the history was read (the next read starts after it),
-    // or nullopt when events after `after` are no longer retained (the reader fell behind).
-    std::optional<std::uint64_t> read(std::uint64_t after, std::uint64_t through,
-                                      const std::vector<std::string>& topics, std::size_t max_bytes,
-                                      std::size_t max_scan, std::vector<Delivery>& out) const;
+    // The retained events after `after` that `topics` want ("all": every one), in order, appended
+    // to `out` until `max_bytes` of frames (at least one event) or `max_scan` events examined.
+    // Returns the seq up to which the history was read (the next read starts after it; `after` when
+    // nothing newer is retained), or nullopt when an event after `after` that `topics` want was
+    // dropped (the reader fell behind).
+    std::optional<std::uint64_t> read(std::uint64_t after, const std::vector<std::string>& topics,
+                                      std::size_t max_bytes, std::size_t max_scan, std::vector<Delivery>& out) const;
 
-    // The seq of the first retained event with after < seq <= through that `topics` want.
-    std::optional<std::uint64_t> next_wanted(std::uint64_t after, std::uint64_t through,
-                                             const std::vector<std::string>& topics) const;
+    // Whether an event after `after` that `topics` want was dropped.
+    bool lost_after(std::uint64_t after, const std::vector<std::string>& topics) const;
+    // The seq of the first retained event after `after` that `topics` want.
+    std::optional<std::uint64_t> next_wanted(std::uint64_t after, const std::vector<std::string>& topics) const;
 
 private:
     std::size_t index_after(std::uint64_t after) const;
@@ -50,19 +52,25 @@ private:
     std::size_t max_bytes_;
     std::deque<Delivery> entries_;
     std::size_t bytes_ = 0;
+    // The newest dropped seq, of any model and per model. Model names come from request paths, so
+    // the table is bounded: past it, a model not in it counts as having lost `dropped_any_`.
+    static constexpr std::size_t max_models = 4096;
+    std::uint64_t dropped_any_ = 0;
+    std::unordered_map<std::string, std::uint64_t> dropped_;
+    bool dropped_overflow_ = false;
 };
 
 // Whether `topics` (normalised) want an event of `model`.
 bool topics_want(const std::vector<std::string>& topics, std::string_view model);
 
 // Where a subscriber that resumes after `since` starts, given this process's first position
-// `base` (no event of this process has seq <= base), the position `through` up to which the
-// history serves it (later events come live), and the history.
+// `base` (no event of this process has seq <= base), the position when it subscribed (`position`:
+// every later event reaches it live), and the history.
 struct ResumePlan {
-    std::uint64_t replay_after = 0;  // replay the retained events after this, up to `through`
+    std::uint64_t replay_after = 0;  // replay the retained events after this
     std::optional<Gap> gap;          // sent first, when events after `since` are lost
 };
-ResumePlan plan_resume(std::uint64_t since, std::uint64_t base, std::uint64_t through, const EventHistory& history,
+ResumePlan plan_resume(std::uint64_t since, std::uint64_t base, std::uint64_t position, const EventHistory& history,
                        const std::vector<std::string>& topics);
 
 }  // namespace crudcast::bus

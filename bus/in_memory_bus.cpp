@@ -53,20 +53,19 @@ std::uint64_t InMemoryBus::subscribe(std::size_t shard, const std::vector<std::s
     return seq_;
 }
 
-ResumePlan InMemoryBus::plan_resume(std::uint64_t since, std::uint64_t through,
+ResumePlan InMemoryBus::plan_resume(std::uint64_t since, std::uint64_t position,
                                     const std::vector<std::string>& topics) const {
     std::lock_guard lock(history_mutex_);
-    return bus::plan_resume(since, base_, through, history_, topics);
+    return bus::plan_resume(since, base_, position, history_, topics);
 }
 
-std::optional<std::uint64_t> InMemoryBus::read_history(std::uint64_t after, std::uint64_t through,
-                                                       const std::vector<std::string>& topics, std::size_t max_bytes,
-                                                       std::vector<Delivery>& out) const {
+std::optional<std::uint64_t> InMemoryBus::read_history(std::uint64_t after, const std::vector<std::string>& topics,
+                                                       std::size_t max_bytes, std::vector<Delivery>& out) const {
     // A bounded scan per read: a topic subscriber's replay through other topics' events does not
     // hold the lock (and publishers) for the whole history.
     constexpr std::size_t max_scan = 4096;
     std::lock_guard lock(history_mutex_);
-    return history_.read(after, through, topics, max_bytes, max_scan, out);
+    return history_.read(after, topics, max_bytes, max_scan, out);
 }
 
 std::pair<std::size_t, std::size_t> InMemoryBus::history_usage() const {

@@ -43,13 +43,12 @@ public:
     // No event of this process has a seq at or below this.
     std::uint64_t base() const { return base_; }
 
-    // What a subscriber resuming after `since` replays and is told first; `through` is the position
+    // What a subscriber resuming after `since` replays and is told first; `position` is what
     // subscribe() returned for it.
-    ResumePlan plan_resume(std::uint64_t since, std::uint64_t through, const std::vector<std::string>& topics) const;
+    ResumePlan plan_resume(std::uint64_t since, std::uint64_t position, const std::vector<std::string>& topics) const;
     // EventHistory::read under the history's lock.
-    std::optional<std::uint64_t> read_history(std::uint64_t after, std::uint64_t through,
-                                              const std::vector<std::string>& topics, std::size_t max_bytes,
-                                              std::vector<Delivery>& out) const;
+    std::optional<std::uint64_t> read_history(std::uint64_t after, const std::vector<std::string>& topics,
+                                              std::size_t max_bytes, std::vector<Delivery>& out) const;
     // Events and bytes retained, for /metrics and /api/stats.
     std::pair<std::size_t, std::size_t> history_usage() const;
 

@@ -187,7 +187,14 @@ TEST_F(Admin, MetricsMoveWithRequestsAndEvents) {
                        "Content-Length: 2\r\n\r\n{}")
                   .status,
               201u);
-    const auto after = exchange(admin_, admin_request("/metrics")).body;
+    // The counters are recorded as each exchange finishes, just after its client has the last byte:
+    // read /metrics until the fourth exchange shows (bounded), then check everything.
+    std::string after;
+    const auto deadline = std::chrono::steady_clock::now() + default_timeout;
+    do {
+        after = exchange(admin_, admin_request("/metrics")).body;
+    } while (metric(after, "crudcast_upstream_response_seconds_count") < 4 &&
+             std::chrono::steady_clock::now() < deadline);
     EXPECT_EQ(metric(after, gets), gets_before + 3);
     EXPECT_EQ(metric(after, posts), 1);
     EXPECT_EQ(metric(after, "crudcast_events_skipped_total{reason=\"method\"}"), 3);

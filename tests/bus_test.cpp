@@ -174,22 +174,34 @@ TEST(EventHistory, ReadsTheWantedEventsInOrderWithinItsLimits) {
     using namespace history_rows;
     const auto h = filled(10, 1000, {"a", "b", "a", "b", "a"});  // 101..105
     std::vector<Delivery> out;
-    EXPECT_EQ(h.read(100, 105, {"a"}, 1000, 100, out), 105u);
+    EXPECT_EQ(h.read(100, {"a"}, 1000, 100, out), 105u);
     EXPECT_EQ(seqs(out), (std::vector<std::uint64_t>{101, 103, 105}));
     out.clear();
-    EXPECT_EQ(h.read(101, 104, {"all"}, 1000, 100, out), 104u);  // `through` bounds it
-    EXPECT_EQ(seqs(out), (std::vector<std::uint64_t>{102, 103, 104}));
+    EXPECT_EQ(h.read(101, {"all"}, 1000, 100, out), 105u);
+    EXPECT_EQ(seqs(out), (std::vector<std::uint64_t>{102, 103, 104, 105}));
     out.clear();
-    EXPECT_EQ(h.read(100, 105, {"all"}, 25, 100, out), 102u);  // 2 frames fit in 25 bytes
+    EXPECT_EQ(h.read(100, {"all"}, 25, 100, out), 102u);  // 2 frames fit in 25 bytes
     EXPECT_EQ(seqs(out), (std::vector<std::uint64_t>{101, 102}));
     out.clear();
-    EXPECT_EQ(h.read(100, 105, {"all"}, 5, 100, out), 101u);  // at least one, however large
+    EXPECT_EQ(h.read(100, {"all"}, 5, 100, out), 101u);  // at least one, however large
     out.clear();
-    EXPECT_EQ(h.read(100, 105, {"c"}, 1000, 2, out), 102u);  // the scan is bounded too
+    EXPECT_EQ(h.read(100, {"c"}, 1000, 2, out), 102u);  // the scan is bounded too
     EXPECT_TRUE(out.empty());
-    const auto trimmed = filled(3, 1000, {"a", "b", "a", "b", "a"});           // 103..105
-    EXPECT_EQ(trimmed.read(101, 105, {"all"}, 1000, 100, out), std::nullopt);  // 102 is gone
-    EXPECT_EQ(trimmed.read(102, 105, {"all"}, 1000, 100, out), 105u);
+    EXPECT_EQ(h.read(105, {"all"}, 1000, 100, out), 105u);  // nothing newer: caught up
+    EXPECT_TRUE(out.empty());
+}
+
+TEST(EventHistory, OnlyTheDroppedEventsOfTheReadersTopicsAreALoss) {
+    using namespace history_rows;
+    const auto h = filled(3, 1000, {"a", "b", "a", "b", "b"});  // 103..105 retained; dropped a@101, b@102
+    std::vector<Delivery> out;
+    EXPECT_EQ(h.read(101, {"all"}, 1000, 100, out), std::nullopt);  // 102 is gone
+    EXPECT_EQ(h.read(101, {"a"}, 1000, 100, out), 105u);            // 102 was not an `a`
+    EXPECT_EQ(seqs(out), (std::vector<std::uint64_t>{103}));
+    EXPECT_EQ(h.read(101, {"b"}, 1000, 100, out), std::nullopt);
+    EXPECT_FALSE(h.lost_after(102, {"all"}));
+    EXPECT_TRUE(h.lost_after(100, {"a"}));
+    EXPECT_FALSE(h.lost_after(100, {"c"}));  // never published
 }
 
 TEST(EventHistory, ResumePlanNamesTheGapAndWhereTheReplayStarts) {
@@ -206,15 +218,16 @@ TEST(EventHistory, ResumePlanNamesTheGapAndWhereTheReplayStarts) {
         {105, {"all"}, 105, {}, {}},                   // up to date
         {102, {"all"}, 102, {}, {}},                   // everything after 102 is retained
         {101, {"all"}, 102, GapReason::history, 103},  // 102 is lost
+        {101, {"a"}, 101, {}, {}},                     // ... but it was a `b`
         {100, {"b"}, 102, GapReason::history, 104},    // the next event of its topic
-        {100, {"c"}, 102, GapReason::history, {}},     // none of its topic retained
+        {100, {"c"}, 100, {}, {}},                     // nothing of its topic was ever dropped
         {99, {"all"}, 102, GapReason::restart, 103},   // before this process
         {106, {"all"}, 102, GapReason::restart, 103},  // not given out by this process
     };
     for (const auto& row : rows) {
         const auto plan = plan_resume(row.since, 100, 105, h, row.topics);
-        EXPECT_EQ(plan.replay_after, row.replay_after) << row.since;
-        EXPECT_EQ(plan.gap.has_value(), row.reason.has_value()) << row.since;
+        EXPECT_EQ(plan.replay_after, row.replay_after) << row.since << " " << row.topics[0];
+        EXPECT_EQ(plan.gap.has_value(), row.reason.has_value()) << row.since << " " << row.topics[0];
         if (plan.gap && row.reason) {
             EXPECT_EQ(plan.gap->reason, *row.reason) << row.since;
             EXPECT_EQ(plan.gap->since, row.since);
@@ -226,6 +239,7 @@ TEST(EventHistory, ResumePlanNamesTheGapAndWhereTheReplayStarts) {
     ASSERT_TRUE(plan.gap);
     EXPECT_EQ(gap_json(*plan.gap), R"({"type":"gap","reason":"history","since":100,"next":null})");
     EXPECT_EQ(plan.replay_after, 101u);
+    EXPECT_FALSE(filled(10, 0, {"a"}).enabled());  // no bytes: no history either
 }
 
 TEST(InMemoryBus, PositionsStartAfterTheBaseAndSurviveNoSubscriber) {

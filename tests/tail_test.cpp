@@ -426,14 +426,18 @@ TEST(TailResume, SinceTakesOnlyANonNegativeInteger) {
     using gateway::tail::parse_seq;
     EXPECT_EQ(parse_seq("0"), 0u);
     EXPECT_EQ(parse_seq("17"), 17u);
-    EXPECT_EQ(parse_seq("18446744073709551615"), 18446744073709551615u);
-    for (const char* bad : {"", "-1", "+1", " 1", "1 ", "1.5", "17x", "0x11", "18446744073709551616", "seq"})
+    EXPECT_EQ(parse_seq("9223372036854775807"), 9223372036854775807u);  // 2^63 - 1: crudcast's largest
+    for (const char* bad :
+         {"", "-1", "+1", " 1", "1 ", "1.5", "17x", "0x11", "9223372036854775808", "18446744073709551616", "seq"})
         EXPECT_EQ(parse_seq(bad), std::nullopt) << bad;
 
     gateway::tail::Options o;
     ASSERT_EQ(gateway::tail::parse_args({"ws://h:1/ws", "--topic", "a", "--since=42"}, o), "");
     EXPECT_EQ(o.since, 42u);
     EXPECT_EQ(o.target, "/ws?topic=a") << "the since is added per connection";
+    // A since in the URL would be a second one on every reconnect; Last-Event-ID would override it.
+    EXPECT_NE(gateway::tail::parse_args({"ws://h:1/ws?since=5"}, o).find("--since SEQ"), std::string::npos);
+    EXPECT_NE(gateway::tail::parse_args({"--header", "Last-Event-ID: 5"}, o).find("handshake"), std::string::npos);
     for (const std::vector<std::string>& args : {std::vector<std::string>{"tail", "--since"},
                                                  {"tail", "--since", "-3"},
                                                  {"tail", "--since=abc"},

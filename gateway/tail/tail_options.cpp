@@ -21,9 +21,10 @@ constexpr std::size_t max_token_bytes = 8192;
 
 // The headers the WebSocket handshake itself writes: a second copy from --header would make the
 // request ambiguous or break the upgrade.
-constexpr std::array<std::string_view, 9> handshake_headers = {
-    "Host",           "Connection",        "Upgrade", "Sec-WebSocket-Key",       "Sec-WebSocket-Version",
-    "Content-Length", "Transfer-Encoding", "Expect",  "Sec-WebSocket-Extensions"};
+// Last-Event-ID is tail's own position (--since; it would win over since= on every reconnect).
+constexpr std::array<std::string_view, 10> handshake_headers = {
+    "Host",           "Connection",        "Upgrade", "Sec-WebSocket-Key",        "Sec-WebSocket-Version",
+    "Content-Length", "Transfer-Encoding", "Expect",  "Sec-WebSocket-Extensions", "Last-Event-ID"};
 
 // RFC 9110 token characters, what a header name is made of.
 bool is_tchar(char c) {
@@ -84,6 +85,10 @@ std::string apply_address(std::string address, const std::vector<std::string>& t
     o.port = port;
     o.target = parts->target;
     if (o.target.empty() || o.target.front() == '?') o.target.insert(0, "/");
+    // tail adds since= itself on every reconnect (after the last event printed): a second one in
+    // the URL would make each reconnect ambiguous (crudcast answers 400).
+    if (const auto since = url::query_values(o.target, "since"); since && !since->empty())
+        return "put the position in --since SEQ, not in the URL (tail adds since= itself when it resumes)";
     if (!topics.empty()) {
         // Escaped to unreserved characters, so a model name can never change the meaning of the URL.
         std::string query = "topic=";

@@ -1,6 +1,8 @@
 // tail_resume.cpp: messages, positions and gap lines for `crudcast tail` (see tail_resume.hpp).
 #include "gateway/tail/tail_resume.hpp"
 
+#include <cstdint>
+
 #include <charconv>
 
 #include <rapidjson/document.h>
@@ -57,6 +59,7 @@ std::optional<std::uint64_t> parse_seq(std::string_view text) {
     // text must be consumed, so "17x" is refused too.
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (text.empty() || ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+    if (value > static_cast<std::uint64_t>(INT64_MAX)) return std::nullopt;  // crudcast's positions are below 2^63
     return value;
 }
 

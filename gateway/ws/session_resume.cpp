@@ -1,10 +1,13 @@
 // session_resume.cpp: the parts of a WebSocketSession that resume a subscriber (?since=,
 // Last-Event-ID: the replay from the bus's history and the gap message) and that serve it as
 // Server-Sent Events instead of WebSocket frames. See websocket_session.hpp.
+#include <algorithm>
+
 #include <boost/asio/write.hpp>
 
 #include "bus/history.hpp"
 #include "common/log.hpp"
+#include "common/text.hpp"
 #include "gateway/ws/websocket_session.hpp"
 
 namespace crudcast::gateway {
@@ -19,17 +22,19 @@ constexpr std::size_t replay_read_bytes = 256 * 1024;
 }  // namespace
 
 void WebSocketSession::subscribe(const http::request<http::buffer_body>& request) {
-    const auto through = shard_.subscribe(this);
+    const auto position = shard_.subscribe(this);
     const auto last_event_id = request.find("Last-Event-ID");
     since_ = resume_position(request.target(), last_event_id == request.end() ? "" : last_event_id->value(),
                              last_event_id != request.end())
                  .since;  // checked (400) by the admission before the handoff
     if (!since_) return;
-    const auto plan = shard_.bus().plan_resume(*since_, through, topics_);
+    const auto plan = shard_.bus().plan_resume(*since_, position, topics_);
+    // The history serves everything up to where it ends when the reader catches up; events after
+    // `position` reach this thread's log too, and the log's copies of what the history served are
+    // passed over. Until then the cursor follows the log, so a replay holds no live frames.
     replay_after_ = plan.replay_after;
-    replay_through_ = through;
-    skip_through_ = through;
-    replaying_ = replay_after_ < replay_through_;
+    skip_through_ = position;
+    replaying_ = true;
     auto& counters = shard_.counters();
     counters.resumes.fetch_add(1, std::memory_order_relaxed);
     if (plan.gap) {
@@ -43,43 +48,48 @@ void WebSocketSession::subscribe(const http::request<http::buffer_body>& request
                    {{"rid", request_id_},
                     {"since", *since_},
                     {"replay_after", replay_after_},
-                    {"through", replay_through_},
+                    {"position", position},
                     {"gap", gap_ ? bus::gap_reason_name(gap_->reason) : std::string_view("-")}});
     }
 }
 
 bool WebSocketSession::fetch_replay() {
     while (replaying_ && replay_batch_.empty()) {
-        const auto upto =
-            shard_.bus().read_history(replay_after_, replay_through_, topics_, replay_read_bytes, replay_batch_);
+        const auto upto = shard_.bus().read_history(replay_after_, topics_, replay_read_bytes, replay_batch_);
         if (!upto) {
-            // Events after replay_after_ were dropped from the history while this subscriber read
-            // slowly: it cannot catch up without a hole. It is closed as too slow; when it resumes,
-            // the gap message tells it what is lost.
+            // Events this subscriber wants were dropped from the history while it read slowly: it
+            // cannot catch up without a hole. It is closed as too slow; when it resumes, the gap
+            // message tells it what is lost.
             replay_batch_.clear();
             shard_.counters().slow_closes.fetch_add(1, std::memory_order_relaxed);
-            log::write(LogLevel::warn, "subscriber too slow for its replay; closing it with 1013",
-                       {{"client", client_address_}, {"replayed_to", replay_after_}, {"rid", request_id_}});
+            log::write(LogLevel::warn,
+                       sse() ? "sse subscriber too slow for its replay; closing it"
+                             : "websocket subscriber too slow for its replay; closing it with 1013",
+                       {{"client", client_address_},
+                        {"topics", join(topics_)},
+                        {"since", since_.value_or(0)},
+                        {"replayed_to", replay_after_},
+                        {"rid", request_id_}});
             close_with(1013, "subscriber too slow: the history moved past its replay (resume with since=)");
             return false;
         }
+        const bool progressed = *upto > replay_after_;
         replay_after_ = *upto;
-        if (replay_after_ >= replay_through_) replaying_ = false;
+        skip_through_ = std::max(skip_through_, replay_after_);
+        if (!progressed) replaying_ = false;  // nothing retained after it: live from the log
     }
+    skip_replayed();
     return !replay_batch_.empty();
 }
 
 void WebSocketSession::skip_replayed() {
-    // Events published before it subscribed that reached this thread's log after it subscribed:
-    // the replay sent them already (or they were before `since`).
+    // Log entries up to skip_through_ were (or will be) served from the history, or are before
+    // `since`: passed over. Entries are in seq order, so the first later one ends the walk.
     const auto& log = shard_.log();
     auto cursor = subscription_.cursor();
     for (; cursor < log.end_index(); ++cursor) {
         const auto& e = log.entry(cursor);
-        if (e.seq > skip_through_) {
-            skip_through_ = 0;
-            break;
-        }
+        if (e.seq > skip_through_) break;
         if (!subscription_.all() && subscription_.wants(e.topic)) subscription_.count_sent(1, e.size);
     }
     subscription_.advance(cursor);
@@ -89,7 +99,8 @@ asio::awaitable<error_code> WebSocketSession::write_sse_head(const http::request
     // The stream is the rest of the connection (no length, no chunks): it ends when crudcast closes it.
     std::string head =
         "HTTP/1.1 200 OK\r\nServer: crudcast\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-        "X-Accel-Buffering: no\r\nConnection: close\r\n";
+        "X-Accel-Buffering: no\r\nConnection: close\r\nX-Request-ID: " +
+        request_id_ + "\r\n";
     if (const auto origin = request[http::field::origin]; !origin.empty()) {
         // The admission checked the origin (ws-allowed-origins); a listed one may send credentials.
         head += "Access-Control-Allow-Origin: " + std::string(origin) + "\r\nVary: Origin\r\n";

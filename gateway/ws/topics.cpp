@@ -82,7 +82,8 @@ std::optional<std::uint64_t> parse_position(std::string_view text) {
 ResumePosition resume_position(std::string_view target, std::string_view last_event_id, bool has_last_event_id) {
     static constexpr std::string_view must = " must be a position: the seq of an event, or an X-Crudcast-Seq value";
     ResumePosition out;
-    if (has_last_event_id) {
+    // An empty Last-Event-ID (some EventSource polyfills send one before any id) means none.
+    if (has_last_event_id && !trim(last_event_id).empty()) {
         if (!(out.since = parse_position(trim(last_event_id)))) out.problem = "Last-Event-ID" + std::string(must);
         return out;
     }

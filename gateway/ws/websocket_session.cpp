@@ -2,11 +2,14 @@
 #include "gateway/ws/websocket_session.hpp"
 
 #include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 
 #include <algorithm>
 #include <tuple>
 
+#include <boost/asio/post.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/stream.hpp>
@@ -64,6 +67,12 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
     if (!co_await handshake(request)) co_return;
     error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
+    if (sse()) {
+        // No pong in SSE: a peer that vanished (a dropped NAT entry, a sleeping phone) is found by
+        // its unacknowledged heartbeats, within ws-write-timeout rather than TCP's ~15 minutes.
+        const unsigned timeout_ms = static_cast<unsigned>(shard_.config().ws_write_timeout.count());
+        ::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof timeout_ms);
+    }
     const std::string since = since_ ? std::to_string(*since_) : std::string("-");
     const std::string gap = gap_ ? std::string(bus::gap_reason_name(gap_->reason)) : std::string("-");
     log::write(
@@ -256,7 +265,8 @@ asio::awaitable<void> WebSocketSession::expire_at(std::chrono::system_clock::tim
     auto [ec] = co_await expiry_timer_->async_wait(use_nothrow);
     if (ec || state_ == State::closed || close_sent()) co_return;
     shard_.counters().credential_expiries.fetch_add(1, std::memory_order_relaxed);
-    log::write(LogLevel::info, "websocket credential expired; closing with 1008",
+    log::write(LogLevel::info,
+               sse() ? "sse credential expired; closing it" : "websocket credential expired; closing with 1008",
                {{"client", client_address_}, {"rid", request_id_}});
     close_with(1008, "token expired");
 }
@@ -276,7 +286,7 @@ void WebSocketSession::close_with(std::uint16_t code, std::string_view reason, S
     }
     // Frames not written yet are dropped; a write in flight finishes first (whole frames only).
     subscription_.forget_backlog();
-    replay_batch_.clear();
+    if (!writer_.writing()) replay_batch_.clear();  // a write in flight still points into it
     replaying_ = false;
     if (sse()) {
         // No close frame in SSE: a comment says why (curl shows it), then the connection ends; an
@@ -303,6 +313,7 @@ void WebSocketSession::on_log_grew() {
         if (!writer_.writing()) subscription_.advance(log.end_index());
         return;
     }
+    if (replaying_) skip_replayed();  // what the history serves is not a backlog
     const auto& cfg = shard_.config();
     const std::size_t frames = subscription_.backlog_frames(log);
     const std::size_t bytes = subscription_.backlog_bytes(log);
@@ -320,7 +331,8 @@ void WebSocketSession::close_for_backlog(std::size_t frames, std::size_t bytes, 
     const auto& cfg = shard_.config();
     const bool full = frames > cfg.ws_max_queue_messages || bytes > cfg.ws_max_queue_bytes;
     shard_.counters().slow_closes.fetch_add(1, std::memory_order_relaxed);
-    log::write(LogLevel::warn, "websocket subscriber too slow; closing it with 1013",
+    log::write(LogLevel::warn,
+               sse() ? "sse subscriber too slow; closing it" : "websocket subscriber too slow; closing it with 1013",
                {{"client", client_address_},
                 {"topics", join(topics_)},
                 {"queued", frames},
@@ -339,7 +351,7 @@ void WebSocketSession::write_pending() {
     if (replaying_ && !skipping_log() && (!replay_batch_.empty() || fetch_replay())) {
         writer_.gather_replay(replay_batch_, subscription_);
     } else {
-        if (skip_through_ != 0 && !replaying_) skip_replayed();
+        if (skip_through_ != 0) skip_replayed();
         if (!writer_.has_control() && subscription_.cursor() == log.end_index()) return;
         if (!writer_.gather(log, subscription_)) {  // only entries of other topics
             subscription_.advance(writer_.batch().end);
@@ -407,7 +419,9 @@ void WebSocketSession::on_write_timer() {
         close_reason_ = "no write progress within ws-write-timeout";
     }
     const auto stalled_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - write_progress_).count();
-    log::write(LogLevel::info, "websocket subscriber takes nothing of our writes; dropping it",
+    log::write(LogLevel::info,
+               sse() ? "sse subscriber takes nothing of our writes; dropping it"
+                     : "websocket subscriber takes nothing of our writes; dropping it",
                {{"client", client_address_},
                 {"topics", join(topics_)},
                 {"stalled_ms", static_cast<std::int64_t>(stalled_ms)},
@@ -434,6 +448,12 @@ void WebSocketSession::on_written(error_code ec) {
         replayed_ += batch.frames;
         shard_.counters().replayed_frames.fetch_add(batch.frames, std::memory_order_relaxed);
         replay_batch_.clear();
+        if (state_ != State::closed && !batch.close) {
+            // The next batch from a handler of its own: a fast reader of a long history would
+            // otherwise recurse here once per batch, and other sessions wait meanwhile.
+            asio::post(socket_.get_executor(), [self = shared_from_this()] { self->write_pending(); });
+            return;
+        }
     } else {
         subscription_.advance(batch.end);
         if (!skipping_log()) subscription_.count_sent(batch.frames, batch.bytes);

@@ -91,7 +91,6 @@ private:
     // SSE: the client sends nothing after its request; read (and drop) until it leaves.
     asio::awaitable<void> sse_read_loop();
     bool sse() const { return writer_.wire() == FrameWriter::Wire::sse; }
-    std::string_view kind() const { return sse() ? "sse" : "websocket"; }
     // Replay: the next frames from the history into replay_batch_; false when none is left to
     // write now (the replay ended: live from here, or the subscriber fell behind the history).
     bool fetch_replay();
@@ -135,14 +134,13 @@ private:
     Subscription subscription_;  // position in the shard's log
     FrameWriter writer_;
 
-    // Resuming (?since=): history after replay_after_ up to replay_through_ (the position when it
-    // subscribed) is written first, paced by the socket; the log's entries up to skip_through_ are
-    // then passed over, as the replay covered them.
+    // Resuming (?since=): the history after replay_after_ is written first, paced by the socket,
+    // until the reader reaches its end; the log's entries up to skip_through_ (what the history
+    // served, and everything up to the position it subscribed at) are passed over.
     std::optional<std::uint64_t> since_;
     std::optional<bus::Gap> gap_;
     bool replaying_ = false;
     std::uint64_t replay_after_ = 0;
-    std::uint64_t replay_through_ = 0;
     std::uint64_t skip_through_ = 0;
     std::vector<bus::Delivery> replay_batch_;
     std::uint64_t replayed_ = 0;
