@@ -225,7 +225,8 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::rel
         if (!got.wrote) co_return Failed{Failure::response_framing_too_large, got.read_error};
         co_return Failed{Failure::response_broke_off, http::error::header_limit};
     }
-    if (got.read_error) co_return Failed{Failure::response_broke_off, got.read_error};
+    if (got.read_error)
+        co_return Failed{got.wrote ? Failure::response_broke_off : Failure::held_response_broke_off, got.read_error};
     if (got.write_error) co_return Failed{Failure::client_gone_mid_response, got.write_error};
     co_return std::nullopt;
 }

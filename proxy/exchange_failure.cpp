@@ -49,6 +49,10 @@ constexpr std::array<FailureRule, failure_count> rules{{
     {.kind = response_broke_off, .status = 0, .error = {}, .counter = none, .after = AfterFailure::close,
      .retry = Retry::never, .level = LogLevel::warn,
      .line = "upstream response broke off; closing the client connection"},
+    // Held whole for its event (X-Crudcast-Seq in its head): nothing went out, so the client gets a
+    // 502 instead of a closed connection. The upstream connection is dropped.
+    {.kind = held_response_broke_off, .status = 502, .error = "bad_gateway", .counter = bad_gateway,
+     .after = AfterFailure::keep, .retry = Retry::never},
     // Nothing of the response went out yet: the client hears why. The upstream connection is dropped.
     {.kind = response_framing_too_large, .status = 502, .error = "bad_gateway", .counter = bad_gateway,
      .after = AfterFailure::keep, .retry = Retry::never},
@@ -111,6 +115,7 @@ std::string_view failure_name(Failure kind) {
         CRUDCAST_FAILURE_NAME(head_framing)
         CRUDCAST_FAILURE_NAME(response_framing_too_large)
         CRUDCAST_FAILURE_NAME(response_broke_off)
+        CRUDCAST_FAILURE_NAME(held_response_broke_off)
         CRUDCAST_FAILURE_NAME(upgrade_send_failed)
         CRUDCAST_FAILURE_NAME(upgrade_head_timeout)
         CRUDCAST_FAILURE_NAME(upgrade_head_failed)
@@ -160,6 +165,7 @@ std::string failure_detail(Failure kind, const error_code& ec, std::string_view 
         case head_invalid: return "invalid response from the upstream: " + ec.message();
         case head_framing: return "invalid response framing from the upstream: " + std::string(pool_detail);
         case response_broke_off: return "upstream failed mid-response: " + ec.message();
+        case held_response_broke_off: return "upstream failed mid-response, before any of it was sent: " + ec.message();
         case response_framing_too_large:
             return "upstream response's chunk extensions or trailers exceed " + std::to_string(upstream_header_limit) +
                    " bytes";

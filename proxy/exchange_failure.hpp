@@ -30,6 +30,8 @@ enum class Failure : std::uint8_t {
     head_invalid,                // what came back is not an HTTP response head
     head_framing,                // the response head's framing is ambiguous (proxy/framing.hpp): never reused
     response_broke_off,          // the upstream failed mid-body: the head is already with the client
+    held_response_broke_off,     // the upstream failed mid-body of a response held for its event: nothing
+                                 // of it reached the client yet, so the client hears a 502
     response_framing_too_large,  // the response's chunk lines or trailers passed the response header
                                  // limit before any byte of it reached the client
     upgrade_send_failed,         // a tunnelled upgrade request could not be sent

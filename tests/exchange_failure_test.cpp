@@ -65,6 +65,7 @@ INSTANTIATE_TEST_SUITE_P(
         Row{"head_invalid", head_invalid, 502, "bad_gateway", bad_gateway, keeps, if_unanswered},
         Row{"head_framing", head_framing, 502, "bad_gateway", bad_gateway, keeps, never},
         Row{"response_broke_off", response_broke_off, 0, "", no_counter, closes, never},
+        Row{"held_response_broke_off", held_response_broke_off, 502, "bad_gateway", bad_gateway, keeps, never},
         Row{"response_framing_too_large", response_framing_too_large, 502, "bad_gateway", bad_gateway, keeps, never},
         Row{"upgrade_send_failed", upgrade_send_failed, 502, "bad_gateway", bad_gateway, closes, never},
         Row{"upgrade_head_timeout", upgrade_head_timeout, 504, "gateway_timeout", gateway_timeout, closes, never},
@@ -80,7 +81,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(FailureTable, EveryKindHasARow) {
-    EXPECT_EQ(failure_count, 21u) << "a new Failure needs a row above and in the table";
+    EXPECT_EQ(failure_count, 22u) << "a new Failure needs a row above and in the table";
     for (std::size_t i = 0; i < failure_count; ++i)
         EXPECT_EQ(static_cast<std::size_t>(failure_rule(static_cast<Failure>(i)).kind), i);
 }
@@ -147,6 +148,7 @@ TEST(FailureTable, Details) {
         {head_invalid, bad_chunk, "invalid response from the upstream: "},
         {head_framing, {}, "invalid response framing from the upstream: the pool's sentence"},
         {response_broke_off, reset, "upstream failed mid-response: "},
+        {held_response_broke_off, reset, "upstream failed mid-response, before any of it was sent: "},
         {upgrade_send_failed, reset, "sending the upgrade request failed"},
         {upgrade_head_timeout, reset, "upstream did not answer the upgrade request: "},
         {upgrade_head_failed, reset, "upstream did not answer the upgrade request: "},

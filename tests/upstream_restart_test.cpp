@@ -179,7 +179,7 @@ void restart_under_load(bool die_mid_response) {
     for (int t = 0; t < 4; ++t) clients.emplace_back(load, gw->port(), t, std::cref(stop), std::ref(tally));
 
     ASSERT_TRUE(tally.wait([](Tally& t) { return t.answers >= 300; })) << "no load before the stop";
-    if (die_mid_response) {  // some POST answers half-way out when the upstream dies
+    if (die_mid_response) {  // some POST answers half-way when the upstream dies
         stalling.stall = true;
         const auto deadline = std::chrono::steady_clock::now() + default_timeout;
         while (stalling.stalled < 2 && std::chrono::steady_clock::now() < deadline)
@@ -221,11 +221,9 @@ void restart_under_load(bool die_mid_response) {
     EXPECT_EQ(event_ids, tally.published_ids) << "events must be exactly the POSTs that got a complete 2xx";
     for (const auto& [status, n] : tally.statuses) EXPECT_TRUE(status / 100 == 2 || status == 502 || status == 504);
     EXPECT_EQ(tally.broken_gets, 0u) << "a GET was cut off: its answers are never stalled";
-    if (die_mid_response) {
-        EXPECT_GT(tally.broken, 0u) << "no answer was truncated: the variant tested nothing";
-    } else {
-        EXPECT_EQ(tally.broken, 0u) << "a connection ended without an answer where crudcast should have answered";
-    }
+    // A POST answer the upstream broke off half-way was held whole for its event (its head carries
+    // the event's X-Crudcast-Seq): nothing of it had gone out, so its client got a 502, not a cut.
+    EXPECT_EQ(tally.broken, 0u) << "a connection ended without an answer where crudcast should have answered";
     std::cout << "answers=" << tally.answers << " 2xx=" << tally.statuses[200] + tally.statuses[201]
               << " 502=" << tally.statuses[502] << " (during the outage " << down_502 << ") 504=" << tally.statuses[504]
               << " truncated=" << tally.broken << " events=" << event_ids.size() << " stop->restart="
@@ -237,7 +235,7 @@ TEST(UpstreamRestart, UnderLoadEveryAnswerIs2xxOr502Or504AndEventsMatchTheSucces
     restart_under_load(false);
 }
 
-TEST(UpstreamRestart, UpstreamDyingMidResponseUnderLoadPublishesNoEventForTruncatedAnswers) {
+TEST(UpstreamRestart, UpstreamDyingMidResponseUnderLoadAnswers502AndPublishesNoEventForBrokenAnswers) {
     restart_under_load(true);
 }
 
