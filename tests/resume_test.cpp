@@ -270,6 +270,45 @@ TEST_F(Resume, AReplayWriteInFlightStaysIntactWhenTheSubscriberClosesMeanwhile) 
     EXPECT_GT(expected, a + 1);  // part of the replay arrived before the close answer
 }
 
+TEST_F(Resume, AReaderTheHistoryOvertakesIsClosedWith1013AfterWhatItGot) {
+    // 6 MB to replay (more than the kernel buffers for a reader that reads nothing), and room in the
+    // live queue, so that it is the history that leaves the reader behind.
+    start([](config::Config& c) {
+        c.history_size = 60;
+        c.ws_max_queue_bytes = 256u << 20;
+    });
+    const auto a = write("author", 0);
+    const std::string pad(100000, 'x');
+    Client writer(port_);
+    const auto write_big = [&](int id) {
+        ASSERT_EQ(writer.roundtrip(post("/api/authors", R"({"id":)" + std::to_string(id) + R"(,"pad":")" + pad + "\"}"))
+                      .status,
+                  201u);
+        watcher_->next();
+    };
+    for (int i = 1; i <= 59; ++i) write_big(i);
+    auto sub = slow_subscriber(port_, "/ws?since=" + std::to_string(a));
+    for (int i = 60; i <= 200; ++i) write_big(i);  // the history drops what the reader has not read
+    std::uint64_t expected = a + 1;
+    for (;;) {
+        const auto [opcode, payload] = read_frame(sub);
+        if (opcode == 0x8) {
+            ASSERT_GE(payload.size(), 2u);
+            EXPECT_EQ((static_cast<unsigned char>(payload[0]) << 8) | static_cast<unsigned char>(payload[1]), 1013);
+            EXPECT_NE(payload.find("history moved past its replay"), std::string::npos) << payload;
+            break;
+        }
+        rapidjson::Document doc;
+        doc.Parse(payload.c_str());
+        ASSERT_FALSE(doc.HasParseError());
+        ASSERT_EQ(seq_of(doc), expected);  // in order, no hole, until the close
+        ++expected;
+    }
+    // Resuming from the last event it got: the gap names what is lost.
+    Subscriber again(port_, "/ws?since=" + std::to_string(expected - 1));
+    EXPECT_NE(again.next_raw().find(R"("type":"gap","reason":"history")"), std::string::npos);
+}
+
 TEST_F(Resume, ABadPositionIsRefusedBeforeTheHandshake) {
     start();
     for (const std::string query : {"since=-1", "since=x", "since=1.5", "since=", "since=%201",

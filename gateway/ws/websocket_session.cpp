@@ -347,8 +347,15 @@ void WebSocketSession::close_for_backlog(std::size_t frames, std::size_t bytes, 
 void WebSocketSession::write_pending() {
     if (!writer_.ready() || state_ == State::closed) return;
     const auto& log = shard_.log();
+    bool replay = false;
+    if (replaying_ && !skipping_log()) {
+        replay = !replay_batch_.empty() || fetch_replay();
+        // A subscriber that fell behind the history was closed in fetch_replay: its close frame may
+        // already be on its way (that write started from here, one call down).
+        if (!writer_.ready() || state_ == State::closed) return;
+    }
     if (skipping_log()) subscription_.advance(log.end_index());
-    if (replaying_ && !skipping_log() && (!replay_batch_.empty() || fetch_replay())) {
+    if (replay) {
         writer_.gather_replay(replay_batch_, subscription_);
     } else {
         if (skip_through_ != 0) skip_replayed();
