@@ -55,6 +55,15 @@ protected:
         return seq_of(doc);
     }
 
+    // Writes an author with a 100 KB member over `writer`, and waits until the watcher saw its event.
+    void write_big(Client& writer, int id) {
+        static const std::string pad(100000, 'x');
+        ASSERT_EQ(writer.roundtrip(post("/api/authors", R"({"id":)" + std::to_string(id) + R"(,"pad":")" + pad + "\"}"))
+                      .status,
+                  201u);
+        watcher_->next();
+    }
+
     std::unique_ptr<RawUpstream> upstream_;
     std::unique_ptr<gateway::Gateway> gateway_;
     std::unique_ptr<Subscriber> watcher_;
@@ -242,19 +251,12 @@ std::pair<int, std::string> read_frame(Socket& s) {
 TEST_F(Resume, AReplayWriteInFlightStaysIntactWhenTheSubscriberClosesMeanwhile) {
     // The frames of a replay write in flight may be held by nothing else once the history drops
     // them: closing the subscriber meanwhile must not free them under the write.
-    start([](config::Config& c) { c.history_size = 60; });
+    start([](config::Config& c) { c.history_size = 60; });  // 59 x 100 KB to replay: more than the kernel buffers
     const auto a = write("author", 0);
-    const std::string pad(100000, 'x');  // 6 MB of replay: more than the kernel takes at once
     Client writer(port_);
-    const auto write_big = [&](int id) {
-        ASSERT_EQ(writer.roundtrip(post("/api/authors", R"({"id":)" + std::to_string(id) + R"(,"pad":")" + pad + "\"}"))
-                      .status,
-                  201u);
-        watcher_->next();
-    };
-    for (int i = 1; i <= 59; ++i) write_big(i);
+    for (int i = 1; i <= 59; ++i) write_big(writer, i);
     auto sub = slow_subscriber(port_, "/ws?since=" + std::to_string(a));
-    for (int i = 60; i <= 130; ++i) write_big(i);  // the history no longer holds the replay's frames
+    for (int i = 60; i <= 130; ++i) write_big(writer, i);  // the history no longer holds the replay's frames
     ASSERT_TRUE(sub.send_all(ws_client_frame(0x88, std::string("\x03\xe8", 2))));
     std::uint64_t expected = a + 1;
     for (;;) {
@@ -278,17 +280,10 @@ TEST_F(Resume, AReaderTheHistoryOvertakesIsClosedWith1013AfterWhatItGot) {
         c.ws_max_queue_bytes = 256u << 20;
     });
     const auto a = write("author", 0);
-    const std::string pad(100000, 'x');
     Client writer(port_);
-    const auto write_big = [&](int id) {
-        ASSERT_EQ(writer.roundtrip(post("/api/authors", R"({"id":)" + std::to_string(id) + R"(,"pad":")" + pad + "\"}"))
-                      .status,
-                  201u);
-        watcher_->next();
-    };
-    for (int i = 1; i <= 59; ++i) write_big(i);
+    for (int i = 1; i <= 59; ++i) write_big(writer, i);
     auto sub = slow_subscriber(port_, "/ws?since=" + std::to_string(a));
-    for (int i = 60; i <= 200; ++i) write_big(i);  // the history drops what the reader has not read
+    for (int i = 60; i <= 200; ++i) write_big(writer, i);  // the history drops what the reader has not read
     std::uint64_t expected = a + 1;
     for (;;) {
         const auto [opcode, payload] = read_frame(sub);

@@ -14,6 +14,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include "testkit.hpp"
+#include "tests/ws_subscriber.hpp"
 
 namespace crudcast {
 namespace {
@@ -22,42 +23,6 @@ using namespace testkit;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using tcp = boost::asio::ip::tcp;
-
-// A blocking WebSocket subscriber whose reads give up after `default_timeout`.
-class Subscriber {
-public:
-    explicit Subscriber(std::uint16_t port) : ws_(io_) {
-        ws_.next_layer().connect({boost::asio::ip::make_address("127.0.0.1"), port});
-        ws_.handshake("127.0.0.1", "/ws");
-    }
-    // The seq of the next event; fails the test (throws) on timeout or close.
-    std::uint64_t next_seq() {
-        beast::flat_buffer buffer;
-        beast::error_code ec;
-        bool done = false;
-        ws_.async_read(buffer, [&](beast::error_code e, std::size_t) {
-            ec = e;
-            done = true;
-        });
-        io_.restart();
-        io_.run_for(default_timeout);
-        if (!done) {
-            ws_.next_layer().cancel();
-            io_.restart();
-            io_.run();
-            throw std::runtime_error("no event within the timeout");
-        }
-        if (ec) throw beast::system_error(ec);
-        rapidjson::Document doc;
-        doc.Parse(beast::buffers_to_string(buffer.data()).c_str());
-        EXPECT_TRUE(doc.IsObject() && doc.HasMember("seq"));
-        return doc["seq"].GetUint64();
-    }
-
-private:
-    boost::asio::io_context io_;
-    websocket::stream<tcp::socket> ws_;
-};
 
 std::string json_response(int status, std::string_view reason, std::string_view body, HeaderList extra = {}) {
     extra.items.emplace(extra.items.begin(), "Content-Type", "application/json");
@@ -119,7 +84,7 @@ protected:
 
 TEST_F(SeqHeader, AGetCarriesThePositionAndAWriteTheSeqItsSubscribersReceive) {
     start();
-    Subscriber sub(port_);
+    Subscriber sub(port_, "/ws");
     const auto before = seq_of(send("GET", "/api/authors"));
     EXPECT_GT(before, 1'600'000'000'000'000u);  // numbered from the start time in microseconds
 
@@ -144,7 +109,7 @@ TEST_F(SeqHeader, AWriteThatMakesNoEventCarriesThePosition) {
             reply.bytes = http_response(200, "OK", {{{"Content-Type", "text/plain"}}}, "plain words");
         return reply;
     });
-    Subscriber sub(port_);
+    Subscriber sub(port_, "/ws");
     const auto made = seq_of(send("POST", "/api/authors", R"({"id":1})"));
     EXPECT_EQ(made, sub.next_seq());
     const auto missing = send("POST", "/missing/authors", R"({"id":2})");
@@ -175,7 +140,7 @@ TEST_F(SeqHeader, AChunkedEventResponseCarriesTheEventsSeqInItsHead) {
         };
         return reply;
     });
-    Subscriber sub(port_);
+    Subscriber sub(port_, "/ws");
     const auto before = seq_of(send("GET", "/api/authors"));
     Client client(port_);
     client.send(write_request("POST", "/api/chunked", R"({"id":9,"name":"Bo"})"));
@@ -210,7 +175,7 @@ TEST_F(SeqHeader, AResponseLargerThanMaxEventBytesStreamsAndCarriesThePosition) 
             return reply;
         },
         [](config::Config& c) { c.max_event_bytes = 1024; });
-    Subscriber sub(port_);
+    Subscriber sub(port_, "/ws");
     const auto made = seq_of(send("POST", "/api/authors", R"({"id":1})"));
     ASSERT_EQ(made, sub.next_seq());
     Client client(port_);
@@ -237,7 +202,7 @@ TEST_F(SeqHeader, HeadNoContentAndNotModifiedCarryIt) {
         if (r.target == "/api/cached") reply.bytes = "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n";
         return reply;
     });
-    Subscriber sub(port_);
+    Subscriber sub(port_, "/ws");
     const auto made = seq_of(send("POST", "/api/authors", R"({"id":1})"));
     EXPECT_EQ(made, sub.next_seq());
 
@@ -295,7 +260,7 @@ TEST_F(SeqHeader, TheUpstreamsOwnSeqHeaderIsReplaced) {
             reply.bytes = json_response(201, "Created", R"({"id":5})", {{{"X-Crudcast-Seq", "3"}}});
         return reply;
     });
-    Subscriber sub(port_);
+    Subscriber sub(port_, "/ws");
     const auto position = seq_of(send("GET", "/api/authors"));
     EXPECT_EQ(seq_of(send("GET", "/api/claims")), position);
     const auto write = send("POST", "/api/claims-write", R"({"id":5})");

@@ -3,6 +3,7 @@
 
 #include <rapidjson/document.h>
 
+#include <stdexcept>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -56,6 +57,13 @@ public:
         doc.Parse(next_raw().c_str());
         EXPECT_FALSE(doc.HasParseError());
         return doc;
+    }
+    // The next event's seq; fails the test (throws) on timeout, close or a message without one.
+    std::uint64_t next_seq() {
+        const auto doc = next();
+        if (!doc.IsObject() || !doc.HasMember("seq") || !doc["seq"].IsUint64())
+            throw std::runtime_error("a message without a seq");
+        return doc["seq"].GetUint64();
     }
     std::string next_raw() {
         boost::beast::flat_buffer buffer;
