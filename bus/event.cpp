@@ -9,6 +9,24 @@
 namespace crudcast::bus {
 
 std::string serialize(const Event& event) {
+    auto out = serialize_unnumbered(event);
+    out += ",\"seq\":";
+    out += std::to_string(event.seq);
+    out += '}';
+    return out;
+}
+
+std::string number_event(std::string_view unnumbered, std::uint64_t seq) {
+    std::string out;
+    out.reserve(unnumbered.size() + 32);
+    out += unnumbered;
+    out += ",\"seq\":";
+    out += std::to_string(seq);
+    out += '}';
+    return out;
+}
+
+std::string serialize_unnumbered(const Event& event) {
     std::string out;
     // Fixed keys and punctuation are ~70 bytes; one reservation covers nearly every event.
     out.reserve(96 + event.model.size() + event.method.size() + event.id_json.size() + event.payload_json.size());
@@ -24,9 +42,6 @@ std::string serialize(const Event& event) {
     out += event.many ? "true" : "false";
     out += ",\"payload\":";
     out += event.payload_json;
-    out += ",\"seq\":";
-    out += std::to_string(event.seq);
-    out += '}';
     return out;
 }
 

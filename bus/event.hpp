@@ -23,6 +23,12 @@ struct Event {
 // payload_json and id_json are inserted verbatim (they are valid JSON by construction).
 std::string serialize(const Event& event);
 
+// The same text without its last field and closing brace (`...,"payload":...`): what a broker
+// stores, since the broker numbers the event. number_event(serialize_unnumbered(e), e.seq) ==
+// serialize(e).
+std::string serialize_unnumbered(const Event& event);
+std::string number_event(std::string_view unnumbered, std::uint64_t seq);
+
 // The same JSON text wrapped in one unmasked WebSocket text frame (RFC 6455 §5.2): the bytes
 // every subscriber's socket receives, built once per event and shared.
 std::string websocket_text_frame(std::string_view payload);
