@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,7 +18,8 @@ namespace crudcast::bus {
 // A frame shared by every subscriber of one event: one allocation per event, never copied.
 using Frame = std::shared_ptr<const std::string>;
 
-// One published event as a worker thread receives it.
+// One published event as a worker thread receives it. seq 0 (and no model) is a gap marker of a
+// broker bus: `frame` then holds a gap message's JSON for every subscriber (InMemoryBus::broadcast_gap).
 struct Delivery {
     std::string model;
     Frame frame;
@@ -54,7 +56,11 @@ std::string gap_json(const Gap& gap);
 struct PublishResult {
     std::uint64_t seq = 0;
     std::size_t subscribers = 0;  // subscribers of the event's model or of "all" at publish time
+    bool appended = true;         // false: a broker bus could not append it (lost; seq is 0)
 };
+
+// Runs once per publish_async, on a bus thread.
+using PublishDone = std::function<void(const PublishResult&)>;
 
 class Bus {
 public:
@@ -66,6 +72,12 @@ public:
     // The seq of the last event published (this process's base before any): what X-Crudcast-Seq
     // says for a response that made no event. nullopt when the bus cannot tell (a broker is down).
     virtual std::optional<std::uint64_t> position() const = 0;
+
+    // Broker buses append through the broker and deliver only what they read back from it, so a
+    // publish completes later: publish_async calls `done` once this process delivered the event to
+    // its own subscribers, or when the broker could not append it. Never blocks.
+    virtual bool asynchronous() const { return false; }
+    virtual void publish_async(Event event, PublishDone done) { done(publish(std::move(event))); }
 };
 
 // Topics a subscriber asked for, normalised: lower-case, deduplicated; "all" alone when asked.
