@@ -34,15 +34,6 @@ std::int64_t now_ms() {
 
 }  // namespace
 
-std::string_view bus_state_name(BusState state) {
-    switch (state) {
-        case BusState::connecting: return "connecting";
-        case BusState::up: return "up";
-        case BusState::down: return "down";
-    }
-    return "down";
-}
-
 BrokerBus::BrokerBus(InMemoryBus& local, std::unique_ptr<BrokerClient> client)
     : local_(local), client_(std::move(client)) {
     // Another instance may hand a client a position this one has not read yet (it lags by

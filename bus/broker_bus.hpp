@@ -27,20 +27,6 @@
 
 namespace crudcast::bus {
 
-enum class BusState : std::uint8_t { connecting, up, down };
-std::string_view bus_state_name(BusState state);
-
-// What /readyz, /metrics and /api/stats say about the bus.
-struct BusStatus {
-    std::string kind;  // "memory", "nats", "redis"
-    BusState state = BusState::up;
-    std::uint64_t lag = 0;         // entries known to be in the stream and not yet delivered here
-    std::uint64_t lost = 0;        // events that could not be appended
-    std::uint64_t late = 0;        // responses that left before their event was delivered here
-    std::uint64_t reconnects = 0;  // connections after the first
-    std::uint64_t invalid = 0;     // stream entries passed over (not crudcast's)
-};
-
 class BrokerBus : public Bus, private BrokerListener {
 public:
     BrokerBus(InMemoryBus& local, std::unique_ptr<BrokerClient> client);
@@ -59,7 +45,7 @@ public:
     // The seq of the last event delivered here; nullopt until the stream was first read.
     std::optional<std::uint64_t> position() const override;
 
-    void count_late() { late_.fetch_add(1, std::memory_order_relaxed); }
+    void count_late() override { late_.fetch_add(1, std::memory_order_relaxed); }
     BusStatus status() const;
 
 private:

@@ -22,6 +22,15 @@ std::vector<std::string> normalize_topics(const std::vector<std::string>& topics
     return out;
 }
 
+std::string_view bus_state_name(BusState state) {
+    switch (state) {
+        case BusState::connecting: return "connecting";
+        case BusState::up: return "up";
+        case BusState::down: return "down";
+    }
+    return "down";
+}
+
 namespace {
 
 std::uint64_t start_micros() {
