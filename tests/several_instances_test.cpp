@@ -90,7 +90,9 @@ protected:
             if (header.empty()) continue;
             const auto seq = std::stoull(header);
             // Read-your-writes: the instance delivered the event before its response left.
-            if (check_delivered != nullptr) EXPECT_GE(check_delivered->stream_position(), seq);
+            if (check_delivered != nullptr) {
+                EXPECT_GE(check_delivered->stream_position(), seq);
+            }
             by_seq[seq] = Seen{seq, model, id};
         }
         return by_seq;
@@ -121,7 +123,9 @@ TEST_P(SeveralInstances, WritesThroughBothReachEverySubscriberOnceInOneOrderWith
     std::set<std::pair<std::string, std::int64_t>> distinct;
     for (std::size_t i = 0; i < all_a.size(); ++i) {
         distinct.emplace(all_a[i].model, all_a[i].id);
-        if (i > 0) EXPECT_EQ(all_a[i].seq, all_a[i - 1].seq + 1) << "one stream, consecutive positions";
+        if (i > 0) {
+            EXPECT_EQ(all_a[i].seq, all_a[i - 1].seq + 1) << "one stream, consecutive positions";
+        }
         const auto& writes = all_a[i].model == "author" ? from_a : from_b;
         const auto it = writes.find(all_a[i].seq);
         ASSERT_NE(it, writes.end()) << "every event's seq was its write's X-Crudcast-Seq";
