@@ -300,7 +300,7 @@ void RedisClient::read_loop(std::uint64_t after) {
     while (pause(Clock::now())) {
         std::string why;
         auto context = redis::connect(endpoint_, options_.timeout, read_block + options_.timeout, why);
-        auto info = context ? redis::read_stream_info(context.get(), keys_, why) : std::nullopt;
+        auto info = context ? redis::read_stream_info(context.get(), keys_, last_given, why) : std::nullopt;
         if (!info) {
             if (!down_told) listener_->on_down(why);
             down_told = true;

@@ -60,7 +60,7 @@ ContextPtr connect(const Endpoint& endpoint, std::chrono::milliseconds connect_t
 ReplyPtr command(redisContext* context, std::initializer_list<std::string_view> args, std::string& why);
 
 // The Lua script that numbers and appends (ARGV: "append", maxlen, model, event; returns the seq as
-// a decimal string) or describes the stream (ARGV: "info"; returns {offset, first id, last id}).
+// a decimal string) or describes the stream (ARGV: "info", floor; returns {offset, first id, last id}).
 // KEYS: the stream, the counter, the offset.
 std::string_view numbering_script();
 
@@ -70,7 +70,9 @@ struct Keys {
 Keys keys_for(std::string_view prefix);
 
 // Runs the script in "info" mode: the stream as it is now (the counter is created if absent, so
-// the offset is fixed from the first connection on). nullopt and why on failure.
-std::optional<StreamInfo> read_stream_info(redisContext* context, const Keys& keys, std::string& why);
+// the offset is fixed from the first connection on, and raised to `floor`, the last seq the reader
+// gave, so that nothing is numbered below what a reader already passed). nullopt and why on failure.
+std::optional<StreamInfo> read_stream_info(redisContext* context, const Keys& keys, std::uint64_t floor,
+                                           std::string& why);
 
 }  // namespace crudcast::bus::redis

@@ -59,6 +59,11 @@ local function edge(order)
 end
 ensure()
 if ARGV[1] == 'info' then
+  -- ARGV[2]: the last seq this reader gave. A stream created again while the server's clock was
+  -- set back would number below it, and the reader would pass over those entries: number above.
+  if tonumber(ARGV[2]) > tonumber(redis.call('GET', counter_key)) then
+    redis.call('SET', counter_key, ARGV[2])
+  end
   return {redis.call('GET', offset_key), edge('XRANGE'), edge('XREVRANGE')}
 end
 local seq = redis.call('INCR', counter_key)
@@ -83,9 +88,7 @@ return fmt(seq)
 constexpr std::uint64_t max_seq = std::uint64_t{1} << 53;
 
 std::optional<std::uint64_t> parse_digits(std::string_view text) {
-    if (text.empty()) return std::nullopt;
-    for (char c : text)
-        if (c < '0' || c > '9') return std::nullopt;
+    // from_chars takes no sign, space or prefix; the whole text must be consumed.
     std::uint64_t value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
@@ -217,9 +220,11 @@ Keys keys_for(std::string_view prefix) {
     return {p + ":events", p + ":seq", p + ":offset"};
 }
 
-std::optional<StreamInfo> read_stream_info(redisContext* context, const Keys& keys, std::string& why) {
-    auto reply =
-        command(context, {"EVAL", numbering_script(), "3", keys.stream, keys.counter, keys.offset, "info"}, why);
+std::optional<StreamInfo> read_stream_info(redisContext* context, const Keys& keys, std::uint64_t floor,
+                                           std::string& why) {
+    auto reply = command(
+        context,
+        {"EVAL", numbering_script(), "3", keys.stream, keys.counter, keys.offset, "info", std::to_string(floor)}, why);
     if (!reply) return std::nullopt;
     if (reply->type == REDIS_REPLY_ERROR) {
         why = "redis: reading the stream: " + std::string(reply->str, reply->len);

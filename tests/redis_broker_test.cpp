@@ -442,6 +442,28 @@ TEST_F(RedisBrokerTest, DeletedStreamAndCounterNumberAboveEveryOldSeq) {
     client->stop();
 }
 
+// A server whose clock was set back creates the stream again with seqs below the ones given:
+// simulated by numbering from 1000. The reader's reconnect raises the counter above what it gave.
+TEST_F(RedisBrokerTest, StreamCreatedAgainBelowTheLastSeqGivenNumbersAboveIt) {
+    auto o = options();
+    Recorder recorder;
+    auto client = started(recorder, o);
+    auto old_seq = append_sync(*client, "m", "old").seq.value();
+    ASSERT_TRUE(recorder.wait([](auto& r) { return r.entries.size() == 1; }));
+    server_->run({"DEL", o.prefix + ":events"});
+    server_->run({"SET", o.prefix + ":seq", "1000"});
+    server_->run({"SET", o.prefix + ":offset", "1000"});
+    server_->run({"CLIENT", "KILL", "TYPE", "normal"});
+    ASSERT_TRUE(recorder.wait([](auto& r) { return r.connected.size() == 2; }));
+    EXPECT_EQ(recorder.read([](auto& r) { return r.connected.back().offset; }), 1000u);
+    auto next = append_sync(*client, "m", "new");
+    ASSERT_TRUE(next.seq) << next.error;
+    EXPECT_EQ(*next.seq, old_seq + 1);
+    ASSERT_TRUE(recorder.wait([](auto& r) { return r.entries.size() == 2; }));
+    EXPECT_EQ(recorder.read([](auto& r) { return r.entries.back().seq; }), old_seq + 1);
+    client->stop();
+}
+
 TEST_F(RedisBrokerTest, MalformedEntriesArePassedOverAndNumberingGoesAboveThem) {
     auto o = options();
     Recorder recorder;
@@ -502,8 +524,18 @@ TEST(RedisBrokerRestart, ServerRestartIsOneDownFastFailuresThenConnectedAgain) {
     ASSERT_TRUE(result.seq) << result.error;
     EXPECT_EQ(*result.seq, info.offset + 1);
     ASSERT_TRUE(recorder.wait([](auto& r) { return r.entries.size() == 2; }));
+
+    // Again with no append while down: the first append after the recovery must not be the one
+    // that finds the writer's connection dead.
+    server.kill();
+    ASSERT_TRUE(recorder.wait([](auto& r) { return r.downs.size() == 2; }));
+    server.start();
+    ASSERT_TRUE(recorder.wait([](auto& r) { return r.connected.size() == 3; }));
+    auto again = append_sync(*client, "m", "after the second restart");
+    ASSERT_TRUE(again.seq) << again.error;
+    ASSERT_TRUE(recorder.wait([](auto& r) { return r.entries.size() == 3; }));
     client->stop();
-    EXPECT_EQ(recorder.read([](auto& r) { return r.calls; }), "cedce");
+    EXPECT_EQ(recorder.read([](auto& r) { return r.calls; }), "cedcedce");
 }
 
 TEST(RedisBrokerAuth, PasswordAndAclUserAuthenticateAndAWrongPasswordIsNotLogged) {
