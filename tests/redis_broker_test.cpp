@@ -560,6 +560,8 @@ TEST(RedisBrokerAuth, PasswordAndAclUserAuthenticateAndAWrongPasswordIsNotLogged
 
     BrokerOptions wrong;
     wrong.url = "redis://:hunter2@127.0.0.1:" + std::to_string(server.port());
+    wrong.reconnect_min = 5ms;
+    wrong.reconnect_max = 10ms;
     Recorder recorder;
     auto client = crudcast::bus::make_redis_client(wrong);
     client->start(recorder, 0);
@@ -569,6 +571,17 @@ TEST(RedisBrokerAuth, PasswordAndAclUserAuthenticateAndAWrongPasswordIsNotLogged
     EXPECT_EQ(why.find("hunter2"), std::string::npos) << why;
     auto result = append_sync(*client, "m", "x");
     EXPECT_FALSE(result.seq);
+    // Several refused attempts (each a new connection the server counts; nothing signals them
+    // here), and still one on_down.
+    auto refused = [&] {
+        auto info = server.run({"INFO", "stats"}, "s3cret-pw").at(0);
+        auto at = info.find("total_connections_received:");
+        return at == std::string::npos ? 0 : std::stoi(info.substr(at + 27));
+    };
+    const int before = refused();
+    for (auto deadline = Clock::now() + 10s; refused() < before + 10 && Clock::now() < deadline;)
+        std::this_thread::sleep_for(10ms);
+    EXPECT_GE(refused(), before + 10);
     client->stop();
     EXPECT_EQ(recorder.read([](auto& r) { return r.calls; }), "d");  // once, not per attempt
 }
