@@ -28,6 +28,8 @@ constexpr std::string_view read_count = "512";
 // Appends waiting for the writer; past this append fails at once (memory stays bounded while
 // the broker is slow).
 constexpr std::size_t max_queued = 10'000;
+// A writer idle this long checks its connection (servers may close idle clients: `timeout`).
+constexpr auto idle_ping = 15s;
 // Appends sent in one round trip.
 constexpr std::size_t max_batch = 64;
 
@@ -115,7 +117,8 @@ private:
         return !stopping_;
     }
     // The bus appends as soon as it hears on_connected: give the writer (connecting beside the
-    // reader) up to one timeout to be ready, so those appends are not refused.
+    // reader) up to two timeouts (its connect and its SCRIPT LOAD) to be ready, so that those
+    // appends are not refused.
     void wait_for_writer() {
         std::unique_lock lock(mutex_);
         wake_.wait_for(lock, options_.timeout * 2, [this] { return stopping_ || writer_up_; });
@@ -179,7 +182,17 @@ void RedisClient::write_loop() {
             next_attempt = Clock::now() + backoff;
             continue;
         }
-        wake_.wait(lock, [this] { return stopping_ || !queue_.empty() || !refused_.empty() || drop_writer_; });
+        bool woken = wake_.wait_for(
+            lock, idle_ping, [this] { return stopping_ || !queue_.empty() || !refused_.empty() || drop_writer_; });
+        if (!woken) {
+            // An idle connection a server `timeout` closed would otherwise fail the next append.
+            lock.unlock();
+            std::string why;
+            auto pong = redis::command(context.get(), {"PING"}, why);
+            lock.lock();
+            if (!pong) drop_writer_ = true;
+            continue;
+        }
         if (drop_writer_) {
             // The reader lost the server: this connection is most likely dead too, and an append
             // must not be the one to find out.

@@ -483,6 +483,18 @@ TEST_F(RedisBrokerTest, MalformedEntriesArePassedOverAndNumberingGoesAboveThem) 
     client->stop();
 }
 
+TEST_F(RedisBrokerTest, AppendsSurviveAFlushedScriptCache) {
+    Recorder recorder;
+    auto client = started(recorder, options());
+    auto first = append_sync(*client, "m", "before").seq.value();
+    server_->run({"SCRIPT", "FLUSH"});
+    auto result = append_sync(*client, "m", "after");
+    ASSERT_TRUE(result.seq) << result.error;
+    EXPECT_EQ(*result.seq, first + 1);
+    EXPECT_EQ(append_sync(*client, "m", "cached again").seq, first + 2);
+    client->stop();
+}
+
 TEST_F(RedisBrokerTest, StopReturnsPromptlyAndLateAppendsFailOnce) {
     Recorder recorder;
     auto client = started(recorder, options());
