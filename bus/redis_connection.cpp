@@ -24,7 +24,9 @@ namespace {
 // above the counter added by hand), numbering continues above the stream's newest id.
 //
 // MAXLEN '=' (exact): the retention is exactly --history-size on every bus, as on the memory bus,
-// so resume and gap reasoning do not depend on the bus; the cost is trimming one entry per append.
+// so resume and gap reasoning do not depend on the bus; the cost is trimming one entry per append,
+// which redis-benchmark put at 240-360k XADD/s against 300-390k for '~' (300-byte entries, 10,000
+// kept, a loaded 2-core machine): far above the rate one script call per event can reach.
 constexpr std::string_view script_text = R"lua(
 local stream, counter_key, offset_key = KEYS[1], KEYS[2], KEYS[3]
 local function fmt(n) return string.format('%.0f', n) end
