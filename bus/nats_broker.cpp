@@ -1,0 +1,288 @@
+// nats_broker.cpp: the NATS JetStream broker client (broker.hpp) on the C client libnats.
+//
+// One session thread owns the connection and every listener call: connect, make sure of the stream,
+// on_connected, then read the stream with an ordered consumer (in-order, no acks; libnats recreates
+// it past any message it lost) and give each entry once; on any break (connection closed, stream
+// deleted or created again) close, on_down once, and start over with a doubling backoff. libnats'
+// own reconnect is off: its fixed wait does not double, and a connection it restored would deliver
+// before the stream is checked again. A few appender threads take appends from a bounded queue
+// and publish each with js_Publish on the current connection, so the caller never waits.
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "bus/broker.hpp"
+#include "bus/nats_broker.hpp"
+#include "bus/nats_broker_link.hpp"
+
+namespace crudcast::bus {
+
+namespace {
+
+// Appends waiting for a thread; past it append fails at once rather than hold more memory.
+constexpr std::size_t kAppendQueueLimit = 10'000;
+// js_Publish waits one round trip: a few in flight keep a busy proxy's appends from queueing
+// behind each other.
+constexpr int kAppendThreads = 4;
+// How long the reader waits for a message before it looks at the stop flag and the stream.
+constexpr std::int64_t kReadWaitMs = 50;
+// How often the reader asks whether the stream is still the one it reads (deleted, created again).
+constexpr auto kStreamCheckEvery = std::chrono::seconds(1);
+
+struct PendingAppend {
+    std::string subject;
+    std::string event;
+    BrokerClient::AppendDone done;
+    std::chrono::steady_clock::time_point deadline;
+};
+
+class NatsClient final : public BrokerClient {
+public:
+    explicit NatsClient(nats::Settings settings) : settings_(std::move(settings)) {}
+    ~NatsClient() override { stop(); }
+
+    void start(BrokerListener& listener, std::uint64_t after) override;
+    void append(std::string_view model, std::string event, AppendDone done) override;
+    void stop() override;
+    std::string_view kind() const override { return "nats"; }
+
+private:
+    void run_session();
+    std::string read_stream(nats::Link& link, const StreamInfo& info);
+    void give(nats::Link& link, natsMsg* message);
+    bool wait_for(std::chrono::milliseconds delay);
+    bool stopping() const;
+    void run_appender();
+    void publish(nats::Link& link, PendingAppend& item);
+
+    const nats::Settings settings_;
+    BrokerListener* listener_ = nullptr;
+    std::uint64_t last_given_ = 0;  // session thread only
+
+    mutable std::mutex mutex_;
+    std::condition_variable wake_;
+    bool started_ = false;
+    bool stopping_ = false;
+    std::shared_ptr<nats::Link> link_;  // while connected and the stream is ensured
+    std::deque<PendingAppend> queue_;
+    std::atomic<bool> check_stream_{false};  // an append saw no stream: look before the next tick
+
+    std::thread session_;
+    std::vector<std::thread> appenders_;
+};
+
+void NatsClient::start(BrokerListener& listener, std::uint64_t after) {
+    std::lock_guard lock(mutex_);
+    if (started_) return;
+    started_ = true;
+    listener_ = &listener;
+    last_given_ = after;
+    session_ = std::thread([this] { run_session(); });
+    for (int i = 0; i < kAppendThreads; ++i) appenders_.emplace_back([this] { run_appender(); });
+}
+
+bool NatsClient::stopping() const {
+    std::lock_guard lock(mutex_);
+    return stopping_;
+}
+
+// Sleeps for `delay` unless stop() comes first; false when stopping.
+bool NatsClient::wait_for(std::chrono::milliseconds delay) {
+    std::unique_lock lock(mutex_);
+    return !wake_.wait_for(lock, delay, [this] { return stopping_; });
+}
+
+void NatsClient::run_session() {
+    auto backoff = settings_.reconnect_min;
+    bool down_told = false;
+    while (!stopping()) {
+        std::string why;
+        auto link = nats::connect(settings_, why);
+        std::optional<StreamInfo> info;
+        if (link) info = nats::ensure_stream(*link, settings_, why);
+        if (info) {
+            {
+                std::lock_guard lock(mutex_);
+                link_ = link;
+            }
+            listener_->on_connected(*info);
+            down_told = false;
+            backoff = settings_.reconnect_min;
+            why = read_stream(*link, *info);
+            {
+                std::lock_guard lock(mutex_);
+                link_.reset();
+            }
+        }
+        // Appends still in flight on it fail now instead of at their timeout.
+        if (link) natsConnection_Close(link->connection);
+        link.reset();
+        if (stopping()) break;
+        if (!down_told) listener_->on_down(why);
+        down_told = true;
+        if (!wait_for(backoff)) break;
+        backoff = std::min(backoff * 2, settings_.reconnect_max);
+    }
+}
+
+// Reads from after the last entry given (or from the first retained one, when the stream is new to
+// this client) until the connection or the stream breaks; returns why.
+std::string NatsClient::read_stream(nats::Link& link, const StreamInfo& info) {
+    jsSubOptions options;
+    jsSubOptions_Init(&options);
+    options.Stream = settings_.stream.c_str();
+    options.Ordered = true;
+    if (last_given_ >= info.offset && last_given_ > 0) {
+        options.Config.DeliverPolicy = js_DeliverByStartSequence;
+        options.Config.OptStartSeq = last_given_ - info.offset + 1;
+    } else {
+        options.Config.DeliverPolicy = js_DeliverAll;  // a new stream: everything from its first entry
+    }
+    const auto subjects = settings_.subject_prefix + ">";
+    natsSubscription* subscription = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    auto status = js_SubscribeSync(&subscription, link.js, subjects.c_str(), nullptr, &options, &code);
+    if (status != NATS_OK) return nats::failure("subscribe", status, code);
+    std::unique_ptr<natsSubscription, decltype(&natsSubscription_Destroy)> guard(subscription,
+                                                                                 &natsSubscription_Destroy);
+    auto next_check = std::chrono::steady_clock::now() + kStreamCheckEvery;
+    while (!stopping()) {
+        natsMsg* message = nullptr;
+        status = natsSubscription_NextMsg(&message, subscription, kReadWaitMs);
+        if (status == NATS_OK) {
+            give(link, message);
+            natsMsg_Destroy(message);
+        } else if (status != NATS_TIMEOUT) {
+            return nats::failure("reading the stream", status);
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (now < next_check && !check_stream_.exchange(false)) continue;
+        next_check = now + kStreamCheckEvery;
+        if (auto why = nats::stream_changed(link, settings_)) return *why;
+    }
+    return "stopping";
+}
+
+void NatsClient::give(nats::Link& link, natsMsg* message) {
+    jsMsgMetaData* meta = nullptr;
+    if (natsMsg_GetMetaData(&meta, message) != NATS_OK) return;  // not a stream message
+    const auto position = meta->Sequence.Stream;
+    jsMsgMetaData_Destroy(meta);
+    auto high = link.high.load();
+    while (high < position && !link.high.compare_exchange_weak(high, position)) {}
+    const auto seq = link.offset + position;
+    if (seq <= last_given_) return;  // given before this connection: a redelivery
+    std::string_view subject = natsMsg_GetSubject(message);
+    std::string_view token = subject;
+    if (subject.starts_with(settings_.subject_prefix)) token.remove_prefix(settings_.subject_prefix.size());
+    // A subject crudcast did not write keeps its raw token: the bus decides what the entry is worth.
+    const auto model = nats::model_from_token(token);
+    const std::string_view event(natsMsg_GetData(message), static_cast<std::size_t>(natsMsg_GetDataLength(message)));
+    last_given_ = seq;
+    listener_->on_entry(seq, model ? std::string_view(*model) : token, event);
+}
+
+void NatsClient::append(std::string_view model, std::string event, AppendDone done) {
+    PendingAppend item{settings_.subject_prefix + nats::subject_token(model), std::move(event), std::move(done),
+                       std::chrono::steady_clock::now() + std::chrono::milliseconds(settings_.append_ms)};
+    std::unique_lock lock(mutex_);
+    const char* refused = nullptr;
+    if (stopping_ || !started_) {
+        refused = "stopping";
+    } else if (queue_.size() >= kAppendQueueLimit) {
+        refused = "nats: append queue full";
+    } else {
+        queue_.push_back(std::move(item));
+        lock.unlock();
+        wake_.notify_all();
+        return;
+    }
+    lock.unlock();
+    // No room to hand it to a client thread: refused here, without waiting for anything.
+    item.done(std::nullopt, refused);
+}
+
+void NatsClient::run_appender() {
+    for (;;) {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (stopping_) return;  // stop() fails what is left
+        auto item = std::move(queue_.front());
+        queue_.pop_front();
+        auto link = link_;
+        lock.unlock();
+        if (!link) {
+            item.done(std::nullopt, "nats: not connected");
+            continue;
+        }
+        publish(*link, item);
+    }
+}
+
+void NatsClient::publish(nats::Link& link, PendingAppend& item) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(item.deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return item.done(std::nullopt, "nats: append timed out in the queue");
+    // Every entry seen so far was stored before this one, so in the same stream its position is higher.
+    const auto seen = link.high.load();
+    jsPubOptions options;
+    jsPubOptions_Init(&options);
+    options.ExpectStream = settings_.stream.c_str();
+    options.MaxWait = left.count();
+    jsPubAck* ack = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    const auto status = js_Publish(&ack, link.js, item.subject.c_str(), item.event.data(),
+                                   static_cast<int>(item.event.size()), &options, &code);
+    std::unique_ptr<jsPubAck, decltype(&jsPubAck_Destroy)> guard(ack, &jsPubAck_Destroy);
+    if (status != NATS_OK || ack == nullptr) {
+        if (status == NATS_NO_RESPONDERS) check_stream_ = true;  // no stream takes the subject: deleted?
+        return item.done(std::nullopt, nats::failure("append", status, code));
+    }
+    const auto position = ack->Sequence;
+    if (position <= seen) {
+        // A stream created again under the same name, which the reader has not seen yet: this
+        // position plus the old offset could repeat a seq already given.
+        check_stream_ = true;
+        return item.done(std::nullopt, "nats: the stream was created again");
+    }
+    auto high = link.high.load();
+    while (high < position && !link.high.compare_exchange_weak(high, position)) {}
+    item.done(link.offset + position, {});
+}
+
+void NatsClient::stop() {
+    std::deque<PendingAppend> left;
+    std::shared_ptr<nats::Link> link;
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_) return;
+        stopping_ = true;
+        link = link_;
+    }
+    // In-flight publishes and the reader's wait end now, not at their timeouts.
+    if (link) natsConnection_Close(link->connection);
+    link.reset();
+    wake_.notify_all();
+    if (session_.joinable()) session_.join();
+    for (auto& t : appenders_) t.join();
+    appenders_.clear();
+    {
+        std::lock_guard lock(mutex_);
+        left.swap(queue_);
+        link_.reset();
+    }
+    for (auto& item : left) item.done(std::nullopt, "stopping");
+}
+}  // namespace
+
+std::unique_ptr<BrokerClient> make_nats_client(const BrokerOptions& options) {
+    return std::make_unique<NatsClient>(nats::resolve(options));
+}
+
+}  // namespace crudcast::bus

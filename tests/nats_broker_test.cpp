@@ -1,0 +1,520 @@
+// nats_broker_test.cpp: the NATS JetStream broker client (bus/nats_broker.*) against a real
+// nats-server with JetStream on a free loopback port, one per suite (a store dir of its own): seqs,
+// order across two clients, `after`, retention, a stream deleted and created again, the server killed
+// and restarted on the same store. The naming rules are table-tested without a server.
+#include "bus/nats_broker.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <nats/nats.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "bus/broker.hpp"
+
+extern char** environ;
+
+namespace {
+
+using namespace crudcast::bus;
+using namespace std::chrono_literals;
+
+// ---- the naming rules ----
+
+TEST(NatsNaming, StreamNameIsThePrefixUpperCasedWithForeignBytesMadeUnderscores) {
+    EXPECT_EQ(nats::stream_name("crudcast"), "CRUDCAST");
+    EXPECT_EQ(nats::stream_name("team.a-b_c9"), "TEAM_A-B_C9");
+    EXPECT_EQ(nats::stream_name("x y*>\xc3\xa9"), "X_Y____");
+}
+
+TEST(NatsNaming, HostileModelsBecomeOneValidTokenAndComeBackUnchanged) {
+    const std::vector<std::pair<std::string, std::string>> rows = {
+        {"author", "author"},
+        {"a.b", "a%2Eb"},
+        {"*", "%2A"},
+        {">", "%3E"},
+        {"a b", "a%20b"},
+        {"100%", "100%25"},
+        {"", "%"},
+        {"\xc3\xbc", "%C3%BC"},
+        {"x\ty\n", "x%09y%0A"},
+        {std::string("a\0b", 3), "a%00b"},
+        {"%41", "%2541"},
+        {"$JS", "$JS"},
+    };
+    for (const auto& [model, token] : rows) {
+        EXPECT_EQ(nats::subject_token(model), token) << model;
+        EXPECT_EQ(nats::model_from_token(token), model) << token;
+    }
+}
+
+TEST(NatsNaming, TokensNoModelGivesAreRefused) {
+    for (const std::string token : {"", "%4", "%zz", "%2e", "%41", "a.b", "a b", "%2"})
+        EXPECT_EQ(nats::model_from_token(token), std::nullopt) << token;
+}
+
+TEST(NatsNaming, PrefixMustBeSubjectTokens) {
+    EXPECT_TRUE(nats::valid_subject_prefix("crudcast"));
+    EXPECT_TRUE(nats::valid_subject_prefix("team.crudcast"));
+    for (const std::string prefix : {"", ".a", "a.", "a..b", "a b", "a*", "a.>"})
+        EXPECT_FALSE(nats::valid_subject_prefix(prefix)) << prefix;
+    BrokerOptions options;
+    options.url = "nats://127.0.0.1:4222";
+    options.prefix = "a b";
+    EXPECT_THROW(make_nats_client(options), std::invalid_argument);
+    options.prefix = "crudcast";
+    options.url = "http://127.0.0.1:4222";
+    EXPECT_THROW(make_nats_client(options), std::invalid_argument);
+}
+
+// ---- a real nats-server ----
+
+std::uint16_t free_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    ::close(fd);
+    return ntohs(addr.sin_port);
+}
+
+bool port_accepts(std::uint16_t port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    return ok;
+}
+
+// `nats-server -js` on a free port with a store dir of its own; restart() keeps both.
+class NatsServer {
+public:
+    NatsServer() : port_(free_port()) {
+        char pattern[] = "/tmp/crudcast-nats-test-XXXXXX";
+        dir_ = ::mkdtemp(pattern);
+        start();
+    }
+    ~NatsServer() {
+        kill();
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+    }
+    std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+
+    void start() {
+        const auto port = std::to_string(port_);
+        const auto store = dir_ + "/store";
+        const auto log = dir_ + "/server.log";
+        std::vector<std::string> args = {"nats-server", "-js", "-a", "127.0.0.1", "-p", port, "-sd", store};
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        posix_spawn_file_actions_adddup2(&actions, 1, 2);
+        const int rc = posix_spawnp(&pid_, "nats-server", &actions, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&actions);
+        ASSERT_EQ(rc, 0) << "nats-server could not be started";
+        // The server gives no signal a test could wait on but its port: poll it, bounded.
+        const auto deadline = std::chrono::steady_clock::now() + 15s;
+        while (!port_accepts(port_)) {
+            ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "nats-server did not listen";
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+    void kill() {
+        if (pid_ <= 0) return;
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+
+private:
+    std::uint16_t port_;
+    std::string dir_;
+    pid_t pid_ = -1;
+};
+
+struct Entry {
+    std::uint64_t seq;
+    std::string model;
+    std::string event;
+};
+
+// Records every listener call; tests wait on its condition variable, never on a clock.
+class Recorder : public BrokerListener {
+public:
+    void on_connected(const StreamInfo& info) override {
+        enter();
+        std::lock_guard lock(mutex_);
+        connected.push_back(info);
+        calls += 'c';
+        leave();
+    }
+    void on_entry(std::uint64_t seq, std::string_view model, std::string_view event) override {
+        enter();
+        std::lock_guard lock(mutex_);
+        entries.push_back({seq, std::string(model), std::string(event)});
+        calls += 'e';
+        leave();
+    }
+    void on_down(std::string_view why) override {
+        enter();
+        std::lock_guard lock(mutex_);
+        downs.emplace_back(why);
+        calls += 'd';
+        leave();
+    }
+    template <class Pred>
+    bool wait(Pred pred, std::chrono::milliseconds limit = 15s) {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, limit, [&] { return pred(); });
+    }
+    template <class Fn>
+    auto read(Fn fn) {
+        std::lock_guard lock(mutex_);
+        return fn();
+    }
+
+    std::vector<StreamInfo> connected;
+    std::vector<Entry> entries;
+    std::vector<std::string> downs;
+    std::string calls;  // 'c', 'e', 'd' in the order they came
+    bool overlapped = false;
+
+private:
+    void enter() {
+        if (inside_.fetch_add(1) != 0) overlapped = true;
+    }
+    void leave() {
+        inside_.fetch_sub(1);
+        changed_.notify_all();
+    }
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::atomic<int> inside_{0};
+};
+
+struct AppendResult {
+    std::optional<std::uint64_t> seq;
+    std::string error;
+};
+
+AppendResult append_and_wait(BrokerClient& client, std::string_view model, std::string event) {
+    auto promise = std::make_shared<std::promise<AppendResult>>();
+    auto future = promise->get_future();
+    client.append(model, std::move(event), [promise](std::optional<std::uint64_t> seq, std::string_view error) {
+        promise->set_value({seq, std::string(error)});
+    });
+    return future.get();
+}
+
+class NatsBroker : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() { server_ = new NatsServer(); }
+    static void TearDownTestSuite() {
+        delete server_;
+        server_ = nullptr;
+    }
+    // Each test has a stream of its own on the suite's server.
+    BrokerOptions options() const {
+        BrokerOptions o;
+        o.url = server_->url();
+        o.prefix = std::string("t_") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+        o.reconnect_min = 20ms;
+        o.reconnect_max = 200ms;
+        return o;
+    }
+    static StreamInfo connect(BrokerClient& client, Recorder& recorder, std::uint64_t after = 0) {
+        client.start(recorder, after);
+        EXPECT_TRUE(recorder.wait([&] { return !recorder.connected.empty(); }));
+        return recorder.read([&] { return recorder.connected.empty() ? StreamInfo{} : recorder.connected.back(); });
+    }
+    static NatsServer* server_;
+};
+
+NatsServer* NatsBroker::server_ = nullptr;
+
+TEST_F(NatsBroker, AppendsGetSeqsThatCountUpFromTheStreamOffset) {
+    auto client = make_nats_client(options());
+    Recorder recorder;
+    const auto info = connect(*client, recorder);
+    EXPECT_GT(info.offset, 1'700'000'000'000'000u);  // microseconds since the epoch
+    EXPECT_LT(info.offset, 1ull << 53);
+    EXPECT_EQ(info.first, 0u);
+    EXPECT_EQ(info.last, info.offset);
+    for (std::uint64_t i = 1; i <= 5; ++i) {
+        const auto r = append_and_wait(*client, "author", "{\"n\":" + std::to_string(i) + "}");
+        ASSERT_TRUE(r.seq) << r.error;
+        EXPECT_EQ(*r.seq, info.offset + i);
+    }
+    ASSERT_TRUE(recorder.wait([&] { return recorder.entries.size() == 5; }));
+    client->stop();
+    EXPECT_EQ(recorder.calls, "ceeeee");
+    EXPECT_FALSE(recorder.overlapped);
+}
+
+TEST_F(NatsBroker, ReaderGetsEveryEntryInOrderWithHostileModelsIntact) {
+    const std::vector<std::string> models = {"a.b",
+                                             "*",
+                                             ">",
+                                             "a b",
+                                             "100%",
+                                             "\xc3\xbc"
+                                             "ber.\xe2\x9c\x93",
+                                             "",
+                                             "x\ty",
+                                             "%41",
+                                             "$JS.API",
+                                             "author"};
+    auto client = make_nats_client(options());
+    Recorder recorder;
+    const auto info = connect(*client, recorder);
+    std::vector<std::uint64_t> seqs;
+    for (std::size_t i = 0; i < models.size(); ++i) {
+        const auto r = append_and_wait(*client, models[i], "{\"i\":" + std::to_string(i) + ",\"t\":\"\xc3\xa9 \\n\"}");
+        ASSERT_TRUE(r.seq) << r.error;
+        seqs.push_back(*r.seq);
+    }
+    ASSERT_TRUE(recorder.wait([&] { return recorder.entries.size() == models.size(); }));
+    const auto entries = recorder.read([&] { return recorder.entries; });
+    for (std::size_t i = 0; i < models.size(); ++i) {
+        EXPECT_EQ(entries[i].seq, info.offset + i + 1);
+        EXPECT_EQ(entries[i].seq, seqs[i]);
+        EXPECT_EQ(entries[i].model, models[i]);
+        EXPECT_EQ(entries[i].event, "{\"i\":" + std::to_string(i) + ",\"t\":\"\xc3\xa9 \\n\"}");
+    }
+    client->stop();
+}
+
+TEST_F(NatsBroker, TwoClientsReadTheSameSeqsInTheSameOrderUnderConcurrentAppends) {
+    constexpr int kEach = 500;
+    auto a = make_nats_client(options());
+    auto b = make_nats_client(options());
+    Recorder ra, rb;
+    const auto ia = connect(*a, ra);
+    const auto ib = connect(*b, rb);
+    EXPECT_EQ(ia.offset, ib.offset);
+    std::mutex m;
+    std::condition_variable cv;
+    std::set<std::uint64_t> acked;
+    int failed = 0;
+    auto writer = [&](BrokerClient& client, const std::string& who) {
+        for (int i = 0; i < kEach; ++i)
+            client.append(who, "{\"who\":\"" + who + "\",\"i\":" + std::to_string(i) + "}",
+                          [&](std::optional<std::uint64_t> seq, std::string_view) {
+                              std::lock_guard lock(m);
+                              if (seq) acked.insert(*seq);
+                              else ++failed;
+                              cv.notify_all();
+                          });
+    };
+    std::thread ta(writer, std::ref(*a), "a");
+    std::thread tb(writer, std::ref(*b), "b");
+    ta.join();
+    tb.join();
+    {
+        std::unique_lock lock(m);
+        ASSERT_TRUE(cv.wait_for(lock, 30s, [&] { return acked.size() + failed == 2 * kEach; }));
+        ASSERT_EQ(failed, 0);
+    }
+    ASSERT_TRUE(ra.wait([&] { return ra.entries.size() >= 2 * kEach; }, 30s));
+    ASSERT_TRUE(rb.wait([&] { return rb.entries.size() >= 2 * kEach; }, 30s));
+    a->stop();
+    b->stop();
+    ASSERT_EQ(ra.entries.size(), 2u * kEach);
+    ASSERT_EQ(rb.entries.size(), 2u * kEach);
+    for (std::size_t i = 0; i < ra.entries.size(); ++i) {
+        EXPECT_EQ(ra.entries[i].seq, ia.offset + i + 1);
+        EXPECT_EQ(ra.entries[i].seq, rb.entries[i].seq);
+        EXPECT_EQ(ra.entries[i].event, rb.entries[i].event);
+        EXPECT_EQ(ra.entries[i].model, rb.entries[i].model);
+        EXPECT_TRUE(acked.contains(ra.entries[i].seq));
+    }
+}
+
+TEST_F(NatsBroker, AClientStartedAfterASeqReadsFromTheNextOne) {
+    auto writer = make_nats_client(options());
+    Recorder rw;
+    const auto info = connect(*writer, rw);
+    for (int i = 1; i <= 5; ++i) ASSERT_TRUE(append_and_wait(*writer, "m", std::to_string(i)).seq);
+    auto reader = make_nats_client(options());
+    Recorder rr;
+    const auto seen = connect(*reader, rr, info.offset + 3);
+    EXPECT_EQ(seen.offset, info.offset);
+    EXPECT_EQ(seen.first, info.offset + 1);
+    EXPECT_EQ(seen.last, info.offset + 5);
+    ASSERT_TRUE(rr.wait([&] { return rr.entries.size() == 2; }));
+    ASSERT_TRUE(append_and_wait(*writer, "m", "6").seq);
+    ASSERT_TRUE(rr.wait([&] { return rr.entries.size() == 3; }));
+    reader->stop();
+    writer->stop();
+    EXPECT_EQ(rr.entries[0].seq, info.offset + 4);
+    EXPECT_EQ(rr.entries[0].event, "4");
+    EXPECT_EQ(rr.entries[2].seq, info.offset + 6);
+}
+
+TEST_F(NatsBroker, RetentionKeepsTheLastHistoryEvents) {
+    auto o = options();
+    o.history_events = 5;
+    auto writer = make_nats_client(o);
+    Recorder rw;
+    const auto info = connect(*writer, rw);
+    for (int i = 1; i <= 8; ++i) ASSERT_TRUE(append_and_wait(*writer, "m", std::to_string(i)).seq);
+    auto reader = make_nats_client(o);
+    Recorder rr;
+    const auto seen = connect(*reader, rr);
+    EXPECT_EQ(seen.first, info.offset + 4);
+    EXPECT_EQ(seen.last, info.offset + 8);
+    ASSERT_TRUE(rr.wait([&] { return rr.entries.size() == 5; }));
+    reader->stop();
+    writer->stop();
+    EXPECT_EQ(rr.entries.front().seq, info.offset + 4);
+    EXPECT_EQ(rr.entries.front().event, "4");
+    EXPECT_EQ(rr.entries.back().seq, info.offset + 8);
+}
+
+// The test's own libnats connection, as an operator's tool would be.
+void delete_stream(const std::string& url, const std::string& stream) {
+    natsConnection* nc = nullptr;
+    ASSERT_EQ(natsConnection_ConnectTo(&nc, url.c_str()), NATS_OK);
+    jsCtx* js = nullptr;
+    ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+    EXPECT_EQ(js_DeleteStream(js, stream.c_str(), nullptr, nullptr), NATS_OK);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+TEST_F(NatsBroker, AStreamDeletedAndCreatedAgainNumbersAboveEveryOldSeq) {
+    auto client = make_nats_client(options());
+    Recorder recorder;
+    const auto before = connect(*client, recorder);
+    std::uint64_t old_last = 0;
+    for (int i = 1; i <= 3; ++i) old_last = append_and_wait(*client, "m", std::to_string(i)).seq.value_or(0);
+    ASSERT_TRUE(recorder.wait([&] { return recorder.entries.size() == 3; }));
+    delete_stream(server_->url(), nats::stream_name(options().prefix));
+    // The client finds the stream gone, starts over and creates it again.
+    ASSERT_TRUE(recorder.wait([&] { return recorder.connected.size() == 2; }));
+    const auto after = recorder.read([&] { return recorder.connected.back(); });
+    EXPECT_GT(after.offset, old_last);
+    EXPECT_EQ(after.first, 0u);
+    const auto r = append_and_wait(*client, "m", "new");
+    ASSERT_TRUE(r.seq) << r.error;
+    EXPECT_EQ(*r.seq, after.offset + 1);
+    ASSERT_TRUE(recorder.wait([&] { return recorder.entries.size() == 4; }));
+    client->stop();
+    EXPECT_EQ(recorder.entries.back().seq, after.offset + 1);
+    EXPECT_EQ(recorder.entries.back().event, "new");
+    EXPECT_EQ(recorder.calls, "ceeedce");
+    EXPECT_NE(before.offset, after.offset);
+}
+
+TEST_F(NatsBroker, AppendsBeforeStartOrAfterStopAreRefusedAtOnce) {
+    auto client = make_nats_client(options());
+    auto r = append_and_wait(*client, "m", "x");
+    EXPECT_FALSE(r.seq);
+    EXPECT_EQ(r.error, "stopping");
+    Recorder recorder;
+    connect(*client, recorder);
+    client->stop();
+    r = append_and_wait(*client, "m", "x");
+    EXPECT_FALSE(r.seq);
+    EXPECT_EQ(r.error, "stopping");
+}
+
+// Its own server: this suite kills it.
+class NatsBrokerRestart : public NatsBroker {
+protected:
+    static void SetUpTestSuite() { server_ = new NatsServer(); }
+};
+
+TEST_F(NatsBrokerRestart, AServerRestartedOnItsStoreIsReadOnWithoutLossOrDuplicate) {
+    auto client = make_nats_client(options());
+    Recorder recorder;
+    const auto info = connect(*client, recorder);
+    for (int i = 1; i <= 3; ++i) ASSERT_TRUE(append_and_wait(*client, "m", std::to_string(i)).seq);
+    ASSERT_TRUE(recorder.wait([&] { return recorder.entries.size() == 3; }));
+
+    server_->kill();
+    ASSERT_TRUE(recorder.wait([&] { return recorder.downs.size() == 1; }));
+    for (int i = 0; i < 10; ++i) {
+        const auto started = std::chrono::steady_clock::now();
+        const auto r = append_and_wait(*client, "m", "lost");
+        EXPECT_LT(std::chrono::steady_clock::now() - started, 50ms);
+        EXPECT_FALSE(r.seq);
+        EXPECT_EQ(r.error, "nats: not connected");
+    }
+
+    server_->start();
+    ASSERT_TRUE(recorder.wait([&] { return recorder.connected.size() == 2; }));
+    const auto again = recorder.read([&] { return recorder.connected.back(); });
+    EXPECT_EQ(again.offset, info.offset);  // the stream and its creation time survived
+    EXPECT_EQ(again.first, info.offset + 1);
+    EXPECT_EQ(again.last, info.offset + 3);
+    const auto r = append_and_wait(*client, "m", "4");
+    ASSERT_TRUE(r.seq) << r.error;
+    EXPECT_EQ(*r.seq, info.offset + 4);
+    ASSERT_TRUE(recorder.wait([&] { return recorder.entries.size() >= 4; }));
+    client->stop();
+    EXPECT_EQ(recorder.downs.size(), 1u);
+    EXPECT_EQ(recorder.calls, "ceeedce");
+    for (std::size_t i = 0; i < recorder.entries.size(); ++i) EXPECT_EQ(recorder.entries[i].seq, info.offset + i + 1);
+    EXPECT_FALSE(recorder.overlapped);
+}
+
+TEST_F(NatsBrokerRestart, StopWhileTheServerIsDownReturnsPromptly) {
+    auto client = make_nats_client(options());
+    Recorder recorder;
+    connect(*client, recorder);
+    server_->kill();
+    ASSERT_TRUE(recorder.wait([&] { return recorder.downs.size() == 1; }));
+    const auto started = std::chrono::steady_clock::now();
+    client->stop();
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 500ms);
+    server_->start();  // for the next test of the suite
+}
+
+TEST(NatsBrokerNoServer, AClientThatNeverConnectsSaysSoOnceFailsAppendsAtOnceAndStopsPromptly) {
+    BrokerOptions o;
+    o.url = "nats://127.0.0.1:" + std::to_string(free_port());
+    o.reconnect_min = 10ms;
+    o.reconnect_max = 40ms;
+    auto client = make_nats_client(o);
+    Recorder recorder;
+    client->start(recorder, 0);
+    ASSERT_TRUE(recorder.wait([&] { return recorder.downs.size() == 1; }));
+    const auto started = std::chrono::steady_clock::now();
+    const auto r = append_and_wait(*client, "m", "x");
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 50ms);
+    EXPECT_FALSE(r.seq);
+    EXPECT_EQ(r.error, "nats: not connected");
+    const auto stopping = std::chrono::steady_clock::now();
+    client->stop();
+    EXPECT_LT(std::chrono::steady_clock::now() - stopping, 500ms);
+    EXPECT_EQ(recorder.calls, "d");  // told once, however many attempts failed
+}
+
+}  // namespace
