@@ -390,6 +390,13 @@ TEST_F(NatsBroker, RetentionKeepsTheLastHistoryEvents) {
     EXPECT_EQ(seen.first, info.offset + 4);
     EXPECT_EQ(seen.last, info.offset + 8);
     ASSERT_TRUE(rr.wait([&] { return rr.entries.size() == 5; }));
+    // A reader that last got offset + 1 fell behind the retention: it goes on from what is there.
+    auto behind = make_nats_client(o);
+    Recorder rb;
+    connect(*behind, rb, info.offset + 1);
+    ASSERT_TRUE(rb.wait([&] { return rb.entries.size() == 5; }));
+    behind->stop();
+    EXPECT_EQ(rb.entries.front().seq, info.offset + 4);
     reader->stop();
     writer->stop();
     EXPECT_EQ(rr.entries.front().seq, info.offset + 4);
@@ -430,6 +437,29 @@ TEST_F(NatsBroker, AStreamDeletedAndCreatedAgainNumbersAboveEveryOldSeq) {
     EXPECT_EQ(recorder.entries.back().event, "new");
     EXPECT_EQ(recorder.calls, "ceeedce");
     EXPECT_NE(before.offset, after.offset);
+}
+
+TEST_F(NatsBroker, AnAppendToAStreamCreatedAgainThatTheClientHasNotSeenNeverRepeatsASeq) {
+    auto a = make_nats_client(options());
+    Recorder ra;
+    connect(*a, ra);
+    std::uint64_t old_last = 0;
+    for (int i = 1; i <= 3; ++i) old_last = append_and_wait(*a, "m", std::to_string(i)).seq.value_or(0);
+    ASSERT_TRUE(ra.wait([&] { return ra.entries.size() == 3; }));
+    delete_stream(server_->url(), nats::stream_name(options().prefix));
+    // Another instance creates it again and appends before `a` looks at the stream (once a second).
+    auto b = make_nats_client(options());
+    Recorder rb;
+    const auto info = connect(*b, rb);
+    ASSERT_TRUE(append_and_wait(*b, "m", "b").seq);
+    const auto r = append_and_wait(*a, "m", "a");
+    if (r.seq) {
+        EXPECT_GT(*r.seq, info.offset) << "a seq of the old numbering: " << *r.seq << " (old last " << old_last << ")";
+    }
+    ASSERT_TRUE(ra.wait([&] { return ra.connected.size() == 2; }));
+    EXPECT_EQ(ra.read([&] { return ra.connected.back().offset; }), info.offset);
+    a->stop();
+    b->stop();
 }
 
 TEST_F(NatsBroker, AppendsBeforeStartOrAfterStopAreRefusedAtOnce) {
@@ -506,6 +536,8 @@ TEST(NatsBrokerNoServer, AClientThatNeverConnectsSaysSoOnceFailsAppendsAtOnceAnd
     Recorder recorder;
     client->start(recorder, 0);
     ASSERT_TRUE(recorder.wait([&] { return recorder.downs.size() == 1; }));
+    // Some eight more attempts fail in this window (backoff 10, 20, 40, 40... ms): none is told again.
+    EXPECT_FALSE(recorder.wait([&] { return recorder.downs.size() > 1; }, 300ms));
     const auto started = std::chrono::steady_clock::now();
     const auto r = append_and_wait(*client, "m", "x");
     EXPECT_LT(std::chrono::steady_clock::now() - started, 50ms);
