@@ -111,7 +111,7 @@ bool port_accepts(std::uint16_t port) {
 // `nats-server -js` on a free port with a store dir of its own; restart() keeps both.
 class NatsServer {
 public:
-    NatsServer() : port_(free_port()) {
+    explicit NatsServer(std::vector<std::string> extra = {}) : port_(free_port()), extra_(std::move(extra)) {
         char pattern[] = "/tmp/crudcast-nats-test-XXXXXX";
         dir_ = ::mkdtemp(pattern);
         start();
@@ -128,6 +128,7 @@ public:
         const auto store = dir_ + "/store";
         const auto log = dir_ + "/server.log";
         std::vector<std::string> args = {"nats-server", "-js", "-a", "127.0.0.1", "-p", port, "-sd", store};
+        args.insert(args.end(), extra_.begin(), extra_.end());
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
@@ -151,9 +152,13 @@ public:
         ::waitpid(pid_, nullptr, 0);
         pid_ = -1;
     }
+    // A server that hangs: its socket stays open and answers nothing.
+    void pause() { ::kill(pid_, SIGSTOP); }
+    void resume() { ::kill(pid_, SIGCONT); }
 
 private:
     std::uint16_t port_;
+    std::vector<std::string> extra_;
     std::string dir_;
     pid_t pid_ = -1;
 };
@@ -547,6 +552,84 @@ TEST(NatsBrokerNoServer, AClientThatNeverConnectsSaysSoOnceFailsAppendsAtOnceAnd
     client->stop();
     EXPECT_LT(std::chrono::steady_clock::now() - stopping, 500ms);
     EXPECT_EQ(recorder.calls, "d");  // told once, however many attempts failed
+}
+
+TEST_F(NatsBrokerRestart, StopFailsEveryPendingAppendBeforeItReturns) {
+    auto client = make_nats_client(options());
+    Recorder recorder;
+    connect(*client, recorder);
+    server_->pause();
+    constexpr int kAppends = 20;
+    std::mutex m;
+    int done = 0;
+    int stopping = 0;
+    for (int i = 0; i < kAppends; ++i)
+        client->append("m", "x", [&](std::optional<std::uint64_t> seq, std::string_view error) {
+            std::lock_guard lock(m);
+            ++done;
+            if (!seq && error == "stopping") ++stopping;
+        });
+    const auto started = std::chrono::steady_clock::now();
+    client->stop();
+    const auto took = std::chrono::steady_clock::now() - started;
+    server_->resume();
+    std::lock_guard lock(m);
+    EXPECT_EQ(done, kAppends);          // every one answered by the time stop() returned
+    EXPECT_GE(stopping, kAppends - 4);  // at most the appender threads' in-flight ones fail otherwise
+    EXPECT_LT(took, 500ms);
+}
+
+// A server that wants a user and password: the password option overrides the URL's, and no `why`
+// ever holds either secret.
+TEST(NatsBrokerAuth, ThePasswordOptionOverridesTheUrlsAndNoSecretReachesWhy) {
+    NatsServer server({"--user", "crud", "--pass", "s3cret-pw"});
+    const auto port = server.url().substr(std::string("nats://").size());
+    BrokerOptions o;
+    o.prefix = "auth";
+    o.url = "nats://crud:wrong-pw@" + port;
+    o.reconnect_min = 10ms;
+    {
+        auto refused = make_nats_client(o);
+        Recorder recorder;
+        refused->start(recorder, 0);
+        ASSERT_TRUE(recorder.wait([&] { return recorder.downs.size() == 1; }));
+        refused->stop();
+        EXPECT_EQ(recorder.downs[0].find("wrong-pw"), std::string::npos) << recorder.downs[0];
+        EXPECT_EQ(recorder.downs[0].find("crud:"), std::string::npos) << recorder.downs[0];
+        EXPECT_TRUE(recorder.connected.empty());
+    }
+    o.password = "s3cret-pw";
+    auto client = make_nats_client(o);
+    Recorder recorder;
+    client->start(recorder, 0);
+    ASSERT_TRUE(recorder.wait([&] { return !recorder.connected.empty(); })) << recorder.downs.size();
+    EXPECT_TRUE(append_and_wait(*client, "m", "x").seq);
+    client->stop();
+}
+
+TEST(NatsBrokerAuth, ATokenInTheUrlOrTheTokenOptionAuthenticates) {
+    NatsServer server({"--auth", "t0ken-value"});
+    const auto port = server.url().substr(std::string("nats://").size());
+    for (const bool in_url : {true, false}) {
+        BrokerOptions o;
+        o.prefix = "token";
+        o.url = in_url ? "nats://t0ken-value@" + port : "nats://" + port;
+        if (!in_url) o.token = "t0ken-value";
+        auto client = make_nats_client(o);
+        Recorder recorder;
+        client->start(recorder, 0);
+        ASSERT_TRUE(recorder.wait([&] { return !recorder.connected.empty(); })) << in_url;
+        EXPECT_TRUE(append_and_wait(*client, "m", "x").seq);
+        client->stop();
+    }
+    BrokerOptions o;
+    o.url = "nats://wrong-token@" + port;
+    auto refused = make_nats_client(o);
+    Recorder recorder;
+    refused->start(recorder, 0);
+    ASSERT_TRUE(recorder.wait([&] { return recorder.downs.size() == 1; }));
+    refused->stop();
+    EXPECT_EQ(recorder.downs[0].find("wrong-token"), std::string::npos) << recorder.downs[0];
 }
 
 }  // namespace
