@@ -1,12 +1,13 @@
 // nats_broker.cpp: the NATS JetStream broker client (broker.hpp) on the C client libnats.
 //
 // One session thread owns the connection and every listener call: connect, make sure of the stream,
-// on_connected, then read the stream with an ordered consumer (in-order, no acks; libnats recreates
-// it past any message it lost) and give each entry once; on any break (connection closed, stream
-// deleted or created again) close, on_down once, and start over with a doubling backoff. libnats'
-// own reconnect is off: its fixed wait does not double, and a connection it restored would deliver
-// before the stream is checked again. A few appender threads take appends from a bounded queue
-// and publish each with js_Publish on the current connection, so the caller never waits.
+// on_connected, then read the stream with an ordered consumer (in order, no acks; libnats recreates
+// it past a message the server skipped, this client past one libnats' queue dropped) and give each
+// entry once; on any break (connection closed, stream deleted or created again) close, on_down once,
+// and start over with a doubling backoff. libnats' own reconnect is off: its fixed wait does not
+// double, and a connection it restored would deliver before the stream is checked again. A few
+// appender threads take appends from a bounded queue and publish each with js_Publish on the current
+// connection, so the caller never waits.
 #include <nats/nats.h>
 
 #include <algorithm>
@@ -54,7 +55,9 @@ public:
 
 private:
     void run_session();
-    std::string read_stream(nats::Link& link, const StreamInfo& info);
+    using SubscriptionPtr = std::unique_ptr<natsSubscription, decltype(&natsSubscription_Destroy)>;
+    SubscriptionPtr subscribe(nats::Link& link, std::string& why);
+    std::string read_stream(nats::Link& link);
     void give(nats::Link& link, natsMsg* message);
     bool wait_for(std::chrono::milliseconds delay);
     bool stopping() const;
@@ -114,7 +117,7 @@ void NatsClient::run_session() {
             listener_->on_connected(*info);
             down_told = false;
             backoff = settings_.reconnect_min;
-            why = read_stream(*link, *info);
+            why = read_stream(*link);
             {
                 std::lock_guard lock(mutex_);
                 link_.reset();
@@ -131,40 +134,52 @@ void NatsClient::run_session() {
     }
 }
 
-// Reads from after the last entry given (or from the first retained one, when the stream is new to
-// this client) until the connection or the stream breaks; returns why.
-std::string NatsClient::read_stream(nats::Link& link, const StreamInfo& info) {
+// An ordered consumer from after the last entry given, or from the first retained one when the
+// stream is new to this client; null with `why` when the server refuses it.
+NatsClient::SubscriptionPtr NatsClient::subscribe(nats::Link& link, std::string& why) {
     jsSubOptions options;
     jsSubOptions_Init(&options);
     options.Stream = settings_.stream.c_str();
     options.Ordered = true;
-    if (last_given_ >= info.offset && last_given_ > 0) {
+    if (last_given_ >= link.offset && last_given_ > 0) {
         options.Config.DeliverPolicy = js_DeliverByStartSequence;
-        options.Config.OptStartSeq = last_given_ - info.offset + 1;
+        options.Config.OptStartSeq = last_given_ - link.offset + 1;
     } else {
-        options.Config.DeliverPolicy = js_DeliverAll;  // a new stream: everything from its first entry
+        options.Config.DeliverPolicy = js_DeliverAll;
     }
     const auto subjects = settings_.subject_prefix + ">";
     natsSubscription* subscription = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
-    auto status = js_SubscribeSync(&subscription, link.js, subjects.c_str(), nullptr, &options, &code);
-    if (status != NATS_OK) return nats::failure("subscribe", status, code);
-    std::unique_ptr<natsSubscription, decltype(&natsSubscription_Destroy)> guard(subscription,
-                                                                                 &natsSubscription_Destroy);
+    const auto status = js_SubscribeSync(&subscription, link.js, subjects.c_str(), nullptr, &options, &code);
+    if (status != NATS_OK) why = nats::failure("subscribe", status, code);
+    return SubscriptionPtr(status == NATS_OK ? subscription : nullptr, &natsSubscription_Destroy);
+}
+
+// Gives entries until the connection or the stream breaks; returns why.
+std::string NatsClient::read_stream(nats::Link& link) {
+    std::string why;
+    auto subscription = subscribe(link, why);
+    if (!subscription) return why;
     auto next_check = std::chrono::steady_clock::now() + kStreamCheckEvery;
     while (!stopping()) {
         natsMsg* message = nullptr;
-        status = natsSubscription_NextMsg(&message, subscription, kReadWaitMs);
+        const auto status = natsSubscription_NextMsg(&message, subscription.get(), kReadWaitMs);
         if (status == NATS_OK) {
             give(link, message);
             natsMsg_Destroy(message);
+        } else if (status == NATS_SLOW_CONSUMER) {
+            // libnats dropped messages its queue had no room for, after the ordered consumer had
+            // counted them: only a new consumer from the last entry given gets them again.
+            subscription.reset();
+            subscription = subscribe(link, why);
+            if (!subscription) return why;
         } else if (status != NATS_TIMEOUT) {
             return nats::failure("reading the stream", status);
         }
         const auto now = std::chrono::steady_clock::now();
         if (now < next_check && !check_stream_.exchange(false)) continue;
         next_check = now + kStreamCheckEvery;
-        if (auto why = nats::stream_changed(link, settings_)) return *why;
+        if (auto changed = nats::stream_changed(link, settings_)) return *changed;
     }
     return "stopping";
 }
