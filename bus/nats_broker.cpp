@@ -208,8 +208,10 @@ void NatsClient::append(std::string_view model, std::string event, AppendDone do
                        std::chrono::steady_clock::now() + std::chrono::milliseconds(settings_.append_ms)};
     std::unique_lock lock(mutex_);
     const char* refused = nullptr;
-    if (stopping_ || !started_) {
+    if (stopping_) {
         refused = "stopping";
+    } else if (!started_) {
+        refused = "nats: not started";
     } else if (queue_.size() >= kAppendQueueLimit) {
         refused = "nats: append queue full";
     } else {
