@@ -1,7 +1,8 @@
 // nats_broker_test.cpp: the NATS JetStream broker client (bus/nats_broker.*) against a real
 // nats-server with JetStream on a free loopback port, one per suite (a store dir of its own): seqs,
-// order across two clients, `after`, retention, a stream deleted and created again, the server killed
-// and restarted on the same store. The naming rules are table-tested without a server.
+// order across two clients, `after`, retention, a stream deleted and created again, the server killed,
+// paused and restarted on the same store, user/password, token and TLS. The naming rules are
+// table-tested without a server. `ctest -L nats` runs them all.
 #include "bus/nats_broker.hpp"
 
 #include <arpa/inet.h>
@@ -631,6 +632,51 @@ TEST(NatsBrokerAuth, ATokenInTheUrlOrTheTokenOptionAuthenticates) {
     ASSERT_TRUE(recorder.wait([&] { return recorder.downs.size() == 1; }));
     refused->stop();
     EXPECT_EQ(recorder.downs[0].find("wrong-token"), std::string::npos) << recorder.downs[0];
+}
+
+// A test CA and a server certificate for localhost, made with the openssl command line.
+std::string make_certificates() {
+    char pattern[] = "/tmp/crudcast-nats-tls-XXXXXX";
+    const std::string dir = ::mkdtemp(pattern);
+    const std::string script = "cd '" + dir +
+                               "' && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+                               "-subj '/CN=crudcast test ca' && openssl req -newkey rsa:2048 -nodes -keyout "
+                               "server.key -out server.csr -subj '/CN=localhost' && printf "
+                               "'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf && openssl x509 -req -in "
+                               "server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
+                               "-extfile ext.cnf) >/dev/null 2>&1";
+    EXPECT_EQ(std::system(("(" + script).c_str()), 0);
+    return dir;
+}
+
+TEST(NatsBrokerTls, ConnectsOverTlsWithTheCaFileAndRefusesAServerItCannotVerify) {
+    const auto certs = make_certificates();
+    NatsServer server({"--tls", "--tlscert", certs + "/server.pem", "--tlskey", certs + "/server.key"});
+    const auto port = server.url().substr(server.url().rfind(':') + 1);
+    // tls:// with the CA; and nats:// with the CA, which asks for TLS as well.
+    for (const std::string scheme : {"tls://", "nats://"}) {
+        BrokerOptions o;
+        o.prefix = "tls";
+        o.url = scheme + "localhost:" + port;
+        o.tls_ca_file = certs + "/ca.pem";
+        Recorder recorder;
+        auto client = make_nats_client(o);
+        client->start(recorder, 0);
+        ASSERT_TRUE(recorder.wait([&] { return !recorder.connected.empty(); }))
+            << scheme << " " << recorder.read([&] { return recorder.downs.empty() ? "" : recorder.downs[0]; });
+        EXPECT_TRUE(append_and_wait(*client, "m", "x").seq) << scheme;
+        client->stop();
+    }
+    BrokerOptions o;
+    o.url = "tls://localhost:" + port;  // no CA: the test CA is trusted by nobody
+    Recorder recorder;
+    auto refused = make_nats_client(o);
+    refused->start(recorder, 0);
+    ASSERT_TRUE(recorder.wait([&] { return recorder.downs.size() == 1; }));
+    refused->stop();
+    EXPECT_TRUE(recorder.connected.empty());
+    std::error_code ec;
+    std::filesystem::remove_all(certs, ec);
 }
 
 }  // namespace
