@@ -5,9 +5,9 @@
 // it past a message the server skipped, this client past one libnats' queue dropped) and give each
 // entry once; on any break (connection closed, stream deleted or created again) close, on_down once,
 // and start over with a doubling backoff. libnats' own reconnect is off: its fixed wait does not
-// double, and a connection it restored would deliver before the stream is checked again. A few
-// appender threads take appends from a bounded queue and publish each with js_Publish on the current
-// connection, so the caller never waits.
+// double, and a connection it restored would deliver before the stream is checked again. One
+// appender thread takes appends from a bounded queue and hands each to libnats' asynchronous
+// publish on the current connection (nats_broker_link.cpp), so the caller never waits.
 #include <nats/nats.h>
 
 #include <algorithm>
@@ -28,10 +28,9 @@ namespace {
 
 // Appends waiting for a thread; past it append fails at once rather than hold more memory.
 constexpr std::size_t kAppendQueueLimit = 10'000;
-// js_Publish waits one round trip, so the appends in flight bound the rate: with 4 threads a
-// burst of 1,000 appends under AddressSanitizer lost 135 to the 250 ms timeout while queued; with 16
-// none (nats_broker_test's two-client case). An idle thread costs a stack and nothing else.
-constexpr int kAppendThreads = 16;
+// One thread hands appends to libnats, which publishes without waiting for each acknowledgement
+// (nats_broker_link.cpp): one is enough, and appends leave in the order append() was called.
+constexpr int kAppendThreads = 1;
 // How long the reader waits for a message before it looks at the stop flag and the stream.
 constexpr std::int64_t kReadWaitMs = 50;
 // How often the reader asks whether the stream is still the one it reads (deleted, created again).
@@ -75,7 +74,6 @@ private:
     bool stopping_ = false;
     std::shared_ptr<nats::Link> link_;  // while connected and the stream is ensured
     std::deque<PendingAppend> queue_;
-    std::atomic<bool> check_stream_{false};  // an append saw no stream: look before the next tick
 
     std::thread session_;
     std::vector<std::thread> appenders_;
@@ -125,7 +123,10 @@ void NatsClient::run_session() {
             }
         }
         // Appends still in flight on it fail now instead of at their timeout.
-        if (link) natsConnection_Close(link->connection);
+        if (link) {
+            natsConnection_Close(link->connection);
+            link->fail_appends("nats: connection lost");
+        }
         link.reset();
         if (stopping()) break;
         if (!down_told) listener_->on_down(why);
@@ -178,7 +179,7 @@ std::string NatsClient::read_stream(nats::Link& link) {
             return nats::failure("reading the stream", status);
         }
         const auto now = std::chrono::steady_clock::now();
-        if (now < next_check && !check_stream_.exchange(false)) continue;
+        if (now < next_check && !link.suspect.exchange(false)) continue;
         next_check = now + kStreamCheckEvery;
         if (auto changed = nats::stream_changed(link, settings_)) return *changed;
     }
@@ -247,31 +248,7 @@ void NatsClient::publish(nats::Link& link, PendingAppend& item) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(item.deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return item.done(std::nullopt, "nats: append timed out in the queue");
-    // Every entry seen so far was stored before this one, so in the same stream its position is higher.
-    const auto seen = link.high.load();
-    jsPubOptions options;
-    jsPubOptions_Init(&options);
-    options.ExpectStream = settings_.stream.c_str();
-    options.MaxWait = left.count();
-    jsPubAck* ack = nullptr;
-    jsErrCode code = static_cast<jsErrCode>(0);
-    const auto status = js_Publish(&ack, link.js, item.subject.c_str(), item.event.data(),
-                                   static_cast<int>(item.event.size()), &options, &code);
-    std::unique_ptr<jsPubAck, decltype(&jsPubAck_Destroy)> guard(ack, &jsPubAck_Destroy);
-    if (status != NATS_OK || ack == nullptr) {
-        if (status == NATS_NO_RESPONDERS) check_stream_ = true;  // no stream takes the subject: deleted?
-        return item.done(std::nullopt, nats::failure("append", status, code));
-    }
-    const auto position = ack->Sequence;
-    if (position <= seen) {
-        // A stream created again under the same name, which the reader has not seen yet: this
-        // position plus the old offset could repeat a seq already given.
-        check_stream_ = true;
-        return item.done(std::nullopt, "nats: the stream was created again");
-    }
-    auto high = link.high.load();
-    while (high < position && !link.high.compare_exchange_weak(high, position)) {}
-    item.done(link.offset + position, {});
+    link.append(settings_, item.subject, item.event, left.count(), std::move(item.done));
 }
 
 void NatsClient::stop() {

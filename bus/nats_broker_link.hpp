@@ -1,6 +1,6 @@
 // nats_broker_link.hpp: one connection of the NATS JetStream client (bus/nats_broker.cpp) and what is
-// done on it before reading: the connect options from BrokerOptions, and making sure the deployment's
-// stream exists with the configured retention. Only nats_broker.cpp includes it.
+// done on it: the connect options from BrokerOptions, making sure the deployment's stream exists
+// with the configured retention, and publishing appends. Only nats_broker.cpp includes it.
 #pragma once
 
 #include <nats/nats.h>
@@ -45,20 +45,33 @@ struct Settings {
 Settings resolve(const BrokerOptions& options);
 
 // A connected client and its JetStream context; destroying it closes the connection. Shared by the
-// session thread and the appenders, so the last one using it frees it.
+// session thread and the appender, so the last one using it frees it.
 struct Link {
     natsConnection* connection = nullptr;
     jsCtx* js = nullptr;
     std::uint64_t offset = 0;
     // The highest stream sequence this link has seen (read or acknowledged). An acknowledgement
-    // below it comes from a stream created again under the same name, which the reader has not
-    // noticed yet: that sequence would repeat a seq.
+    // at or below what was seen when its append was sent comes from a stream created again under
+    // the same name, which the reader has not noticed yet: that sequence would repeat a seq.
     std::atomic<std::uint64_t> high{0};
+    // Set when an append's answer suggests the stream is gone or new: the reader looks at once.
+    std::atomic<bool> suspect{false};
 
-    Link() = default;
+    Link();
     Link(const Link&) = delete;
     Link& operator=(const Link&) = delete;
     ~Link();
+
+    // Publishes without waiting for the acknowledgement: `done` runs on a libnats thread with it (or
+    // the error, at the latest after `max_wait_ms`), or here when the library refuses the message.
+    void append(const Settings& settings, const std::string& subject, std::string_view event, std::int64_t max_wait_ms,
+                BrokerClient::AppendDone done);
+    // Answers every append still waiting with `why` (the connection is closed or closing).
+    void fail_appends(std::string_view why);
+
+    // The key libnats' acknowledgement handler finds this link by (never a pointer: a late
+    // acknowledgement for a link already gone finds nothing).
+    const std::uintptr_t id;
 };
 
 // "nats: <what>: <libnats status text>" plus the JetStream error code when there is one. Never the
