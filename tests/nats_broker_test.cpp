@@ -10,7 +10,7 @@
 #include <nats/nats.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,8 +28,6 @@
 #include <gtest/gtest.h>
 
 #include "bus/broker.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -134,13 +132,22 @@ public:
         argv.reserve(args.size() + 1);
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-        posix_spawn_file_actions_adddup2(&actions, 1, 2);
-        const int rc = posix_spawnp(&pid_, "nats-server", &actions, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&actions);
-        ASSERT_EQ(rc, 0) << "nats-server could not be started";
+        const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        ASSERT_GE(log_fd, 0);
+        const pid_t parent = ::getpid();
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            // Only async-signal-safe calls until exec. The server dies with this test process, also
+            // when a test crashes or is killed before its teardown.
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != parent) ::_exit(127);
+            ::dup2(log_fd, 1);
+            ::dup2(log_fd, 2);
+            ::execvp(argv[0], argv.data());
+            ::_exit(127);
+        }
+        ::close(log_fd);
+        ASSERT_GT(pid_, 0) << "nats-server could not be started";
         // The server gives no signal a test could wait on but its port: poll it, bounded.
         const auto deadline = std::chrono::steady_clock::now() + 15s;
         while (!port_accepts(port_)) {
@@ -639,15 +646,15 @@ TEST(NatsBrokerAuth, ATokenInTheUrlOrTheTokenOptionAuthenticates) {
 // A test CA and a server certificate for localhost, made with the openssl command line.
 std::string make_certificates() {
     char pattern[] = "/tmp/crudcast-nats-tls-XXXXXX";
-    const std::string dir = ::mkdtemp(pattern);
-    const std::string script = "cd '" + dir +
+    std::string dir = ::mkdtemp(pattern);
+    const std::string script = "(cd '" + dir +
                                "' && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
                                "-subj '/CN=crudcast test ca' && openssl req -newkey rsa:2048 -nodes -keyout "
                                "server.key -out server.csr -subj '/CN=localhost' && printf "
                                "'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf && openssl x509 -req -in "
                                "server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
                                "-extfile ext.cnf) >/dev/null 2>&1";
-    EXPECT_EQ(std::system(("(" + script).c_str()), 0);
+    EXPECT_EQ(std::system(script.c_str()), 0);
     return dir;
 }
 
@@ -659,7 +666,8 @@ TEST(NatsBrokerTls, ConnectsOverTlsWithTheCaFileAndRefusesAServerItCannotVerify)
     for (const std::string scheme : {"tls://", "nats://"}) {
         BrokerOptions o;
         o.prefix = "tls";
-        o.url = scheme + "localhost:" + port;
+        o.url = scheme;
+        o.url += "localhost:" + port;
         o.tls_ca_file = certs + "/ca.pem";
         Recorder recorder;
         auto client = make_nats_client(o);
