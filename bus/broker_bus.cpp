@@ -200,9 +200,12 @@ void BrokerBus::on_entry(std::uint64_t seq, std::string_view model, std::string_
 void BrokerBus::on_down(std::string_view why) {
     const auto was = state_.exchange(BusState::down);
     losing_ = false;
-    if (was != BusState::down)
-        log::write(LogLevel::warn, "bus: lost the broker; proxying goes on, events of writes are lost until it is back",
-                   {{"bus", client_->kind()}, {"why", why}});
+    if (was == BusState::down) return;
+    log::write(LogLevel::warn,
+               was == BusState::connecting
+                   ? "bus: cannot reach the broker; proxying goes on, events of writes are lost until it is reachable"
+                   : "bus: lost the broker; proxying goes on, events of writes are lost until it is back",
+               {{"bus", client_->kind()}, {"why", why}});
 }
 
 std::optional<std::uint64_t> BrokerBus::position() const {
