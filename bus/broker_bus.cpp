@@ -147,9 +147,12 @@ void BrokerBus::on_connected(const StreamInfo& info) {
         catch_up_to_ = info.last;
         if (info.last <= info.offset || info.first == 0) read_once_ = true;
         lock.unlock();
-        caught_up_.notify_all();
+        // Before the start line (start() waits for this): the stream as found, then what is read of it.
         log::write(LogLevel::info, "bus: connected",
-                   {{"bus", client_->kind()}, {"first_seq", info.first}, {"last_seq", info.last}});
+                   {{"bus", client_->kind()},
+                    {"retained", info.first == 0 ? std::uint64_t{0} : info.last - info.first + 1},
+                    {"last_seq", info.last}});
+        caught_up_.notify_all();
         return;
     }
     reconnects_.fetch_add(1, std::memory_order_relaxed);
