@@ -13,4 +13,3 @@ std::unique_ptr<BrokerClient> make_broker_client(const BrokerOptions& options) {
 }
 
 }  // namespace crudcast::bus
-

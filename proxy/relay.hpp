@@ -192,13 +192,10 @@ asio::awaitable<RelayResult> relay_message(Deadline& deadline, RelayLeg from, be
         const bool holding = capture != nullptr && !capture->overflow;
         if (holding && !finished) continue;
         if (got == 0 && !finished && result.wrote) continue;  // nothing new to send yet
-        if (finished) {
-            // The hook may wait (a broker bus's read-your-writes); a plain function does not.
-            if constexpr (std::is_same_v<std::invoke_result_t<BeforeLastWrite&>, asio::awaitable<void>>) {
-                co_await before_last_write();
-            } else {
-                before_last_write();
-            }
+        if constexpr (std::is_same_v<std::invoke_result_t<BeforeLastWrite&>, asio::awaitable<void>>) {
+            if (finished) co_await before_last_write();  // may wait: a broker bus's read-your-writes
+        } else {
+            if (finished) before_last_write();
         }
         // Body bytes read earlier and not written yet: the capture's, at the first write.
         std::string_view held;
