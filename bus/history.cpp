@@ -51,6 +51,14 @@ void EventHistory::append(std::uint64_t seq, std::string model, Frame frame) {
     }
 }
 
+void EventHistory::restart_after(std::uint64_t last) {
+    entries_.clear();
+    bytes_ = 0;
+    dropped_.clear();
+    dropped_any_ = std::max(dropped_any_, last);
+    dropped_overflow_ = true;  // every model counts as having lost dropped_any_
+}
+
 bool EventHistory::lost_after(std::uint64_t after, const std::vector<std::string>& topics) const {
     if (dropped_any_ <= after) return false;
     for (const auto& t : topics) {

@@ -27,6 +27,11 @@ public:
     // Appends the event numbered `seq` (one more than the previous), dropping the oldest past the bounds.
     void append(std::uint64_t seq, std::string model, Frame frame);
 
+    // The next event is numbered after `last`, not after the last appended (a broker's stream was
+    // recreated, or this reader missed entries): everything retained is dropped and counts as lost
+    // for every topic, so a resume from before it reports the gap.
+    void restart_after(std::uint64_t last);
+
     bool empty() const { return entries_.empty(); }
     std::uint64_t first_seq() const { return entries_.empty() ? 0 : entries_.front().seq; }
     std::size_t size() const { return entries_.size(); }

@@ -22,6 +22,15 @@ std::vector<std::string> normalize_topics(const std::vector<std::string>& topics
     return out;
 }
 
+std::string_view bus_state_name(BusState state) {
+    switch (state) {
+        case BusState::connecting: return "connecting";
+        case BusState::up: return "up";
+        case BusState::down: return "down";
+    }
+    return "down";
+}
+
 namespace {
 
 std::uint64_t start_micros() {
@@ -36,8 +45,8 @@ InMemoryBus::InMemoryBus(std::size_t shards, PostFn post_to_shard, std::size_t h
                          std::size_t history_bytes, std::optional<std::uint64_t> base)
     : post_(std::move(post_to_shard)),
       base_(base.value_or(start_micros())),
-      seq_(base_),
-      last_(base_),
+      seq_(base_.load()),
+      last_(base_.load()),
       history_(history_events, history_bytes) {
     for (std::size_t i = 0; i < shards; ++i) shards_.push_back(std::make_unique<Shard>());
 }
@@ -56,7 +65,12 @@ std::uint64_t InMemoryBus::subscribe(std::size_t shard, const std::vector<std::s
 ResumePlan InMemoryBus::plan_resume(std::uint64_t since, std::uint64_t position,
                                     const std::vector<std::string>& topics) const {
     std::lock_guard lock(history_mutex_);
-    return bus::plan_resume(since, base_, position, history_, topics);
+    if (ahead_ > 0 && since > position && since >= base_.load() && since - position <= ahead_) {
+        ResumePlan plan;
+        plan.replay_after = since;  // read_history finds nothing after it yet: live from here
+        return plan;
+    }
+    return bus::plan_resume(since, base_.load(), position, history_, topics);
 }
 
 std::optional<std::uint64_t> InMemoryBus::read_history(std::uint64_t after, const std::vector<std::string>& topics,
@@ -98,24 +112,55 @@ PublishResult InMemoryBus::publish(Event event) {
     if (auto it = counts_.find(event.model); it != counts_.end()) result.subscribers += it->second;
     if (auto it = counts_.find("all"); it != counts_.end()) result.subscribers += it->second;
     if (result.subscribers == 0 && !history_.enabled()) return result;  // numbered, never serialized
-    auto frame = std::make_shared<const std::string>(websocket_text_frame(serialize(event)));
-    if (history_.enabled()) {
+    fan_out(event.seq, event.model, std::make_shared<const std::string>(websocket_text_frame(serialize(event))));
+    return result;
+}
+
+bool InMemoryBus::deliver(std::uint64_t seq, const std::string& model, Frame frame) {
+    std::lock_guard lock(mutex_);
+    if (seq <= seq_) return false;
+    if (seq != seq_ + 1) {
         std::lock_guard history_lock(history_mutex_);
-        history_.append(event.seq, event.model, frame);
+        history_.restart_after(seq - 1);
+    }
+    seq_ = seq;
+    last_.store(seq_, std::memory_order_release);
+    fan_out(seq, model, frame);
+    return true;
+}
+
+void InMemoryBus::restart(std::uint64_t base) {
+    std::lock_guard lock(mutex_);
+    std::lock_guard history_lock(history_mutex_);
+    base_.store(base, std::memory_order_release);
+    seq_ = base;
+    last_.store(seq_, std::memory_order_release);
+    history_.restart_after(base);
+}
+
+void InMemoryBus::broadcast_gap(std::string gap_json) {
+    std::lock_guard lock(mutex_);
+    fan_out(0, {}, std::make_shared<const std::string>(std::move(gap_json)));
+}
+
+void InMemoryBus::fan_out(std::uint64_t seq, const std::string& model, const Frame& frame) {
+    const bool gap = model.empty();
+    if (!gap && history_.enabled()) {
+        std::lock_guard history_lock(history_mutex_);
+        history_.append(seq, model, frame);
     }
     for (std::size_t i = 0; i < shards_.size(); ++i) {
         auto& shard = *shards_[i];
-        if (!shard.counts.contains(event.model) && !shard.counts.contains("all")) continue;
+        if (gap ? shard.counts.empty() : !shard.counts.contains(model) && !shard.counts.contains("all")) continue;
         bool post = false;
         {
             std::lock_guard inbox_lock(shard.inbox_mutex);
-            shard.inbox.push_back({event.model, frame, event.seq});
+            shard.inbox.push_back({model, frame, seq});
             post = !shard.drain_posted;
             shard.drain_posted = true;
         }
         if (post) post_(i, [this, i] { drain(i); });
     }
-    return result;
 }
 
 void InMemoryBus::drain(std::size_t shard) {
@@ -147,6 +192,14 @@ std::vector<std::pair<std::string, std::size_t>> InMemoryBus::top_subscriber_cou
     }
     if (rest > 0) top.emplace_back(std::string(other), rest);
     return top;
+}
+
+std::size_t InMemoryBus::subscribers_of(const std::string& model) const {
+    std::lock_guard lock(mutex_);
+    std::size_t n = 0;
+    if (auto it = counts_.find(model); it != counts_.end()) n += it->second;
+    if (auto it = counts_.find("all"); it != counts_.end()) n += it->second;
+    return n;
 }
 
 std::vector<std::pair<std::string, std::size_t>> InMemoryBus::subscriber_counts() const {

@@ -39,9 +39,23 @@ public:
     void unsubscribe(std::size_t shard, const std::vector<std::string>& topics);
 
     PublishResult publish(Event event) override;
+
+    // A broker bus's reader (bus/broker_bus.hpp): the broker numbers events, this bus fans them
+    // out. deliver() takes an event the broker numbered `seq`, in the broker's order: a seq at or
+    // below the position is passed over (returns false); one past position + 1 drops the history
+    // (restart_after: the events between are not known here).
+    bool deliver(std::uint64_t seq, const std::string& model, Frame frame);
+    // The stream numbers from `base` on (a stream found or created again): what was kept of another
+    // numbering goes, and the position becomes `base`.
+    void restart(std::uint64_t base);
+    // Tells every subscriber of every shard `gap_json` (a `bus` gap), after the events delivered before.
+    void broadcast_gap(std::string gap_json);
+    // A resume position this far ahead of the position is taken as one this process has not read yet
+    // (another instance gave it out): nothing is replayed and live events up to it are passed over.
+    void accept_ahead(std::uint64_t distance) { ahead_ = distance; }
     std::optional<std::uint64_t> position() const override { return last_.load(std::memory_order_acquire); }
     // No event of this process has a seq at or below this.
-    std::uint64_t base() const { return base_; }
+    std::uint64_t base() const { return base_.load(std::memory_order_acquire); }
 
     // What a subscriber resuming after `since` replays and is told first; `position` is what
     // subscribe() returned for it.
@@ -52,6 +66,8 @@ public:
     // Events and bytes retained, for /metrics and /api/stats.
     std::pair<std::size_t, std::size_t> history_usage() const;
 
+    // Subscribers of `model` or of "all" (what PublishResult::subscribers says).
+    std::size_t subscribers_of(const std::string& model) const;
     // Subscribers per topic ("all" included), for metrics and logs.
     std::vector<std::pair<std::string, std::size_t>> subscriber_counts() const;
     // The same for the `max` most subscribed topics (ties by name), most subscribed first; the other
@@ -72,12 +88,16 @@ private:
         bool drain_posted = false;
     };
     void drain(std::size_t shard);
+    // Under mutex_: history and every shard with a subscriber of `model` (or "all"; every shard when
+    // `model` is empty: a gap marker).
+    void fan_out(std::uint64_t seq, const std::string& model, const Frame& frame);
 
     std::vector<std::unique_ptr<Shard>> shards_;
     PostFn post_;
     mutable std::mutex mutex_;  // orders publications; guards counts_ and every shard's counts
     std::unordered_map<std::string, std::size_t> counts_;  // over all shards
-    std::uint64_t base_;
+    std::atomic<std::uint64_t> base_;                      // written by restart under mutex_ and history_mutex_
+    std::uint64_t ahead_ = 0;
     std::uint64_t seq_;                 // guarded by mutex_
     std::atomic<std::uint64_t> last_;   // seq_, for readers that take no lock
     mutable std::mutex history_mutex_;  // taken inside mutex_ by publish, alone by readers

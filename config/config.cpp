@@ -113,6 +113,7 @@ ParseResult parse_checked(const std::vector<string>& args, const std::map<string
                           "is the same address as listen; give the admin listener its own port "
                           "or turn it off");
     check_security(config);
+    check_bus(config);
     if (config.threads == 0) config.threads = std::max(1u, std::thread::hardware_concurrency());
     return result;
 }

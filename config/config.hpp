@@ -88,6 +88,17 @@ struct Config {
     // first drops the oldest. 0 events: no history (a resume then always reports a gap).
     std::size_t history_size = 10'000;
     std::size_t history_bytes = 32 * 1024 * 1024;
+    // The bus: "memory" (one process), or a broker shared by several instances:
+    // nats://[user[:password]@]host:port, tls://host:port (NATS over TLS), redis://[[user]:password@]host:port[/db].
+    std::string bus = "memory";
+    std::string bus_prefix = "crudcast";                 // names the deployment's stream, subjects and keys
+    std::chrono::milliseconds bus_publish_timeout{250};  // a write's response waits this long for its event
+    std::string bus_password_file;                       // the broker password (overrides the URL's)
+    std::string bus_token_file;                          // NATS token
+    std::string bus_credentials_file;                    // NATS .creds (user JWT + nkey seed)
+    std::string bus_tls_ca_file;                         // NATS only
+    std::string bus_tls_cert_file;
+    std::string bus_tls_key_file;
     // Browser origins ("https://app.example.com", lower case, no trailing slash) allowed to open the
     // events WebSocket; empty: any. Clients that send no Origin (not browsers) are always allowed.
     std::vector<std::string> ws_allowed_origins;

@@ -22,8 +22,8 @@ std::string help_text() {
         "  -V, --version     Print the version and exit\n"
         "  --check-config    Validate the settings, print each with its source, and exit\n";
     const std::pair<const char*, const char*> groups[] = {
-        {"proxy", "Proxy"},   {"timeouts", "Timeouts"}, {"limits", "Limits"}, {"logging", "Logging"},
-        {"events", "Events"}, {"security", "Security"}, {"admin", "Admin"}};
+        {"proxy", "Proxy"},   {"timeouts", "Timeouts"},           {"limits", "Limits"},     {"logging", "Logging"},
+        {"events", "Events"}, {"bus", "Bus (several instances)"}, {"security", "Security"}, {"admin", "Admin"}};
     for (const auto& [group, title] : groups) {
         text += std::string("\n") + title + ":\n";
         for (const auto& spec : settings()) {

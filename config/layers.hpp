@@ -19,6 +19,10 @@ namespace crudcast::config {
 std::vector<SettingSpec> security_settings();
 void check_security(const Config& config);
 
+// The bus settings (bus_settings.cpp): which bus, the broker's credentials; and their joint checks.
+std::vector<SettingSpec> bus_settings();
+void check_bus(const Config& config);
+
 struct CommandLine {
     bool check_config = false;
     std::map<std::string, std::string> values;  // setting name -> text; a repeated flag's last value wins

@@ -465,8 +465,9 @@ std::vector<SettingSpec> history_settings() {
 // One table, in the order --check-config lists it; --help shows it group by group.
 std::vector<SettingSpec> make_settings() {
     std::vector<SettingSpec> table;
-    for (const auto& group : {proxy_settings(), timeout_settings(), limit_settings(), logging_settings(),
-                              event_settings(), history_settings(), security_settings(), admin_settings()})
+    for (const auto& group :
+         {proxy_settings(), timeout_settings(), limit_settings(), logging_settings(), event_settings(),
+          history_settings(), bus_settings(), security_settings(), admin_settings()})
         table.insert(table.end(), group.begin(), group.end());
     return table;
 }

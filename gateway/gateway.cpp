@@ -14,11 +14,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include "bus/broker_bus.hpp"
 #include "bus/in_memory_bus.hpp"
 #include "common/log.hpp"
 #include "gateway/admin/admin_api.hpp"
 #include "gateway/admin/admin_server.hpp"
 #include "gateway/admin/metrics.hpp"
+#include "gateway/auth/jwt_keys.hpp"
 #include "gateway/events/event_publisher.hpp"
 #include "gateway/listener.hpp"
 #include "gateway/subscriber_admission.hpp"
@@ -30,6 +32,37 @@ namespace crudcast::gateway {
 using config::LogLevel;
 
 namespace {
+
+// A credential file's bytes, one trailing newline stripped (config::ConfigError naming the setting).
+std::string read_credential(const char* setting, const std::string& path) {
+    if (path.empty()) return {};
+    auto text = auth::read_key_file(setting, path);
+    if (text.ends_with('\n')) text.pop_back();
+    if (text.ends_with('\r')) text.pop_back();
+    if (text.empty()) throw config::ConfigError(setting, config::quoted(path) + " is empty");
+    return text;
+}
+
+std::unique_ptr<bus::BrokerClient> make_broker_client(const config::Config& c) {
+    bus::BrokerOptions o;
+    o.url = c.bus;
+    o.prefix = c.bus_prefix;
+    o.password = read_credential("bus-password-file", c.bus_password_file);
+    o.token = read_credential("bus-token-file", c.bus_token_file);
+    o.credentials_file = c.bus_credentials_file;
+    o.tls_ca_file = c.bus_tls_ca_file;
+    o.tls_cert_file = c.bus_tls_cert_file;
+    o.tls_key_file = c.bus_tls_key_file;
+    // The broker's retention is the history every instance resumes subscribers from.
+    o.history_events = c.history_size;
+    o.history_bytes = c.history_bytes;
+    o.timeout = c.bus_publish_timeout;
+    try {
+        return bus::make_broker_client(o);
+    } catch (const std::invalid_argument& e) {
+        throw config::ConfigError("bus", e.what());
+    }
+}
 
 struct Worker {
     Worker(std::size_t index, const config::Config& config, proxy::ProxyCounters& counters, std::atomic<bool>& draining,
@@ -59,7 +92,8 @@ struct Gateway::Impl {
     WebSocketCounters ws_counters;
     EventCounters event_counters;
     std::atomic<bool> draining{false};
-    std::unique_ptr<bus::InMemoryBus> bus;  // outlives the workers (posted deliveries point at it)
+    std::unique_ptr<bus::InMemoryBus> bus;   // outlives the workers (posted deliveries point at it)
+    std::unique_ptr<bus::BrokerBus> broker;  // --bus nats:// or redis://: feeds `bus`; stopped in wait()
     std::unique_ptr<EventPublisher> publisher;
     std::unique_ptr<SubscriberAdmission> admission;  // who may subscribe (shared by the workers)
     std::vector<std::unique_ptr<Worker>> workers;
@@ -88,7 +122,9 @@ struct Gateway::Impl {
             n,
             [this](std::size_t shard, std::function<void()> fn) { asio::post(workers[shard]->context, std::move(fn)); },
             config.history_size, config.history_bytes);
-        publisher = std::make_unique<EventPublisher>(config, *bus, event_counters);
+        if (config.bus != "memory") broker = std::make_unique<bus::BrokerBus>(*bus, make_broker_client(config));
+        publisher =
+            std::make_unique<EventPublisher>(config, broker ? static_cast<bus::Bus&>(*broker) : *bus, event_counters);
         for (unsigned i = 0; i < n; ++i) {
             auto w = std::make_unique<Worker>(i, config, counters, draining, *bus, ws_counters);
             w->proxy->observer = publisher.get();
@@ -136,10 +172,21 @@ struct Gateway::Impl {
         }
     }
 
+    bus::BusStatus bus_status() const {
+        if (broker) return broker->status();
+        bus::BusStatus memory;
+        memory.kind = "memory";
+        return memory;
+    }
+
     AdminContent admin_content() {
         AdminContent content;
-        content.metrics = [this] { return render_metrics(counters, ws_counters, event_counters, *bus); };
-        content.stats = [this] { return render_stats_json(counters, ws_counters, event_counters, *bus); };
+        content.metrics = [this] { return render_metrics(counters, ws_counters, event_counters, *bus, bus_status()); };
+        content.stats = [this] { return render_stats_json(counters, ws_counters, event_counters, *bus, bus_status()); };
+        content.bus = [this] {
+            const auto s = bus_status();
+            return s.kind + " " + std::string(bus::bus_state_name(s.state));
+        };
         content.requests = [this] {
             std::vector<proxy::RequestRecord> records;
             for (auto& w : workers) w->proxy->recent.append_to(records);
@@ -216,6 +263,8 @@ void Gateway::start() {
     im.admission = std::make_unique<SubscriberAdmission>(im.config, im.ws_counters);
     im.make_workers(std::max(1u, im.config.threads));
     im.make_listener();
+    // The stream's retained entries fill the history before anyone can resume from it.
+    if (im.broker) im.broker->start(im.config.connect_timeout);
     if (im.config.admin_listen) im.start_admin();
     im.listener->start();
     for (auto& w : im.workers) asio::co_spawn(w->context, im.sweep(*w), asio::detached);
@@ -266,6 +315,9 @@ void Gateway::wait() {
         if (w->thread.joinable()) w->thread.join();
     }
     impl_->counters.failure_warnings.flush(/*all=*/true);  // no failure count is lost at exit
+    // Every in-flight request is done: no more appends. The broker's threads post into the
+    // workers' contexts, so they stop before those go.
+    if (impl_->broker) impl_->broker->stop();
     impl_->drain_deadline.reset();
     impl_->started = false;
 }

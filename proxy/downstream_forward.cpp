@@ -208,11 +208,13 @@ asio::awaitable<std::optional<DownstreamSession::Failed>> DownstreamSession::rel
 
     // Read-your-writes: the event is on the bus before the client has the last byte. The capture
     // held the head back, so the head can say the event's seq.
-    const auto publish = [&] {
-        if (capture.limit == 0) return;
-        const auto seq =
-            context_.observer->on_response_complete(observed, res.base(), capture.data, capture.overflow, ex.note);
-        if (seq) fw.seq_line.size = seq_header_line(*seq, fw.seq_line.bytes.data());
+    const auto publish = [&]() -> asio::awaitable<void> {
+        if (capture.limit == 0) co_return;
+        const auto outcome = co_await context_.observer->on_response_complete(observed, res.base(), capture.data,
+                                                                              capture.overflow, ex.note);
+        if (outcome.seq) fw.seq_line.size = seq_header_line(*outcome.seq, fw.seq_line.bytes.data());
+        // The position read before is not where this write stands in the stream: say nothing.
+        if (outcome.seq_unknown) fw.seq_line.size = 0;
     };
     auto got =
         co_await relay_message(deadline_, {up.socket, Side::upstream, cfg.upstream_timeout, &response_chunk_limit_},

@@ -14,6 +14,8 @@
 
 #include <boost/beast/http/message.hpp>
 
+#include "common/asio.hpp"
+
 namespace crudcast::proxy {
 
 namespace http = boost::beast::http;
@@ -26,6 +28,14 @@ struct ObservedRequest {
 
 // Extra key=value fields for the access line, e.g. {"event","author/POST"}, {"seq","17"}.
 using NoteFields = std::vector<std::pair<std::string, std::string>>;
+
+// What became of the event of a response that could make one.
+struct EventOutcome {
+    std::optional<std::uint64_t> seq;  // the event's seq: X-Crudcast-Seq says it
+    // Made, but its seq is not known here (the broker did not take it, or it did not come back
+    // within bus-publish-timeout): X-Crudcast-Seq says nothing.
+    bool seq_unknown = false;
+};
 
 class ExchangeObserver {
 public:
@@ -42,11 +52,12 @@ public:
     virtual std::optional<std::uint64_t> position() const = 0;
     // Just before the last bytes of the response are written to the client (its head is written
     // then too, so it can carry the event's seq). `body` holds the captured bytes; `overflow` is
-    // true when the body was larger than the capture limit. Returns the seq of the event published.
-    virtual std::optional<std::uint64_t> on_response_complete(const ObservedRequest& request,
-                                                              const http::response_header<>& head,
-                                                              std::string_view body, bool overflow,
-                                                              NoteFields& note) = 0;
+    // true when the body was larger than the capture limit. Completes once the event reached this
+    // process's subscribers (a broker bus: at most bus-publish-timeout later).
+    virtual asio::awaitable<EventOutcome> on_response_complete(const ObservedRequest& request,
+                                                               const http::response_header<>& head,
+                                                               std::string_view body, bool overflow,
+                                                               NoteFields& note) = 0;
 };
 
 }  // namespace crudcast::proxy

@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <boost/asio/write.hpp>
@@ -191,7 +192,14 @@ asio::awaitable<RelayResult> relay_message(Deadline& deadline, RelayLeg from, be
         const bool holding = capture != nullptr && !capture->overflow;
         if (holding && !finished) continue;
         if (got == 0 && !finished && result.wrote) continue;  // nothing new to send yet
-        if (finished) before_last_write();
+        if (finished) {
+            // The hook may wait (a broker bus's read-your-writes); a plain function does not.
+            if constexpr (std::is_same_v<std::invoke_result_t<BeforeLastWrite&>, asio::awaitable<void>>) {
+                co_await before_last_write();
+            } else {
+                before_last_write();
+            }
+        }
         // Body bytes read earlier and not written yet: the capture's, at the first write.
         std::string_view held;
         std::size_t piece = got;

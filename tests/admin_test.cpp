@@ -337,7 +337,9 @@ TEST_F(Admin, EveryDeclaredCounterIsInMetricsAndStats) {
           gateway::EventCounters::published_info, gateway::EventCounters::skipped_info,
           gateway::WebSocketCounters::by_topic_info, gateway::WebSocketCounters::denied_info,
           gateway::WebSocketCounters::gaps_info, gateway::WebSocketCounters::history_events_info,
-          gateway::WebSocketCounters::history_bytes_info, gateway::WebSocketCounters::position_info})
+          gateway::WebSocketCounters::history_bytes_info, gateway::WebSocketCounters::position_info,
+          bus::BusStatus::state_info, bus::BusStatus::lag_info, bus::BusStatus::lost_info, bus::BusStatus::late_info,
+          bus::BusStatus::reconnects_info, bus::BusStatus::invalid_info})
         declared.push_back(family);
 
     // Some traffic, so that the counters are not all 0 and the labelled families have samples.

@@ -124,10 +124,23 @@ void history(JsonWriter& w, const bus::InMemoryBus& bus) {
     number(w, WebSocketCounters::position_info.json, bus.position().value_or(0));
 }
 
+void bus_object(JsonWriter& w, const bus::BusStatus& b) {
+    key(w, bus::BusStatus::state_info.json);
+    w.StartObject();
+    string(w, "kind", b.kind);
+    string(w, "state", bus::bus_state_name(b.state));
+    number(w, "lag", b.lag);
+    number(w, "lost", b.lost);
+    number(w, "late", b.late);
+    number(w, "reconnects", b.reconnects);
+    number(w, "invalid", b.invalid);
+    w.EndObject();
+}
+
 }  // namespace
 
 std::string render_stats_json(const proxy::ProxyCounters& p, const WebSocketCounters& ws, const EventCounters& ev,
-                              const bus::InMemoryBus& bus) {
+                              const bus::InMemoryBus& bus, const bus::BusStatus& bus_status) {
     rapidjson::StringBuffer buffer(nullptr, 1024);
     JsonWriter w(buffer);
     w.StartObject();
@@ -139,6 +152,7 @@ std::string render_stats_json(const proxy::ProxyCounters& p, const WebSocketCoun
     by_label(w, WebSocketCounters::gaps_info, gap_reasons, ws.gaps);
     history(w, bus);
     subscribers(w, bus);
+    bus_object(w, bus_status);
     w.EndObject();
     return text_of(buffer);
 }

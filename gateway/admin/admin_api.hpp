@@ -25,7 +25,8 @@ struct ServiceInfo {
 };
 
 std::string render_stats_json(const proxy::ProxyCounters& proxy, const WebSocketCounters& ws,
-                              const EventCounters& events, const bus::InMemoryBus& bus);
+                              const EventCounters& events, const bus::InMemoryBus& bus,
+                              const bus::BusStatus& bus_status);
 // Records as given (the caller merges and orders them): {"requests":[{...}, ...]}.
 std::string render_requests_json(const std::vector<proxy::RequestRecord>& records);
 std::string render_info_json(const ServiceInfo& info);

@@ -202,6 +202,8 @@ http::response<http::string_body> AdminServer::answer(const http::request<http::
         res.result(ready ? http::status::ok : http::status::service_unavailable);
         res.set(http::field::content_type, "text/plain");
         res.body() = (ready ? "ready: " : "not ready: ") + why + "\n";
+        // The bus does not make crudcast unready: proxying works while a broker is down.
+        if (content_.bus) res.body() += "bus: " + content_.bus() + "\n";
     } else if (target == "/metrics") {
         res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
         res.body() = content_.metrics();

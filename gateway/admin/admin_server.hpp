@@ -31,6 +31,7 @@ struct AdminContent {
     std::function<std::string()> stats;     // JSON
     std::function<std::string()> requests;  // JSON, newest first
     std::function<std::string()> info;      // JSON
+    std::function<std::string()> bus;       // "nats up", "memory up": a line of /readyz
 };
 
 // Whether the admin listener answers a request (against DNS rebinding): its Host is an IPv4 or

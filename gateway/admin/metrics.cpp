@@ -150,10 +150,31 @@ void history(std::string& out, const bus::InMemoryBus& bus) {
     sample(out, position_info.metric, static_cast<double>(bus.position().value_or(0)));
 }
 
+// The bus: which state it is in (one series per state, 1 for the current), and what it lost.
+void bus_metrics(std::string& out, const bus::BusStatus& b) {
+    using S = bus::BusStatus;
+    header(out, S::state_info);
+    for (const auto st : {bus::BusState::connecting, bus::BusState::up, bus::BusState::down}) {
+        sample(out,
+               std::string(S::state_info.metric) + "{bus=\"" + b.kind + "\",state=\"" +
+                   std::string(bus::bus_state_name(st)) + "\"}",
+               b.state == st ? 1 : 0);
+    }
+    const std::pair<const stats::Info&, std::uint64_t> rows[] = {{S::lag_info, b.lag},
+                                                                 {S::lost_info, b.lost},
+                                                                 {S::late_info, b.late},
+                                                                 {S::reconnects_info, b.reconnects},
+                                                                 {S::invalid_info, b.invalid}};
+    for (const auto& [info, value] : rows) {
+        header(out, info);
+        sample(out, info.metric, static_cast<double>(value));
+    }
+}
+
 }  // namespace
 
 std::string render_metrics(const proxy::ProxyCounters& p, const WebSocketCounters& ws, const EventCounters& ev,
-                           const bus::InMemoryBus& bus) {
+                           const bus::InMemoryBus& bus, const bus::BusStatus& bus_status) {
     std::string out;
     out.reserve(8192);
     responses(out, p);
@@ -165,6 +186,7 @@ std::string render_metrics(const proxy::ProxyCounters& p, const WebSocketCounter
     by_reason(out, WebSocketCounters::denied_info, ws_deny_reasons, ws.denied_by);
     by_reason(out, WebSocketCounters::gaps_info, gap_reasons, ws.gaps);
     history(out, bus);
+    bus_metrics(out, bus_status);
     return out;
 }
 

@@ -11,6 +11,6 @@
 namespace crudcast::gateway {
 
 std::string render_metrics(const proxy::ProxyCounters& proxy, const WebSocketCounters& ws, const EventCounters& events,
-                           const bus::InMemoryBus& bus);
+                           const bus::InMemoryBus& bus, const bus::BusStatus& bus_status);
 
 }  // namespace crudcast::gateway

@@ -2,6 +2,8 @@
 #include "gateway/events/event_publisher.hpp"
 
 #include <charconv>
+#include <memory>
+#include <mutex>
 
 #include "common/log.hpp"
 #include "common/url.hpp"
@@ -64,10 +66,10 @@ std::size_t EventPublisher::on_response_head(const proxy::ObservedRequest& reque
     return config_.max_event_bytes;
 }
 
-std::optional<std::uint64_t> EventPublisher::on_response_complete(const proxy::ObservedRequest& request,
-                                                                  const http::response_header<>& head,
-                                                                  std::string_view body, bool overflow,
-                                                                  proxy::NoteFields& note) {
+asio::awaitable<proxy::EventOutcome> EventPublisher::on_response_complete(const proxy::ObservedRequest& request,
+                                                                          const http::response_header<>& head,
+                                                                          std::string_view body, bool overflow,
+                                                                          proxy::NoteFields& note) {
     Exchange exchange;
     exchange.method = request.method;
     exchange.target = request.target;
@@ -78,7 +80,7 @@ std::optional<std::uint64_t> EventPublisher::on_response_complete(const proxy::O
     auto result = mapper_.map(exchange);
     if (!result.event) {
         skip(request, exchange.status, result.reason.value_or(NoEventReason::other), result.detail, note);
-        return std::nullopt;
+        co_return proxy::EventOutcome{};
     }
     const std::string label = result.event->model + "/" + result.event->method;
     counters_.count_published(result.event->model, result.event->method);
@@ -86,12 +88,50 @@ std::optional<std::uint64_t> EventPublisher::on_response_complete(const proxy::O
     if (id.size() >= 2 && id.front() == '"') id = id.substr(1, id.size() - 2);  // readable in the log
     if (log::enabled(LogLevel::debug) && !result.detail.empty())
         log::write(LogLevel::debug, "event mapping", {{"rid", request.request_id}, {"detail", result.detail}});
-    const auto published = bus_.publish(std::move(*result.event));
     note.emplace_back("event", label);
     note.emplace_back("id", std::move(id));
+    bus::PublishResult published;
+    if (bus_.asynchronous()) {
+        published = co_await publish_and_wait(std::move(*result.event), note);
+    } else {
+        published = bus_.publish(std::move(*result.event));
+    }
+    if (!published.appended) {
+        note.emplace_back("bus", "lost");
+        co_return proxy::EventOutcome{std::nullopt, true};
+    }
+    if (published.seq == 0) co_return proxy::EventOutcome{std::nullopt, true};  // late: "bus=late" noted
     note.emplace_back("seq", std::to_string(published.seq));
     note.emplace_back("subs", std::to_string(published.subscribers));
-    return published.seq;
+    co_return proxy::EventOutcome{published.seq, false};
+}
+
+asio::awaitable<bus::PublishResult> EventPublisher::publish_and_wait(bus::Event event, proxy::NoteFields& note) {
+    // The bus completes on its own thread; the wait is a timer on this session's thread, cut short
+    // by a handler posted there. The thread runs one io_context alone, so that handler cannot run
+    // before this coroutine waits.
+    struct Wait {
+        explicit Wait(const asio::any_io_executor& executor) : timer(executor) {}
+        asio::steady_timer timer;
+        std::mutex mutex;
+        std::optional<bus::PublishResult> result;
+    };
+    auto wait = std::make_shared<Wait>(co_await asio::this_coro::executor);
+    wait->timer.expires_after(config_.bus_publish_timeout);
+    bus_.publish_async(std::move(event), [wait](const bus::PublishResult& r) {
+        {
+            std::lock_guard lock(wait->mutex);
+            wait->result = r;
+        }
+        asio::post(wait->timer.get_executor(), [wait] { wait->timer.cancel(); });
+    });
+    co_await wait->timer.async_wait(use_nothrow);
+    std::lock_guard lock(wait->mutex);
+    if (wait->result) co_return *wait->result;
+    // Not delivered here in time: the response leaves now; the event still goes out when it comes.
+    bus_.count_late();
+    note.emplace_back("bus", "late");
+    co_return bus::PublishResult{};
 }
 
 }  // namespace crudcast::gateway

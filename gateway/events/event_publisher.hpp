@@ -22,11 +22,15 @@ public:
     std::size_t on_response_head(const proxy::ObservedRequest& request, const http::response_header<>& head,
                                  proxy::NoteFields& note) override;
     std::optional<std::uint64_t> position() const override { return bus_.position(); }
-    std::optional<std::uint64_t> on_response_complete(const proxy::ObservedRequest& request,
-                                                      const http::response_header<>& head, std::string_view body,
-                                                      bool overflow, proxy::NoteFields& note) override;
+    asio::awaitable<proxy::EventOutcome> on_response_complete(const proxy::ObservedRequest& request,
+                                                              const http::response_header<>& head,
+                                                              std::string_view body, bool overflow,
+                                                              proxy::NoteFields& note) override;
 
 private:
+    // A broker bus: publishes and waits until the event reached this process's subscribers, or
+    // bus-publish-timeout (then the response leaves and the event counts as late).
+    asio::awaitable<bus::PublishResult> publish_and_wait(bus::Event event, proxy::NoteFields& note);
     void skip(const proxy::ObservedRequest& request, unsigned status, NoEventReason reason, const std::string& detail,
               proxy::NoteFields& note);
 

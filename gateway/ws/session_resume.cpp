@@ -53,6 +53,12 @@ void WebSocketSession::subscribe(const http::request<http::buffer_body>& request
     }
 }
 
+void WebSocketSession::on_bus_gap(const std::string& gap_json) {
+    if (state_ != State::handshaking && state_ != State::open) return;
+    shard_.counters().gaps[static_cast<std::size_t>(bus::GapReason::bus)].fetch_add(1, std::memory_order_relaxed);
+    queue_control(sse() ? "event: gap\ndata: " + gap_json + "\n\n" : bus::websocket_text_frame(gap_json));
+}
+
 bool WebSocketSession::fetch_replay() {
     while (replaying_ && replay_batch_.empty()) {
         const auto upto = shard_.bus().read_history(replay_after_, topics_, replay_read_bytes, replay_batch_);

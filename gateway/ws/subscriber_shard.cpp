@@ -89,6 +89,13 @@ void SubscriberShard::release_topic(std::uint32_t id, WebSocketSession* session)
 void SubscriberShard::on_events(const std::vector<bus::Delivery>& events) {
     bool grew = false;
     for (const auto& event : events) {
+        if (event.seq == 0) {
+            // A gap marker (the bus lost events): for every subscriber, whatever its topics. A
+            // copy: queueing may complete a write that ends a session, which unsubscribes it.
+            const std::vector<WebSocketSession*> all(subscribed_.begin(), subscribed_.end());
+            for (auto* session : all) session->on_bus_gap(*event.frame);
+            continue;
+        }
         std::uint32_t id = no_topic;
         if (auto it = topic_ids_.find(event.model); it != topic_ids_.end()) id = it->second;
         if (id == no_topic && all_subscribers_ == 0) continue;  // nobody on this thread wants it

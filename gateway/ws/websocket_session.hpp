@@ -58,6 +58,8 @@ public:
     const Subscription& subscription() const { return subscription_; }
     // The log grew: close with 1013 when the backlog is over the limits, else write.
     void on_log_grew();
+    // The bus lost events (a broker was unreachable): `gap_json` goes out ahead of what is queued.
+    void on_bus_gap(const std::string& gap_json);
     // The log must keep what this session's cursor points at: it may still send it.
     bool holds_log() const { return state_ == State::handshaking || state_ == State::open || writer_.writing(); }
     // Idle with frames to send before `log_end`: it needs another pass.

@@ -1,0 +1,225 @@
+// broker_bus.cpp: see broker_bus.hpp.
+#include "bus/broker_bus.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <vector>
+
+#include <rapidjson/reader.h>
+
+#include "common/log.hpp"
+
+namespace crudcast::bus {
+
+using log::LogLevel;
+
+namespace {
+
+// A stream entry is crudcast's when its text, numbered, is one JSON object in valid UTF-8 and its
+// model is a plausible topic: a broker shared with other programs is not trusted to hold only ours.
+bool plausible_entry(std::string_view model, const std::string& json) {
+    if (model.empty() || model.size() > 1024 || !json.starts_with("{\"ts\":")) return false;
+    rapidjson::Reader reader;
+    rapidjson::StringStream stream(json.c_str());
+    rapidjson::BaseReaderHandler<> ignore;
+    return !reader.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseStopWhenDoneFlag>(stream, ignore)
+                .IsError() &&
+           stream.Tell() == json.size();
+}
+
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
+
+BrokerBus::BrokerBus(InMemoryBus& local, std::unique_ptr<BrokerClient> client)
+    : local_(local), client_(std::move(client)) {
+    // Another instance may hand a client a position this one has not read yet (it lags by
+    // milliseconds): that client then waits for it here instead of being told of a restart.
+    local_.accept_ahead(std::uint64_t{1} << 20);
+}
+
+BrokerBus::~BrokerBus() { stop(); }
+
+void BrokerBus::start(std::chrono::milliseconds catch_up) {
+    client_->start(*this, 0);
+    std::unique_lock lock(mutex_);
+    if (caught_up_.wait_for(lock, catch_up, [this] { return read_once_.load() || stopped_; })) return;
+    lock.unlock();
+    log::write(LogLevel::warn,
+               state_.load() == BusState::up ? "bus: the stream's history is still being read; starting meanwhile"
+                                             : "bus: the broker is not reachable; starting without it (events of "
+                                               "writes are lost until it is)",
+               {{"bus", client_->kind()}, {"waited_ms", static_cast<std::int64_t>(catch_up.count())}});
+}
+
+void BrokerBus::stop() {
+    {
+        std::lock_guard lock(mutex_);
+        if (stopped_) return;
+        stopped_ = true;
+    }
+    caught_up_.notify_all();
+    client_->stop();
+    std::multimap<std::uint64_t, PublishDone> waiters;
+    {
+        std::lock_guard lock(mutex_);
+        waiters.swap(waiters_);
+    }
+    for (auto& [seq, done] : waiters) done(PublishResult{seq, 0, true});
+}
+
+PublishResult BrokerBus::publish(Event event) {
+    const auto subscribers = local_.subscribers_of(event.model);
+    publish_async(std::move(event), [](const PublishResult&) {});
+    return PublishResult{0, subscribers, true};
+}
+
+void BrokerBus::publish_async(Event event, PublishDone done) {
+    event.ts = now_ms();
+    const auto subscribers = local_.subscribers_of(event.model);
+    auto text = serialize_unnumbered(event);
+    client_->append(
+        event.model, std::move(text),
+        [this, subscribers, done = std::move(done)](std::optional<std::uint64_t> seq, std::string_view error) {
+            on_append(seq, error, subscribers, done);
+        });
+}
+
+void BrokerBus::on_append(std::optional<std::uint64_t> seq, std::string_view error, std::size_t subscribers,
+                          const PublishDone& done) {
+    if (!seq) {
+        lost_.fetch_add(1, std::memory_order_relaxed);
+        // Once per state change, not per request: a down broker must not flood the log.
+        if (!losing_.exchange(true))
+            log::write(LogLevel::warn, "bus: events are being lost (the broker did not take them); proxying goes on",
+                       {{"bus", client_->kind()}, {"error", error}});
+        done(PublishResult{0, subscribers, false});
+        return;
+    }
+    auto known = known_.load(std::memory_order_relaxed);
+    while (known < *seq && !known_.compare_exchange_weak(known, *seq)) {}
+    {
+        std::lock_guard lock(mutex_);
+        if (local_.position().value_or(0) < *seq && !stopped_) {
+            waiters_.emplace(*seq, [done, subscribers](const PublishResult& r) {
+                done(PublishResult{r.seq, subscribers, true});
+            });
+            return;
+        }
+    }
+    done(PublishResult{*seq, subscribers, true});
+}
+
+void BrokerBus::complete_waiters(std::uint64_t delivered) {
+    std::vector<std::pair<std::uint64_t, PublishDone>> ready;
+    {
+        std::lock_guard lock(mutex_);
+        const auto end = waiters_.upper_bound(delivered);
+        for (auto it = waiters_.begin(); it != end; ++it) ready.emplace_back(it->first, std::move(it->second));
+        waiters_.erase(waiters_.begin(), end);
+    }
+    for (auto& [seq, done] : ready) done(PublishResult{seq, 0, true});
+}
+
+void BrokerBus::tell_gap(std::uint64_t since, std::optional<std::uint64_t> next) {
+    local_.broadcast_gap(gap_json(Gap{GapReason::bus, since, next}));
+    gap_told_ = true;
+}
+
+void BrokerBus::on_connected(const StreamInfo& info) {
+    std::unique_lock lock(mutex_);
+    const bool first = !connected_once_;
+    connected_once_ = true;
+    const auto before = local_.position().value_or(0);
+    const bool new_stream = first || info.offset != offset_;
+    offset_ = info.offset;
+    // An empty stream may have numbered entries it no longer holds (NATS keeps its last sequence):
+    // the next entry follows its last.
+    if (new_stream) local_.restart(info.first == 0 ? std::max(info.offset, info.last) : info.offset);
+    auto known = known_.load();
+    while (known < info.last && !known_.compare_exchange_weak(known, info.last)) {}
+    const auto was = state_.exchange(BusState::up);
+    losing_ = false;
+    if (first) {
+        catch_up_to_ = info.last;
+        if (info.last <= info.offset || info.first == 0) read_once_ = true;
+        lock.unlock();
+        caught_up_.notify_all();
+        log::write(LogLevel::info, "bus: connected",
+                   {{"bus", client_->kind()}, {"first_seq", info.first}, {"last_seq", info.last}});
+        return;
+    }
+    reconnects_.fetch_add(1, std::memory_order_relaxed);
+    // What was lost while it was down (appends that failed; or, when the stream is new, what the
+    // old one held that was not read) is told to every subscriber here, once.
+    tell_gap(before, std::nullopt);
+    lock.unlock();
+    log::write(
+        LogLevel::info,
+        new_stream ? "bus: connected again; the stream is new (numbering starts over above)" : "bus: connected again",
+        {{"bus", client_->kind()},
+         {"was", bus_state_name(was)},
+         {"last_seq", info.last},
+         {"lost_total", lost_.load()}});
+}
+
+void BrokerBus::on_entry(std::uint64_t seq, std::string_view model, std::string_view event) {
+    auto json = number_event(event, seq);
+    if (!plausible_entry(model, json)) {
+        const auto n = invalid_.fetch_add(1, std::memory_order_relaxed) + 1;
+        if (std::has_single_bit(n))  // the 1st, 2nd, 4th...: a foreign writer cannot flood the log
+            log::write(LogLevel::warn, "bus: passing over a stream entry that is not a crudcast event",
+                       {{"bus", client_->kind()}, {"seq", seq}, {"invalid_total", n}});
+        return;
+    }
+    const auto position = local_.position().value_or(0);
+    std::unique_lock lock(mutex_);
+    if (seq > position + 1 && read_once_ && !gap_told_) {
+        // Entries this reader never got (it fell behind the stream's retention): never a silent hole.
+        log::write(LogLevel::warn, "bus: stream entries were missed; subscribers are told of the gap",
+                   {{"bus", client_->kind()}, {"after", position}, {"next", seq}});
+        tell_gap(position, seq);
+    }
+    const std::string model_text(model);
+    if (local_.deliver(seq, model_text, std::make_shared<const std::string>(websocket_text_frame(json))))
+        gap_told_ = false;
+    auto known = known_.load();
+    while (known < seq && !known_.compare_exchange_weak(known, seq)) {}
+    const bool caught_up = !read_once_ && seq >= catch_up_to_;
+    if (caught_up) read_once_ = true;
+    lock.unlock();
+    if (caught_up) caught_up_.notify_all();
+    complete_waiters(seq);
+}
+
+void BrokerBus::on_down(std::string_view why) {
+    const auto was = state_.exchange(BusState::down);
+    losing_ = false;
+    if (was != BusState::down)
+        log::write(LogLevel::warn, "bus: lost the broker; proxying goes on, events of writes are lost until it is back",
+                   {{"bus", client_->kind()}, {"why", why}});
+}
+
+std::optional<std::uint64_t> BrokerBus::position() const {
+    if (!read_once_.load(std::memory_order_acquire)) return std::nullopt;
+    return local_.position();
+}
+
+BusStatus BrokerBus::status() const {
+    BusStatus s;
+    s.kind = std::string(client_->kind());
+    s.state = state_.load();
+    const auto known = known_.load();
+    const auto position = local_.position().value_or(0);
+    s.lag = known > position ? known - position : 0;
+    s.lost = lost_.load();
+    s.late = late_.load();
+    s.reconnects = reconnects_.load();
+    s.invalid = invalid_.load();
+    return s;
+}
+
+}  // namespace crudcast::bus
