@@ -173,6 +173,8 @@ void BrokerBus::on_entry(std::uint64_t seq, std::string_view model, std::string_
         if (std::has_single_bit(n))  // the 1st, 2nd, 4th...: a foreign writer cannot flood the log
             log::write(LogLevel::warn, "bus: passing over a stream entry that is not a crudcast event",
                        {{"bus", client_->kind()}, {"seq", seq}, {"invalid_total", n}});
+        local_.skip(seq);  // not a hole in what subscribers get
+        complete_waiters(seq);
         return;
     }
     const auto position = local_.position().value_or(0);

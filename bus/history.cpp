@@ -71,10 +71,10 @@ bool EventHistory::lost_after(std::uint64_t after, const std::vector<std::string
 }
 
 std::size_t EventHistory::index_after(std::uint64_t after) const {
-    // Consecutive seqs: the event after `after` sits at a computed index.
-    const auto first = first_seq();
-    if (entries_.empty() || after + 1 <= first) return 0;
-    return static_cast<std::size_t>(std::min<std::uint64_t>(after + 1 - first, entries_.size()));
+    // Seqs grow but may skip (a broker stream entry that was not an event): a binary search.
+    const auto it = std::upper_bound(entries_.begin(), entries_.end(), after,
+                                     [](std::uint64_t a, const Delivery& e) { return a < e.seq; });
+    return static_cast<std::size_t>(it - entries_.begin());
 }
 
 std::optional<std::uint64_t> EventHistory::read(std::uint64_t after, const std::vector<std::string>& topics,

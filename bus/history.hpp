@@ -24,7 +24,7 @@ public:
     EventHistory(std::size_t max_events, std::size_t max_bytes) : max_events_(max_events), max_bytes_(max_bytes) {}
 
     bool enabled() const { return max_events_ > 0 && max_bytes_ > 0; }
-    // Appends the event numbered `seq` (one more than the previous), dropping the oldest past the bounds.
+    // Appends the event numbered `seq` (above the previous), dropping the oldest past the bounds.
     void append(std::uint64_t seq, std::string model, Frame frame);
 
     // The next event is numbered after `last`, not after the last appended (a broker's stream was

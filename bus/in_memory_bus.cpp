@@ -129,6 +129,13 @@ bool InMemoryBus::deliver(std::uint64_t seq, const std::string& model, Frame fra
     return true;
 }
 
+void InMemoryBus::skip(std::uint64_t seq) {
+    std::lock_guard lock(mutex_);
+    if (seq != seq_ + 1) return;  // a jump is deliver()'s to handle
+    seq_ = seq;
+    last_.store(seq_, std::memory_order_release);
+}
+
 void InMemoryBus::restart(std::uint64_t base) {
     std::lock_guard lock(mutex_);
     std::lock_guard history_lock(history_mutex_);

@@ -45,6 +45,8 @@ public:
     // below the position is passed over (returns false); one past position + 1 drops the history
     // (restart_after: the events between are not known here).
     bool deliver(std::uint64_t seq, const std::string& model, Frame frame);
+    // A stream position that holds no event (an entry passed over): the position moves past it.
+    void skip(std::uint64_t seq);
     // The stream numbers from `base` on (a stream found or created again): what was kept of another
     // numbering goes, and the position becomes `base`.
     void restart(std::uint64_t base);

@@ -103,17 +103,19 @@ int run(const config::Config& cfg) {
         return 1;
     }
     gateway::Gateway& gw = *built;
-    log::write(config::LogLevel::info, "crudcast started",
-               {{"version", CRUDCAST_VERSION},
-                {"listen", cfg.listen.host + ":" + std::to_string(gw.port())},
-                {"upstream", cfg.upstream.text},
-                {"ws_path", cfg.ws_path},
-                {"threads", std::max(1u, cfg.threads)},
-                {"admin", cfg.admin_listen ? cfg.admin_listen->host + ":" + std::to_string(gw.admin_port())
-                                           : std::string("off")},
-                {"ws_auth", gw.subscriber_auth()},
-                {"history", std::to_string(cfg.history_size) + " events/" + config::format_size(cfg.history_bytes)},
-                {"first_seq", gw.stream_position() + 1}});
+    log::write(
+        config::LogLevel::info, "crudcast started",
+        {{"version", CRUDCAST_VERSION},
+         {"listen", cfg.listen.host + ":" + std::to_string(gw.port())},
+         {"upstream", cfg.upstream.text},
+         {"ws_path", cfg.ws_path},
+         {"threads", std::max(1u, cfg.threads)},
+         {"admin",
+          cfg.admin_listen ? cfg.admin_listen->host + ":" + std::to_string(gw.admin_port()) : std::string("off")},
+         {"ws_auth", gw.subscriber_auth()},
+         {"bus", cfg.bus == "memory" ? cfg.bus : config::mask_url_password(cfg.bus) + " prefix=" + cfg.bus_prefix},
+         {"history", std::to_string(cfg.history_size) + " events/" + config::format_size(cfg.history_bytes)},
+         {"first_seq", gw.stream_position() + 1}});
     warn_if_open(cfg);
 
     boost::asio::io_context signals_context(1);
