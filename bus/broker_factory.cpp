@@ -14,12 +14,3 @@ std::unique_ptr<BrokerClient> make_broker_client(const BrokerOptions& options) {
 
 }  // namespace crudcast::bus
 
-// Interim, while the clients are being merged: weak definitions the real ones replace.
-namespace crudcast::bus {
-[[gnu::weak]] std::unique_ptr<BrokerClient> make_nats_client(const BrokerOptions&) {
-    throw std::invalid_argument("NATS is not built into this crudcast yet");
-}
-[[gnu::weak]] std::unique_ptr<BrokerClient> make_redis_client(const BrokerOptions&) {
-    throw std::invalid_argument("Redis is not built into this crudcast yet");
-}
-}  // namespace crudcast::bus
