@@ -147,9 +147,12 @@ void BrokerBus::on_connected(const StreamInfo& info) {
         catch_up_to_ = info.last;
         if (info.last <= info.offset || info.first == 0) read_once_ = true;
         lock.unlock();
-        caught_up_.notify_all();
+        // Before the start line (start() waits for this): the stream as found, then what is read of it.
         log::write(LogLevel::info, "bus: connected",
-                   {{"bus", client_->kind()}, {"first_seq", info.first}, {"last_seq", info.last}});
+                   {{"bus", client_->kind()},
+                    {"retained", info.first == 0 ? std::uint64_t{0} : info.last - info.first + 1},
+                    {"last_seq", info.last}});
+        caught_up_.notify_all();
         return;
     }
     reconnects_.fetch_add(1, std::memory_order_relaxed);
@@ -200,9 +203,12 @@ void BrokerBus::on_entry(std::uint64_t seq, std::string_view model, std::string_
 void BrokerBus::on_down(std::string_view why) {
     const auto was = state_.exchange(BusState::down);
     losing_ = false;
-    if (was != BusState::down)
-        log::write(LogLevel::warn, "bus: lost the broker; proxying goes on, events of writes are lost until it is back",
-                   {{"bus", client_->kind()}, {"why", why}});
+    if (was == BusState::down) return;
+    log::write(LogLevel::warn,
+               was == BusState::connecting
+                   ? "bus: cannot reach the broker; proxying goes on, events of writes are lost until it is reachable"
+                   : "bus: lost the broker; proxying goes on, events of writes are lost until it is back",
+               {{"bus", client_->kind()}, {"why", why}});
 }
 
 std::optional<std::uint64_t> BrokerBus::position() const {
