@@ -13,6 +13,14 @@
 #   nohistory only when listed in FANOUT_FRONTS: the same crudcast binary with crudcast's flags plus
 #             --history-size 0 (no event kept for ?since= resumes), in front of the same upstream:
 #             what the history costs the fan-out (crudcast runs with the default history)
+#   nats      only when listed in FANOUT_FRONTS: TWO crudcast instances (crudcast's binary and flags
+#             plus --bus nats://...) on one nats-server -js started here, in front of the same
+#             upstream; the client splits its subscribers and its POST connections across both, so
+#             every frame crossed the broker and half of them were published by the other instance
+#   redis     the same on one redis-server started here (--bus redis://...)
+#             With nats or redis, a "<bus> / crudcast" block follows: the two-instance front against
+#             the single instance on the memory bus, measured in the same rounds (ratio of the
+#             medians, then per round): what sharing one stream through the broker costs.
 # Scenarios, each run against every front (in an order that rotates every round):
 #   sustained  FANOUT_SUBS subscribers, FANOUT_RATE events/s for FANOUT_DURATION s, POSTs released
 #              by a timer (open loop: FANOUT_HTTP_CONNS connections, more opened up to
@@ -24,10 +32,13 @@
 # "crudcast / baseline" block follows: per scenario, the ratio of the medians and the same ratio per
 # round for events/s, frames/s, p50/p99 latency, POST p50/p99 and srv CPU, and lost side by side.
 # With nohistory, a "crudcast / nohistory" block of the same form follows.
+# Two instances on each broker, against one on the memory bus, without Node:
+#   FANOUT_FRONTS="crudcast nats redis" bench/fanout.sh
 #
 # Environment (defaults in brackets):
 #   CRUDCAST_BIN [<repo>/build/crudcast]  CLIENT_BIN [<repo>/build/bench/crudcast-fanout-client]
 #   NGINX_BIN [/usr/sbin/nginx]  NODE_BIN [node]  NPM_BIN [npm]
+#   NATS_SERVER_BIN [nats-server]  REDIS_SERVER_BIN [redis-server]  (only for the nats and redis fronts)
 #   FANOUT_ROUNDS [1]  FANOUT_SUBS [1000]  FANOUT_RATE [1000]  FANOUT_DURATION [10]
 #   FANOUT_HTTP_CONNS [8]  FANOUT_HTTP_CONNS_MAX [256]
 #   FANOUT_MAX_SUBS [100]  FANOUT_MAX_DURATION [10]  FANOUT_MAX_HTTP_CONNS [32]
@@ -38,11 +49,12 @@
 #   FANOUT_CRUDCAST_THREADS [1]  FANOUT_WS_MAX_QUEUE_MESSAGES [100000]  FANOUT_WS_MAX_QUEUE_BYTES [64m]
 #   FANOUT_DRAIN_IDLE [3]  FANOUT_DRAIN_MAX [30]  (seconds the client waits for late frames)
 #   FANOUT_P99_TARGET [30]  FANOUT_RATIO_TARGET [3]
-#   FANOUT_SCENARIOS ["sustained max"]  FANOUT_FRONTS ["crudcast node"]  (add nohistory: history A/B)
+#   FANOUT_SCENARIOS ["sustained max"]  FANOUT_FRONTS ["crudcast node"]  (add nohistory: history A/B;
+#             nats, redis: two instances on that broker)
 #   CRUDCAST_BASELINE_BIN [unset]  another crudcast binary: adds the front `baseline` (to FANOUT_FRONTS
 #             too, unless it is listed there). CRUDCAST_BASELINE_BIN=$CRUDCAST_BIN shows the noise (~1.0)
 # Exit status: 0 all targets met, 2 a target missed, 1 the benchmark could not run. The targets are
-# crudcast's; the baseline and nohistory fronts never change the exit status.
+# crudcast's; the baseline, nohistory, nats and redis fronts never change the exit status.
 # Builds nothing: build crudcast and crudcast-fanout-client first. Runs `npm ci` in
 # bench/node-broadcaster when its node_modules is missing. Everything listens on 127.0.0.1;
 # configs and logs live in a mktemp directory removed on exit, with every process started here.
@@ -56,6 +68,8 @@ CLIENT_BIN=${CLIENT_BIN:-$root/build/bench/crudcast-fanout-client}
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 NODE_BIN=${NODE_BIN:-node}
 NPM_BIN=${NPM_BIN:-npm}
+NATS_SERVER_BIN=${NATS_SERVER_BIN:-nats-server}
+REDIS_SERVER_BIN=${REDIS_SERVER_BIN:-redis-server}
 ROUNDS=${FANOUT_ROUNDS:-1}
 SUBS=${FANOUT_SUBS:-1000}
 RATE=${FANOUT_RATE:-1000}
@@ -92,14 +106,18 @@ done
 ((HTTP_CONNS >= 1 && MAX_HTTP_CONNS >= 1)) || die "HTTP connection counts must be at least 1"
 for s in "${SCENARIOS[@]}"; do [[ $s == sustained || $s == max ]] || die "unknown scenario '$s'"; done
 for f in "${FRONTS[@]}"; do
-    [[ $f == crudcast || $f == node || $f == nohistory || ($f == baseline && -n $BASELINE_BIN) ]] ||
-        die "unknown front '$f' (crudcast, node, nohistory, and baseline when CRUDCAST_BASELINE_BIN is set)"
+    [[ $f == crudcast || $f == node || $f == nohistory || $f == nats || $f == redis ||
+        ($f == baseline && -n $BASELINE_BIN) ]] ||
+        die "unknown front '$f' (crudcast, node, nohistory, nats, redis, and baseline when CRUDCAST_BASELINE_BIN is set)"
 done
+listed() { [[ " ${FRONTS[*]} " == *" $1 "* ]]; }
+listed nats && { command -v "$NATS_SERVER_BIN" >/dev/null || die "'$NATS_SERVER_BIN' not found (the nats front needs it)"; }
+listed redis && { command -v "$REDIS_SERVER_BIN" >/dev/null || die "'$REDIS_SERVER_BIN' not found (the redis front needs it)"; }
 if [[ -n $BASELINE_BIN ]]; then
     [[ " ${FRONTS[*]} " == *" baseline "* ]] || FRONTS+=(baseline)
     [[ -x $BASELINE_BIN ]] || die "no crudcast binary at CRUDCAST_BASELINE_BIN=$BASELINE_BIN"
 fi
-for tool in "$NGINX_BIN" "$NODE_BIN" curl python3 setsid awk; do
+for tool in "$NGINX_BIN" curl python3 setsid awk; do
     command -v "$tool" >/dev/null || die "'$tool' not found"
 done
 [[ -x $CRUDCAST_BIN ]] || die "no crudcast binary at $CRUDCAST_BIN (build it, or set CRUDCAST_BIN)"
@@ -119,6 +137,7 @@ fi
 node_dir=$here/node-broadcaster
 with_node=0
 [[ " ${FRONTS[*]} " == *" node "* ]] && with_node=1
+((with_node)) && { command -v "$NODE_BIN" >/dev/null || die "'$NODE_BIN' not found"; }
 if ((with_node)) && [[ ! -d $node_dir/node_modules/ws ]]; then
     command -v "$NPM_BIN" >/dev/null || die "'$NPM_BIN' not found (needed once, to install bench/node-broadcaster)"
     note "installing bench/node-broadcaster's dependencies (npm ci)"
@@ -132,10 +151,11 @@ load_pid=
 
 bench_install_cleanup
 
-# Always five ports, used or not: the optional fronts then need no arithmetic here.
-ports=$(bench_free_ports 5) || true
-read -r port_backend port_crudcast port_node port_baseline port_nohistory <<<"$ports"
-[[ -n ${port_nohistory:-} ]] || die "could not pick free ports"
+# Always twelve ports, used or not: the optional fronts then need no arithmetic here.
+ports=$(bench_free_ports 12) || true
+read -r port_backend port_crudcast port_node port_baseline port_nohistory port_nats port_nats_monitor \
+    port_redis port_nats_a port_nats_b port_redis_a port_redis_b <<<"$ports"
+[[ -n ${port_redis_b:-} ]] || die "could not pick free ports"
 
 # The upstream: one nginx worker answering every request from memory with 201 and a small JSON
 # body (the style of bench/nginx-backend.conf.in), so crudcast, not its upstream, is measured.
@@ -235,9 +255,75 @@ if [[ " ${FRONTS[*]} " == *" nohistory "* ]]; then
     wait_ready nohistory "$port_nohistory" "$work/nohistory.log"
 fi
 
+# wait_for NAME LOG COMMAND...: until COMMAND succeeds, while the process started last lives.
+wait_for() {
+    local name=$1 log=$2 pid=${pids[-1]} i
+    shift 2
+    for ((i = 0; i < 150; i++)); do
+        "$@" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || start_failed "$name" "exited during startup" "$log"
+        sleep 0.1
+    done
+    start_failed "$name" "is not ready after 15 s" "$log"
+}
+# redis_pong PORT: a PING answered, with bash alone (no redis-cli needed). A subshell, so that a
+# refused connection ends it and not this script.
+# shellcheck disable=SC2317 # called through wait_for
+redis_pong() (
+    exec 3<>"/dev/tcp/127.0.0.1/$1"
+    printf 'PING\r\n' >&3
+    read -r -t 1 reply <&3
+    [[ $reply == +PONG* ]]
+)
+
+# The two-instance fronts: a broker started here, fresh for this run, and two crudcast instances on
+# it with crudcast's flags; the client spreads subscribers and POST connections over both. The
+# broker's pid joins the front's server pids, so srv CPU is the two instances plus the broker.
+# start_bus_front BUS URL BROKER_PID PORT_A PORT_B
+start_bus_front() {
+    local bus=$1 url=$2 broker_pid=$3 side listen pid_list=$3 port_list=""
+    for side in a b; do
+        if [[ $side == a ]]; then listen=$4; else listen=$5; fi
+        setsid "$CRUDCAST_BIN" --listen "127.0.0.1:$listen" "${crudcast_flags[@]}" --bus "$url" --bus-prefix fanout \
+            </dev/null >"$work/$bus-$side.log" 2>&1 &
+        pids+=("$!")
+        pid_list+=",$!"
+        port_list+="${port_list:+,}$listen"
+        wait_ready "$bus-$side" "$listen" "$work/$bus-$side.log"
+    done
+    port[$bus]=$port_list
+    server_pid[$bus]=$pid_list
+    bus_cmd[$bus]="2 x $CRUDCAST_BIN --listen 127.0.0.1:{$port_list} ${crudcast_flags[*]} --bus $url --bus-prefix fanout"
+    kill -0 "$broker_pid" 2>/dev/null || start_failed "$bus" "broker died during startup" "$work/$bus-server.log"
+}
+declare -A bus_cmd=()
+if listed nats; then
+    mkdir -p "$work/nats-store"
+    setsid "$NATS_SERVER_BIN" -a 127.0.0.1 -p "$port_nats" -m "$port_nats_monitor" -js -sd "$work/nats-store" \
+        </dev/null >"$work/nats-server.log" 2>&1 &
+    pids+=("$!")
+    wait_for nats-server "$work/nats-server.log" curl -fsS -o /dev/null --max-time 1 \
+        "http://127.0.0.1:$port_nats_monitor/healthz?js-enabled-only=true"
+    start_bus_front nats "nats://127.0.0.1:$port_nats" "${pids[-1]}" "$port_nats_a" "$port_nats_b"
+fi
+if listed redis; then
+    mkdir -p "$work/redis"
+    # No persistence: the stream lives for this run only.
+    setsid "$REDIS_SERVER_BIN" --bind 127.0.0.1 --port "$port_redis" --dir "$work/redis" --save "" --appendonly no \
+        </dev/null >"$work/redis-server.log" 2>&1 &
+    pids+=("$!")
+    wait_for redis-server "$work/redis-server.log" redis_pong "$port_redis"
+    start_bus_front redis "redis://127.0.0.1:$port_redis" "${pids[-1]}" "$port_redis_a" "$port_redis_b"
+fi
+
 note "fanout benchmark: $(nproc) CPUs shared by the client, the fronts and the upstream; $ROUNDS round(s)"
 note "crudcast: ${crudcast_cmd[*]}   (history: the default --history-size/--history-bytes)"
 [[ -n ${nohistory_cmd+set} ]] && note "nohistory: ${nohistory_cmd[*]}"
+for bus in nats redis; do
+    [[ -n ${bus_cmd[$bus]:-} ]] && note "$bus: ${bus_cmd[$bus]}"
+done
+listed nats && note "      broker: $("$NATS_SERVER_BIN" --version) -js, store in the work directory"
+listed redis && note "      broker: $("$REDIS_SERVER_BIN" --version | awk '{ print $1, $2, $3 }'), no persistence"
 if [[ -n $BASELINE_BIN ]]; then
     note "baseline: ${baseline_cmd[*]}"
     cmp -s "$BASELINE_BIN" "$CRUDCAST_BIN" &&
@@ -266,7 +352,11 @@ run_client() {
     load_pid=
     sed 's/^/  /' "$out" >&2
     ((status == 0)) || die "the client failed against $front ($scenario), status $status"
-    kill -0 "${server_pid[$front]}" 2>/dev/null || start_failed "$front" "died during the $scenario run" "$work/$front.log"
+    local pid logs
+    for pid in ${server_pid[$front]//,/ }; do
+        logs=("$work/$front"*.log)
+        kill -0 "$pid" 2>/dev/null || start_failed "$front" "(pid $pid) died during the $scenario run" "${logs[0]}"
+    done
     r=()
     local line field
     line=$(grep '^RESULT ' "$out" | tail -n 1) || die "no RESULT line from the client against $front"
@@ -316,7 +406,8 @@ for scenario in "${SCENARIOS[@]}"; do
     done
 done
 echo "(lost, reorder: worst round. reorder = frames that arrived after a later seq. CPU: 100% = one core;"
-echo " srv = the front's process alone (not crudcast's nginx upstream); machine = all processes, of $(($(nproc) * 100))%.)"
+echo " srv = the front's process alone (not crudcast's nginx upstream; nats, redis: both instances and the broker);"
+echo " machine = all processes, of $(($(nproc) * 100))%.)"
 
 ratio() {
     awk -v c="$(med crudcast "$1" frames_per_s)" -v n="$(med node "$1" frames_per_s)" \
@@ -367,11 +458,11 @@ for scenario in "${SCENARIOS[@]}"; do
     done
 done
 
-# ab_ratio OTHER SCENARIO KEY: crudcast's median / OTHER's median, then the same ratio round by round
+# ab_ratio NUM DEN SCENARIO KEY: NUM's median / DEN's median, then the same ratio round by round
 # (the two are measured close together in every round, so the spread shows the machine's noise).
 ab_ratio() {
-    awk -v c="$(med crudcast "$2" "$3")" -v b="$(med "$1" "$2" "$3")" \
-        -v cr="${vals[crudcast,$2,$3]:-}" -v br="${vals[$1,$2,$3]:-}" '
+    awk -v c="$(med "$1" "$3" "$4")" -v b="$(med "$2" "$3" "$4")" \
+        -v cr="${vals[$1,$3,$4]:-}" -v br="${vals[$2,$3,$4]:-}" '
         function r(x, y) { return (y + 0 > 0 && x != "nan" && y != "nan") ? sprintf("%.2f", x / y) : "n/a" }
         BEGIN {
             k = split(cr, cv, " "); split(br, bv, " ")
@@ -379,12 +470,12 @@ ab_ratio() {
             printf "ratio %5s   (per round: %s)\n", r(c, b), rounds
         }'
 }
-# ab_block OTHER TITLE: the "crudcast / OTHER" block, when both fronts ran.
+# ab_block NUM DEN TITLE [SUFFIX]: the "NUM / DEN" block, when both fronts ran.
 ab_block() {
-    local other=$1 scenario key name achieved
-    [[ " ${FRONTS[*]} " == *" crudcast "* && " ${FRONTS[*]} " == *" $other "* ]] || return 0
+    local num=$1 den=$2 scenario key name achieved
+    listed "$num" && listed "$den" || return 0
     echo
-    echo "crudcast / $other ($2, no targets: ~1.00 within the per-round spread = no change):"
+    echo "$num / $den ($3):"
     for scenario in "${SCENARIOS[@]}"; do
         for key in events_per_s frames_per_s lost p50_ms p99_ms post_p50_ms post_p99_ms server_cpu; do
             case $key in
@@ -399,25 +490,31 @@ ab_block() {
             esac
             if [[ $key == lost ]]; then
                 # Usually 0 on both sides, so no ratio: the worst rounds side by side, then every round.
-                printf '  %-9s %-11s crudcast %s, %s %s   (worst round; per round, crudcast/%s: %s)\n' \
-                    "$scenario" "$name" "$(maximum <<<"${vals[crudcast,$scenario,lost]}")" "$other" \
-                    "$(maximum <<<"${vals[$other,$scenario,lost]}")" "$other" \
-                    "$(awk -v c="${vals[crudcast,$scenario,lost]}" -v b="${vals[$other,$scenario,lost]}" 'BEGIN {
+                printf '  %-9s %-11s %s %s, %s %s   (worst round; per round, %s/%s: %s)\n' \
+                    "$scenario" "$name" "$num" "$(maximum <<<"${vals[$num,$scenario,lost]}")" "$den" \
+                    "$(maximum <<<"${vals[$den,$scenario,lost]}")" "$num" "$den" \
+                    "$(awk -v c="${vals[$num,$scenario,lost]}" -v b="${vals[$den,$scenario,lost]}" 'BEGIN {
                         k = split(c, cv, " "); split(b, bv, " ")
                         for (i = 1; i <= k; i++) printf "%s%s/%s", (i > 1 ? " " : ""), cv[i], bv[i] }')"
             else
-                printf '  %-9s %-11s %s\n' "$scenario" "$name" "$(ab_ratio "$other" "$scenario" "$key")"
+                printf '  %-9s %-11s %s\n' "$scenario" "$name" "$(ab_ratio "$num" "$den" "$scenario" "$key")"
             fi
         done
     done
-    if have "$other" sustained; then
-        achieved=$(med "$other" sustained events_per_s)
+    for front in "$num" "$den"; do
+        [[ $front == crudcast ]] && continue
+        have "$front" sustained || continue
+        achieved=$(med "$front" sustained events_per_s)
         if awk -v a="$achieved" -v t="$RATE" 'BEGIN { exit !(a < 0.98 * t) }'; then
-            echo "  NOTE  $other sustained reached only $achieved of $RATE events/s"
+            echo "  NOTE  $front sustained reached only $achieved of $RATE events/s"
         fi
-    fi
-    echo "  (srv CPU: lower is better when events/s match, as in sustained: the same load for less CPU)"
+    done
+    echo "  ${4:-(srv CPU: lower is better when events/s match, as in sustained: the same load for less CPU)}"
 }
-ab_block baseline "A/B of two builds"
-ab_block nohistory "the default history / --history-size 0"
+ab_block crudcast baseline "A/B of two builds, no targets: ~1.00 within the per-round spread = no change"
+ab_block crudcast nohistory "the default history / --history-size 0, no targets: ~1.00 within the per-round spread = no change"
+for bus in nats redis; do
+    ab_block "$bus" crudcast "two instances sharing a $bus stream / one instance on the memory bus, no targets" \
+        "(srv CPU: $bus counts both instances and the broker; crudcast one process. frames/s above 1 can come from two processes sharing the fan-out)"
+done
 exit $((missed ? 2 : 0))

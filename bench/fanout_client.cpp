@@ -1,7 +1,10 @@
 // bench/fanout_client.cpp: the load generator and meter of bench/fanout.sh (WebSocket fan-out).
 //
 // 1. Opens --subs WebSocket subscribers at ws://HOST:PORT<ws-path> (Beast does the handshake, at
-//    most --connect-parallel at a time), spread over --threads io_context threads.
+//    most --connect-parallel at a time), spread over --threads io_context threads. With several
+//    ports (--port A,B: instances of one deployment sharing a broker bus) subscriber i connects to
+//    the (i mod n)-th, and so do the HTTP connections of steps 3 and 4, so every instance both
+//    publishes and delivers.
 // 2. Reads each subscriber with its own frame parser over raw socket reads into a --read-buffer
 //    byte buffer (256 KiB by default), so one read can carry many frames. Each text message is
 //    scanned just enough to take "ts" (the first field) and "seq" (the last field); every frame is
@@ -82,7 +85,7 @@ constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
 struct Options {
     std::string host = "127.0.0.1";
-    unsigned short port = 0;
+    std::vector<unsigned short> ports;  // several: instances of one deployment, used in turn
     std::string ws_path = "/ws";
     std::string post_path = "/api/authors";
     std::string post_body = R"({"name":"Ada"})";
@@ -110,7 +113,7 @@ Options opt;
     std::fprintf(
         help ? stdout : stderr,
         "%s%s%s"
-        "usage: crudcast-fanout-client --port P [--host 127.0.0.1] [--ws-path /ws]\n"
+        "usage: crudcast-fanout-client --port P[,P...] [--host 127.0.0.1] [--ws-path /ws]\n"
         "  [--post-path /api/authors] [--post-body JSON] [--subs 100] [--rate 1000 (0 = as fast as possible)]\n"
         "  [--duration 10] [--http-conns 8] [--http-conns-max 256] [--threads 1] [--read-buffer 256k] [--poll-us 0] "
         "[--connect-parallel 64]\n"
@@ -154,8 +157,15 @@ void parse_options(int argc, char** argv) {
         if (i + 1 >= argc) usage_error("missing value for " + name);
         const std::string v = argv[++i];
         if (name == "--host") opt.host = v;
-        else if (name == "--port") opt.port = static_cast<unsigned short>(parse_count(name, v));
-        else if (name == "--ws-path") opt.ws_path = v;
+        else if (name == "--port") {
+            std::stringstream ss(v);
+            std::string one;
+            while (std::getline(ss, one, ',')) {
+                const auto port = parse_count(name, one);
+                if (port == 0 || port > 65535) usage_error("bad port for --port: '" + one + "'");
+                opt.ports.push_back(static_cast<unsigned short>(port));
+            }
+        } else if (name == "--ws-path") opt.ws_path = v;
         else if (name == "--post-path") opt.post_path = v;
         else if (name == "--post-body") opt.post_body = v;
         else if (name == "--subs") opt.subs = parse_count(name, v);
@@ -179,7 +189,7 @@ void parse_options(int argc, char** argv) {
                 if (!one.empty()) opt.server_pids.push_back(static_cast<long>(parse_count(name, one)));
         } else usage_error("unknown option " + name);
     }
-    if (opt.port == 0) usage_error("--port is required");
+    if (opt.ports.empty()) usage_error("--port is required");
     if (opt.subs == 0 || opt.threads == 0 || opt.http_conns == 0 || opt.connect_parallel == 0)
         usage_error("--subs, --threads, --http-conns and --connect-parallel must be at least 1");
     if (opt.read_buffer < 4096) usage_error("--read-buffer must be at least 4k");
@@ -519,11 +529,16 @@ asio::awaitable<void> connect_sub(Sub& s, tcp::endpoint endpoint, std::string ho
 // ---------------------------------------------------------------------------------------------
 // Triggering POSTs
 
-struct Poster {
-    Poster(tcp::endpoint e, std::string h) : endpoint(e), host_header(std::move(h)) {}
-    asio::io_context ioc{1};
+// One instance of the front: where to connect and the Host header that names it.
+struct Target {
     tcp::endpoint endpoint;
     std::string host_header;
+};
+
+struct Poster {
+    explicit Poster(std::vector<Target> t) : targets(std::move(t)) {}
+    asio::io_context ioc{1};
+    std::vector<Target> targets;  // connection k posts to targets[k mod n]
     Clock::time_point start, stop_at, done_at;
     bool stopped = false;
     std::uint64_t tokens = 0, generated = 0, behind = 0;
@@ -534,12 +549,13 @@ struct Poster {
     Histogram post_latency;  // request written .. response read, for 2xx answers
 };
 
-asio::awaitable<void> http_conn(Poster& P);
+asio::awaitable<void> http_conn(Poster& P, const Target& target);
 
 void spawn_conn(Poster& P) {
+    const Target& target = P.targets[P.opened % P.targets.size()];
     ++P.conns;
     ++P.opened;
-    asio::co_spawn(P.ioc, http_conn(P), asio::detached);
+    asio::co_spawn(P.ioc, http_conn(P, target), asio::detached);
 }
 
 void wake(Poster& P, std::size_t n) {
@@ -587,9 +603,9 @@ asio::awaitable<void> pacer(Poster& P) {
     wake(P, P.waiters.size());
 }
 
-asio::awaitable<void> http_conn(Poster& P) {
-    const auto& endpoint = P.endpoint;
-    const auto& host_header = P.host_header;
+asio::awaitable<void> http_conn(Poster& P, const Target& target) {
+    const auto& endpoint = target.endpoint;
+    const auto& host_header = target.host_header;
     tcp::socket sock(P.ioc);
     asio::steady_timer wakeup(P.ioc);
     beast::flat_buffer buffer;
@@ -701,12 +717,16 @@ int run() {
     error_code ec;
     const auto address = asio::ip::make_address(opt.host, ec);
     if (ec) usage_error("--host must be an IP address, got '" + opt.host + "'");
-    const tcp::endpoint endpoint(address, opt.port);
-    const std::string host_header = opt.host + ":" + std::to_string(opt.port);
+    std::vector<Target> targets;
+    std::string addresses;  // for the first line: host:port[,port...]
+    for (const auto port : opt.ports) {
+        targets.push_back({tcp::endpoint(address, port), opt.host + ":" + std::to_string(port)});
+        addresses += (addresses.empty() ? targets.back().host_header : "," + std::to_string(port));
+    }
     const std::string rate_text = opt.rate == 0 ? std::string("as fast as possible") : fmt(opt.rate, 0) + " events/s";
     std::printf("[%s] %zu subscribers at ws://%s%s on %zu thread(s); POST %s at %s for %s s on %s HTTP connection(s)\n",
-                opt.label.c_str(), opt.subs, host_header.c_str(), opt.ws_path.c_str(), opt.threads,
-                opt.post_path.c_str(), rate_text.c_str(), fmt(opt.duration).c_str(),
+                opt.label.c_str(), opt.subs, addresses.c_str(), opt.ws_path.c_str(), opt.threads, opt.post_path.c_str(),
+                rate_text.c_str(), fmt(opt.duration).c_str(),
                 (opt.rate == 0 || opt.http_conns_max == opt.http_conns
                      ? std::to_string(opt.http_conns)
                      : std::to_string(opt.http_conns) + ".." + std::to_string(opt.http_conns_max))
@@ -757,7 +777,8 @@ int run() {
         while (g_connecting.load() >= opt.connect_parallel && Clock::now() < connect_deadline)
             std::this_thread::sleep_for(200us);
         g_connecting.fetch_add(1);
-        asio::co_spawn(s->worker.ioc, connect_sub(*s, endpoint, host_header), asio::detached);
+        const Target& target = targets[s->index % targets.size()];
+        asio::co_spawn(s->worker.ioc, connect_sub(*s, target.endpoint, target.host_header), asio::detached);
     }
     while (g_connecting.load() > 0 && Clock::now() < connect_deadline) std::this_thread::sleep_for(1ms);
     std::size_t failed = 0;
@@ -786,7 +807,8 @@ int run() {
     std::size_t sync_posts = 0;
     for (;;) {
         std::string error;
-        const unsigned status = sync_post(endpoint, host_header, error);
+        const Target& target = targets[sync_posts % targets.size()];
+        const unsigned status = sync_post(target.endpoint, target.host_header, error);
         ++sync_posts;
         if (status < 200 || status >= 300)
             return give_up("sync POST " + opt.post_path +
@@ -819,7 +841,7 @@ int run() {
     std::fflush(stdout);
 
     // Measure.
-    Poster P(endpoint, host_header);
+    Poster P(targets);
     const double cpu0 = self_cpu_seconds();
     const double server0 = servers_cpu_seconds();
     const auto machine0 = machine_jiffies();
