@@ -46,13 +46,15 @@ BrokerBus::~BrokerBus() { stop(); }
 void BrokerBus::start(std::chrono::milliseconds catch_up) {
     client_->start(*this, 0);
     std::unique_lock lock(mutex_);
-    if (caught_up_.wait_for(lock, catch_up, [this] { return read_once_.load() || stopped_; })) return;
+    // A broker that is down does not hold the start: its on_down line said so, and proxying goes on.
+    const bool settled = caught_up_.wait_for(
+        lock, catch_up, [this] { return read_once_.load() || stopped_ || state_.load() == BusState::down; });
     lock.unlock();
-    log::write(LogLevel::warn,
-               state_.load() == BusState::up ? "bus: the stream's history is still being read; starting meanwhile"
-                                             : "bus: the broker is not reachable; starting without it (events of "
-                                               "writes are lost until it is)",
-               {{"bus", client_->kind()}, {"waited_ms", static_cast<std::int64_t>(catch_up.count())}});
+    if (!settled)
+        log::write(LogLevel::warn,
+                   state_.load() == BusState::up ? "bus: the stream's history is still being read; starting meanwhile"
+                                                 : "bus: the broker has not answered yet; starting meanwhile",
+                   {{"bus", client_->kind()}, {"waited_ms", static_cast<std::int64_t>(catch_up.count())}});
 }
 
 void BrokerBus::stop() {
@@ -146,6 +148,9 @@ void BrokerBus::on_connected(const StreamInfo& info) {
     if (first) {
         catch_up_to_ = info.last;
         if (info.last <= info.offset || info.first == 0) read_once_ = true;
+        // Started while the broker was down: whoever subscribed meanwhile missed the events of
+        // that time. What the stream holds up to now is history, not news for them.
+        if (was == BusState::down) tell_gap(std::max(info.offset, info.last), std::nullopt);
         lock.unlock();
         // Before the start line (start() waits for this): the stream as found, then what is read of it.
         log::write(LogLevel::info, "bus: connected",
@@ -189,7 +194,7 @@ void BrokerBus::on_entry(std::uint64_t seq, std::string_view model, std::string_
         tell_gap(position, seq);
     }
     const std::string model_text(model);
-    if (local_.deliver(seq, model_text, std::make_shared<const std::string>(websocket_text_frame(json))))
+    if (local_.deliver(seq, model_text, std::make_shared<const std::string>(websocket_text_frame(json)), read_once_))
         gap_told_ = false;
     auto known = known_.load();
     while (known < seq && !known_.compare_exchange_weak(known, seq)) {}
@@ -201,7 +206,12 @@ void BrokerBus::on_entry(std::uint64_t seq, std::string_view model, std::string_
 }
 
 void BrokerBus::on_down(std::string_view why) {
-    const auto was = state_.exchange(BusState::down);
+    BusState was;
+    {
+        std::lock_guard lock(mutex_);  // start() waits on this state
+        was = state_.exchange(BusState::down);
+    }
+    caught_up_.notify_all();
     losing_ = false;
     if (was == BusState::down) return;
     log::write(LogLevel::warn,

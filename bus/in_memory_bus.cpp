@@ -116,7 +116,7 @@ PublishResult InMemoryBus::publish(Event event) {
     return result;
 }
 
-bool InMemoryBus::deliver(std::uint64_t seq, const std::string& model, Frame frame) {
+bool InMemoryBus::deliver(std::uint64_t seq, const std::string& model, Frame frame, bool live) {
     std::lock_guard lock(mutex_);
     if (seq <= seq_) return false;
     if (seq != seq_ + 1) {
@@ -125,7 +125,7 @@ bool InMemoryBus::deliver(std::uint64_t seq, const std::string& model, Frame fra
     }
     seq_ = seq;
     last_.store(seq_, std::memory_order_release);
-    fan_out(seq, model, frame);
+    fan_out(seq, model, frame, live);
     return true;
 }
 
@@ -150,13 +150,13 @@ void InMemoryBus::broadcast_gap(std::string gap_json) {
     fan_out(0, {}, std::make_shared<const std::string>(std::move(gap_json)));
 }
 
-void InMemoryBus::fan_out(std::uint64_t seq, const std::string& model, const Frame& frame) {
+void InMemoryBus::fan_out(std::uint64_t seq, const std::string& model, const Frame& frame, bool live) {
     const bool gap = model.empty();
     if (!gap && history_.enabled()) {
         std::lock_guard history_lock(history_mutex_);
         history_.append(seq, model, frame);
     }
-    for (std::size_t i = 0; i < shards_.size(); ++i) {
+    for (std::size_t i = 0; live && i < shards_.size(); ++i) {
         auto& shard = *shards_[i];
         if (gap ? shard.counts.empty() : !shard.counts.contains(model) && !shard.counts.contains("all")) continue;
         bool post = false;

@@ -44,7 +44,9 @@ public:
     // out. deliver() takes an event the broker numbered `seq`, in the broker's order: a seq at or
     // below the position is passed over (returns false); one past position + 1 drops the history
     // (restart_after: the events between are not known here).
-    bool deliver(std::uint64_t seq, const std::string& model, Frame frame);
+    // `live` false: into the history only (the stream's backlog read at start, which nobody
+    // subscribed here before has missed).
+    bool deliver(std::uint64_t seq, const std::string& model, Frame frame, bool live = true);
     // A stream position that holds no event (an entry passed over): the position moves past it.
     void skip(std::uint64_t seq);
     // The stream numbers from `base` on (a stream found or created again): what was kept of another
@@ -92,7 +94,7 @@ private:
     void drain(std::size_t shard);
     // Under mutex_: history and every shard with a subscriber of `model` (or "all"; every shard when
     // `model` is empty: a gap marker).
-    void fan_out(std::uint64_t seq, const std::string& model, const Frame& frame);
+    void fan_out(std::uint64_t seq, const std::string& model, const Frame& frame, bool live = true);
 
     std::vector<std::unique_ptr<Shard>> shards_;
     PostFn post_;
