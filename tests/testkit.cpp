@@ -507,6 +507,12 @@ std::optional<int> ChildProcess::wait(Duration timeout) {
     int status = 0;
     if (::waitpid(pid_, &status, 0) != pid_) throw_errno("waitpid");
     exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    // What it wrote before it exited is read to the end before anyone looks at it (the readers
+    // could still be behind: a test read an empty stderr from a process that had written its line).
+    for (auto* stream : {out_.get(), err_.get()}) {
+        std::unique_lock lock(stream->mutex);
+        stream->cv.wait_for(lock, std::chrono::seconds(5), [stream] { return stream->closed; });
+    }
     return exit_code_;
 }
 
