@@ -22,9 +22,10 @@ bool plausible_entry(std::string_view model, const std::string& json) {
     rapidjson::Reader reader;
     rapidjson::StringStream stream(json.c_str());
     rapidjson::BaseReaderHandler<> ignore;
-    return !reader.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseStopWhenDoneFlag>(stream, ignore)
-                .IsError() &&
-           stream.Tell() == json.size();
+    // Iterative: an entry of a million '[' must not exhaust the reading thread's stack.
+    constexpr unsigned flags =
+        rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag | rapidjson::kParseStopWhenDoneFlag;
+    return !reader.Parse<flags>(stream, ignore).IsError() && stream.Tell() == json.size();
 }
 
 std::int64_t now_ms() {

@@ -254,6 +254,22 @@ TEST(BrokerBus, AForeignEntryIsPassedOverAndCounted) {
     EXPECT_EQ(a.broker.status().invalid, 2u);
 }
 
+TEST(BrokerBus, ADeeplyNestedForeignEntryIsPassedOverWithoutExhaustingTheReadersStack) {
+    // Anyone who can write to a shared broker can append this; a recursive parse of it would
+    // overflow the client thread's stack and take every instance down at once.
+    FakeStream stream;
+    Instance a(stream);
+    {
+        std::lock_guard lock(stream.mutex);
+        stream.entries.emplace_back("author", "{\"ts\":" + std::string(1'000'000, '['));
+        stream.changed.notify_all();
+    }
+    const auto r = a.publish_and_wait("author", 1);
+    EXPECT_EQ(r.seq, stream.offset + 2);
+    EXPECT_EQ(a.sink.wait_for(1)[0].seq, stream.offset + 2);
+    EXPECT_EQ(a.broker.status().invalid, 1u);
+}
+
 TEST(BrokerBus, APositionAnotherInstanceGaveOutIsWaitedForNotCalledARestart) {
     FakeStream stream;
     Instance a(stream);
