@@ -178,6 +178,7 @@ void BrokerBus::on_entry(std::uint64_t seq, std::string_view model, std::string_
             log::write(LogLevel::warn, "bus: passing over a stream entry that is not a crudcast event",
                        {{"bus", client_->kind()}, {"seq", seq}, {"invalid_total", n}});
         local_.skip(seq);  // not a hole in what subscribers get
+        mark_read(seq);    // the stream's last entry may be a foreign one
         complete_waiters(seq);
         return;
     }
@@ -194,11 +195,18 @@ void BrokerBus::on_entry(std::uint64_t seq, std::string_view model, std::string_
         gap_told_ = false;
     auto known = known_.load();
     while (known < seq && !known_.compare_exchange_weak(known, seq)) {}
-    const bool caught_up = !read_once_ && seq >= catch_up_to_;
-    if (caught_up) read_once_ = true;
     lock.unlock();
-    if (caught_up) caught_up_.notify_all();
+    mark_read(seq);
     complete_waiters(seq);
+}
+
+void BrokerBus::mark_read(std::uint64_t seq) {
+    {
+        std::lock_guard lock(mutex_);
+        if (read_once_ || seq < catch_up_to_) return;
+        read_once_ = true;
+    }
+    caught_up_.notify_all();
 }
 
 void BrokerBus::on_down(std::string_view why) {

@@ -270,6 +270,22 @@ TEST(BrokerBus, ADeeplyNestedForeignEntryIsPassedOverWithoutExhaustingTheReaders
     EXPECT_EQ(a.broker.status().invalid, 1u);
 }
 
+TEST(BrokerBus, AForeignEntryAtTheEndOfTheStreamDoesNotHoldTheStart) {
+    FakeStream stream;
+    {
+        Instance first(stream);
+        first.publish_and_wait("author", 1);
+    }
+    {
+        std::lock_guard lock(stream.mutex);
+        stream.entries.emplace_back("author", "not json");
+    }
+    // start() returns once the stream up to its last entry is read, the foreign one included: not
+    // after waiting out its catch-up time with the position still unknown.
+    Instance later(stream);
+    EXPECT_EQ(later.broker.position(), stream.offset + 2);
+}
+
 TEST(BrokerBus, APositionAnotherInstanceGaveOutIsWaitedForNotCalledARestart) {
     FakeStream stream;
     Instance a(stream);
