@@ -15,10 +15,15 @@ using log::LogLevel;
 
 namespace {
 
+// Longer model names are not taken from the stream (plausible_entry), so none is appended either;
+// the bound also keeps a NATS subject (escaped: up to three bytes per byte) below the server's
+// 4 KiB limit on a protocol line, past which it drops the whole connection.
+constexpr std::size_t kMaxModelBytes = 1024;
+
 // A stream entry is crudcast's when its text, numbered, is one JSON object in valid UTF-8 and its
 // model is a plausible topic: a broker shared with other programs is not trusted to hold only ours.
 bool plausible_entry(std::string_view model, const std::string& json) {
-    if (model.empty() || model.size() > 1024 || !json.starts_with("{\"ts\":")) return false;
+    if (model.empty() || model.size() > kMaxModelBytes || !json.starts_with("{\"ts\":")) return false;
     rapidjson::Reader reader;
     rapidjson::StringStream stream(json.c_str());
     rapidjson::BaseReaderHandler<> ignore;
@@ -81,6 +86,10 @@ PublishResult BrokerBus::publish(Event event) {
 void BrokerBus::publish_async(Event event, PublishDone done) {
     event.ts = now_ms();
     const auto subscribers = local_.subscribers_of(event.model);
+    if (event.model.size() > kMaxModelBytes) {
+        on_append(std::nullopt, "the model name is longer than 1024 bytes", subscribers, done);
+        return;
+    }
     auto text = serialize_unnumbered(event);
     client_->append(
         event.model, std::move(text),

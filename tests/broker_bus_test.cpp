@@ -286,6 +286,18 @@ TEST(BrokerBus, AForeignEntryAtTheEndOfTheStreamDoesNotHoldTheStart) {
     EXPECT_EQ(later.broker.position(), stream.offset + 2);
 }
 
+TEST(BrokerBus, AModelNameNoReaderWouldTakeIsNotAppended) {
+    // Every reader passes over an entry with a model this long, so appending it would lose the
+    // event silently while the write's response named its seq.
+    FakeStream stream;
+    Instance a(stream);
+    const auto r = a.publish_and_wait(std::string(1025, 'm'), 1);
+    EXPECT_FALSE(r.appended);
+    EXPECT_EQ(a.broker.status().lost, 1u);
+    std::lock_guard lock(stream.mutex);
+    EXPECT_TRUE(stream.entries.empty());
+}
+
 TEST(BrokerBus, APositionAnotherInstanceGaveOutIsWaitedForNotCalledARestart) {
     FakeStream stream;
     Instance a(stream);
