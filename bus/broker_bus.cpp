@@ -15,16 +15,22 @@ using log::LogLevel;
 
 namespace {
 
+// Longer model names are not taken from the stream (plausible_entry), so none is appended either;
+// the bound also keeps a NATS subject (escaped: up to three bytes per byte) below the server's
+// 4 KiB limit on a protocol line, past which it drops the whole connection.
+constexpr std::size_t kMaxModelBytes = 1024;
+
 // A stream entry is crudcast's when its text, numbered, is one JSON object in valid UTF-8 and its
 // model is a plausible topic: a broker shared with other programs is not trusted to hold only ours.
 bool plausible_entry(std::string_view model, const std::string& json) {
-    if (model.empty() || model.size() > 1024 || !json.starts_with("{\"ts\":")) return false;
+    if (model.empty() || model.size() > kMaxModelBytes || !json.starts_with("{\"ts\":")) return false;
     rapidjson::Reader reader;
     rapidjson::StringStream stream(json.c_str());
     rapidjson::BaseReaderHandler<> ignore;
-    return !reader.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseStopWhenDoneFlag>(stream, ignore)
-                .IsError() &&
-           stream.Tell() == json.size();
+    // Iterative: an entry of a million '[' must not exhaust the reading thread's stack.
+    constexpr unsigned flags =
+        rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag | rapidjson::kParseStopWhenDoneFlag;
+    return !reader.Parse<flags>(stream, ignore).IsError() && stream.Tell() == json.size();
 }
 
 std::int64_t now_ms() {
@@ -82,6 +88,10 @@ PublishResult BrokerBus::publish(Event event) {
 void BrokerBus::publish_async(Event event, PublishDone done) {
     event.ts = now_ms();
     const auto subscribers = local_.subscribers_of(event.model);
+    if (event.model.size() > kMaxModelBytes) {
+        on_append(std::nullopt, "the model name is longer than 1024 bytes", subscribers, done);
+        return;
+    }
     auto text = serialize_unnumbered(event);
     client_->append(
         event.model, std::move(text),
@@ -182,6 +192,7 @@ void BrokerBus::on_entry(std::uint64_t seq, std::string_view model, std::string_
             log::write(LogLevel::warn, "bus: passing over a stream entry that is not a crudcast event",
                        {{"bus", client_->kind()}, {"seq", seq}, {"invalid_total", n}});
         local_.skip(seq);  // not a hole in what subscribers get
+        mark_read(seq);    // the stream's last entry may be a foreign one
         complete_waiters(seq);
         return;
     }
@@ -198,11 +209,18 @@ void BrokerBus::on_entry(std::uint64_t seq, std::string_view model, std::string_
         gap_told_ = false;
     auto known = known_.load();
     while (known < seq && !known_.compare_exchange_weak(known, seq)) {}
-    const bool caught_up = !read_once_ && seq >= catch_up_to_;
-    if (caught_up) read_once_ = true;
     lock.unlock();
-    if (caught_up) caught_up_.notify_all();
+    mark_read(seq);
     complete_waiters(seq);
+}
+
+void BrokerBus::mark_read(std::uint64_t seq) {
+    {
+        std::lock_guard lock(mutex_);
+        if (read_once_ || seq < catch_up_to_) return;
+        read_once_ = true;
+    }
+    caught_up_.notify_all();
 }
 
 void BrokerBus::on_down(std::string_view why) {

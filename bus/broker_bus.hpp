@@ -55,6 +55,9 @@ private:
     void on_append(std::optional<std::uint64_t> seq, std::string_view error, std::size_t subscribers,
                    const PublishDone& done);
     void complete_waiters(std::uint64_t delivered);
+    // The reader passed `seq`: once that reaches the stream's last entry at the first connection,
+    // the stream was read (position() is known, start() returns).
+    void mark_read(std::uint64_t seq);
     void tell_gap(std::uint64_t since, std::optional<std::uint64_t> next);
 
     InMemoryBus& local_;

@@ -201,7 +201,8 @@ std::string env_var_name(const std::string& name);         // "upstream-timeout"
 std::string yaml_key(const std::string& name);             // "upstream-timeout" -> "upstream_timeout"
 std::string default_text(const SettingSpec& spec);         // what --help shows as the default
 
-// "http://user:secret@host" -> "http://user:***@host"; anything without a password is returned as is.
+// "http://user:secret@host" -> "http://user:***@host"; anything without a password is returned as is,
+// but for nats:// and tls:// (a NATS bus) a user name alone is a token: "nats://***@host".
 // crudcast refuses credentials in --upstream, and its error message must not echo them.
 std::string mask_url_password(const std::string& url);
 

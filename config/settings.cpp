@@ -483,7 +483,12 @@ std::string mask_url_password(const std::string& url) {
     const auto at = url.rfind('@');
     if (at == std::string::npos || at < userinfo_start) return url;
     const auto colon = url.find(':', userinfo_start);
-    if (colon == std::string::npos || colon > at) return url;
+    if (colon == std::string::npos || colon > at) {
+        // NATS reads a user name alone (nats://secret@host) as a token: that is the secret.
+        const auto scheme = url.substr(0, scheme_end);
+        if (scheme == "nats" || scheme == "tls") return url.substr(0, userinfo_start) + "***" + url.substr(at);
+        return url;
+    }
     return url.substr(0, colon + 1) + "***" + url.substr(at);
 }
 

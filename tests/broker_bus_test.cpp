@@ -254,6 +254,50 @@ TEST(BrokerBus, AForeignEntryIsPassedOverAndCounted) {
     EXPECT_EQ(a.broker.status().invalid, 2u);
 }
 
+TEST(BrokerBus, ADeeplyNestedForeignEntryIsPassedOverWithoutExhaustingTheReadersStack) {
+    // Anyone who can write to a shared broker can append this; a recursive parse of it would
+    // overflow the client thread's stack and take every instance down at once.
+    FakeStream stream;
+    Instance a(stream);
+    {
+        std::lock_guard lock(stream.mutex);
+        stream.entries.emplace_back("author", "{\"ts\":" + std::string(1'000'000, '['));
+        stream.changed.notify_all();
+    }
+    const auto r = a.publish_and_wait("author", 1);
+    EXPECT_EQ(r.seq, stream.offset + 2);
+    EXPECT_EQ(a.sink.wait_for(1)[0].seq, stream.offset + 2);
+    EXPECT_EQ(a.broker.status().invalid, 1u);
+}
+
+TEST(BrokerBus, AForeignEntryAtTheEndOfTheStreamDoesNotHoldTheStart) {
+    FakeStream stream;
+    {
+        Instance first(stream);
+        first.publish_and_wait("author", 1);
+    }
+    {
+        std::lock_guard lock(stream.mutex);
+        stream.entries.emplace_back("author", "not json");
+    }
+    // start() returns once the stream up to its last entry is read, the foreign one included: not
+    // after waiting out its catch-up time with the position still unknown.
+    Instance later(stream);
+    EXPECT_EQ(later.broker.position(), stream.offset + 2);
+}
+
+TEST(BrokerBus, AModelNameNoReaderWouldTakeIsNotAppended) {
+    // Every reader passes over an entry with a model this long, so appending it would lose the
+    // event silently while the write's response named its seq.
+    FakeStream stream;
+    Instance a(stream);
+    const auto r = a.publish_and_wait(std::string(1025, 'm'), 1);
+    EXPECT_FALSE(r.appended);
+    EXPECT_EQ(a.broker.status().lost, 1u);
+    std::lock_guard lock(stream.mutex);
+    EXPECT_TRUE(stream.entries.empty());
+}
+
 TEST(BrokerBus, APositionAnotherInstanceGaveOutIsWaitedForNotCalledARestart) {
     FakeStream stream;
     Instance a(stream);

@@ -625,7 +625,10 @@ TEST(Secrets, UrlPasswordIsMasked) {
         {"http://user:@db", "http://user:***@db"},
         {"http://user:pa/ss@word@db", "http://user:***@db"},  // raw '/' and '@' in the password
         {"ftp://u:p@x", "ftp://u:***@x"},
-        {"http://user@db", "http://user@db"},  // a user name alone is not a secret
+        {"http://user@db", "http://user@db"},                 // a user name alone is not a secret
+        {"nats://s3cret@nats:4222", "nats://***@nats:4222"},  // ... but it is NATS's token
+        {"tls://s3/cret@nats:4222", "tls://***@nats:4222"},
+        {"nats://user:s3cret@nats:4222", "nats://user:***@nats:4222"},
         {"http://db:3000/base", "http://db:3000/base"},
         {"db:3000", "db:3000"},
         {"", ""}};
