@@ -100,7 +100,7 @@ public:
     // subscriber and never fails.
     virtual PublishResult publish(Event event) = 0;
     // The seq of the last event published (this process's base before any): what X-Crudcast-Seq
-    // says for a response that made no event. nullopt when the bus cannot tell (a broker is down).
+    // says for a response that made no event. nullopt while a broker bus has not read its stream yet.
     virtual std::optional<std::uint64_t> position() const = 0;
 
     // Broker buses append through the broker and deliver only what they read back from it, so a

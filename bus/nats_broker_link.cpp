@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
+#include <condition_variable>
 #include <mutex>
 #include <stdexcept>
 #include <unordered_map>
@@ -42,6 +43,10 @@ struct Registry {
     std::uintptr_t next_id = 1;
     std::unordered_map<std::uintptr_t, Link*> links;
     std::unordered_map<std::uintptr_t, std::unordered_map<natsMsg*, InFlight>> in_flight;
+    // Completions an acknowledgement handler took and is running (outside the lock), per link:
+    // fail_appends waits for them, so no completion runs after the client's stop() returned.
+    std::unordered_map<std::uintptr_t, int> running;
+    std::condition_variable idle;
 };
 
 Registry& registry() {
@@ -83,13 +88,19 @@ void on_ack(jsCtx*, natsMsg* message, jsPubAck* ack, jsPubAckErr* error, void* c
                 if (link != r.links.end() && entry->second.done) {
                     settle(*link->second, entry->second, ack, error, seq, why);
                     done = std::move(entry->second.done);
+                    ++r.running[id];
                 }
                 if (!sending) pending->second.erase(entry);
             }
         }
     }
     if (!sending) natsMsg_Destroy(message);  // else Link::append frees it when the send returns
-    if (done) done(seq, why);
+    if (!done) return;
+    done(seq, why);
+    auto& r = registry();
+    std::lock_guard lock(r.mutex);
+    if (--r.running[id] == 0) r.running.erase(id);
+    r.idle.notify_all();
 }
 
 // libnats URLs: the scheme only says whether TLS is wanted; credentials go in as options.
@@ -298,6 +309,9 @@ void Link::fail_appends(std::string_view why) {
     }
     for (auto& [message, entry] : left)
         if (entry.done) entry.done(std::nullopt, why);
+    // An acknowledgement handler may be running a completion it took before: it ends first.
+    std::unique_lock lock(registry().mutex);
+    registry().idle.wait(lock, [this] { return !registry().running.contains(id); });
 }
 
 std::string failure(std::string_view what, natsStatus status, jsErrCode code) {

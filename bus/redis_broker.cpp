@@ -5,6 +5,7 @@
 // code short; the price is that stop() waits for the reader's current XREAD (at most read_block).
 #include <hiredis/hiredis.h>
 
+#include <bit>
 #include <condition_variable>
 #include <csignal>
 #include <deque>
@@ -138,6 +139,7 @@ private:
     std::mutex mutex_;  // guards what follows
     std::condition_variable wake_;
     bool stopping_ = false;
+    std::uint64_t passed_over_ = 0;  // the reader thread's: bad entries seen
     bool writer_up_ = false;
     bool drop_writer_ = false;  // set by the reader when it lost the connection
     std::deque<PendingAppend> queue_;
@@ -370,8 +372,15 @@ bool RedisClient::follow(redisContext* context, std::string& cursor, std::uint64
 // One stream entry: given to the listener if it is one of crudcast's, else passed over with a
 // warning (a shared broker is not trusted to hold only well-formed entries).
 void RedisClient::deliver(const redisReply* entry, std::string& cursor, std::uint64_t& last_given) {
+    // The 1st, 2nd, 4th, 8th... bad entry is logged: a foreign writer cannot flood the log.
+    const auto passed_over = [this](std::string_view id, std::string_view why) {
+        const auto n = ++passed_over_;
+        if (std::has_single_bit(n))
+            log::write(log::LogLevel::warn, "redis: stream entry passed over",
+                       {{"id", id.substr(0, 64)}, {"why", why}, {"passed_over_total", n}});
+    };
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING) {
-        log::write(log::LogLevel::warn, "redis: stream entry passed over", {{"why", "unexpected shape"}});
+        passed_over("-", "unexpected shape");
         return;
     }
     std::string_view id(entry->element[0]->str, entry->element[0]->len);
@@ -394,8 +403,7 @@ void RedisClient::deliver(const redisReply* entry, std::string& cursor, std::uin
                           : *seq <= last_given ? "seq not above the last one given"
                                                : nullptr;
     if (problem) {
-        log::write(log::LogLevel::warn, "redis: stream entry passed over",
-                   {{"id", id.substr(0, 64)}, {"why", problem}});
+        passed_over(id, problem);
         return;
     }
     last_given = *seq;
