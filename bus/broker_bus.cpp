@@ -137,6 +137,8 @@ void BrokerBus::complete_waiters(std::uint64_t delivered) {
 }
 
 void BrokerBus::tell_gap(std::uint64_t since, std::optional<std::uint64_t> next) {
+    // Live subscribers now; a subscriber resuming later from before `since` through its plan.
+    local_.mark_bus_loss(since);
     local_.broadcast_gap(gap_json(Gap{GapReason::bus, since, next}));
     gap_told_ = true;
 }

@@ -57,6 +57,20 @@ void EventHistory::restart_after(std::uint64_t last) {
     dropped_.clear();
     dropped_any_ = std::max(dropped_any_, last);
     dropped_overflow_ = true;  // every model counts as having lost dropped_any_
+    bus_losses_.clear();       // a resume from before `last` gets the history gap
+}
+
+void EventHistory::mark_bus_loss(std::uint64_t after) {
+    if (!bus_losses_.empty() && bus_losses_.back() >= after) return;
+    bus_losses_.push_back(after);
+    // An older mark than that is older than what a resume can be told apart from a history gap.
+    if (bus_losses_.size() > max_bus_losses) bus_losses_.pop_front();
+}
+
+std::optional<std::uint64_t> EventHistory::bus_loss_after(std::uint64_t since) const {
+    const auto it = std::lower_bound(bus_losses_.begin(), bus_losses_.end(), since);
+    if (it == bus_losses_.end()) return std::nullopt;
+    return *it;
 }
 
 bool EventHistory::lost_after(std::uint64_t after, const std::vector<std::string>& topics) const {
@@ -114,7 +128,10 @@ ResumePlan plan_resume(std::uint64_t since, std::uint64_t base, std::uint64_t po
         return plan;
     }
     plan.replay_after = since;
-    if (since == position) return plan;
+    if (since == position) {
+        if (const auto lost = history.bus_loss_after(since)) plan.gap = Gap{GapReason::bus, *lost, std::nullopt};
+        return plan;
+    }
     if (!history.enabled()) {
         plan.replay_after = position;
         plan.gap = Gap{GapReason::history, since, std::nullopt};
@@ -122,6 +139,9 @@ ResumePlan plan_resume(std::uint64_t since, std::uint64_t base, std::uint64_t po
         // Everything dropped is older than the oldest retained event: the replay starts there.
         plan.replay_after = history.empty() ? position : std::max(since, history.first_seq() - 1);
         plan.gap = Gap{GapReason::history, since, history.next_wanted(plan.replay_after, topics)};
+    } else if (const auto lost = history.bus_loss_after(since)) {
+        // Everything numbered is retained, but events of the outage after `lost` were never numbered.
+        plan.gap = Gap{GapReason::bus, *lost, history.next_wanted(*lost, topics)};
     }
     return plan;
 }

@@ -32,6 +32,12 @@ public:
     // for every topic, so a resume from before it reports the gap.
     void restart_after(std::uint64_t last);
 
+    // A broker bus lost events between the event numbered `after` and the next (the broker was
+    // unreachable: those events were never numbered). A resume from before it is told, with a `bus` gap.
+    void mark_bus_loss(std::uint64_t after);
+    // The first such mark at or after `since`.
+    std::optional<std::uint64_t> bus_loss_after(std::uint64_t since) const;
+
     bool empty() const { return entries_.empty(); }
     std::uint64_t first_seq() const { return entries_.empty() ? 0 : entries_.front().seq; }
     std::size_t size() const { return entries_.size(); }
@@ -63,6 +69,8 @@ private:
     std::uint64_t dropped_any_ = 0;
     std::unordered_map<std::string, std::uint64_t> dropped_;
     bool dropped_overflow_ = false;
+    std::deque<std::uint64_t> bus_losses_;  // ascending, at most max_bus_losses
+    static constexpr std::size_t max_bus_losses = 64;
 };
 
 // Whether `topics` (normalised) want an event of `model`.

@@ -145,6 +145,11 @@ void InMemoryBus::restart(std::uint64_t base) {
     history_.restart_after(base);
 }
 
+void InMemoryBus::mark_bus_loss(std::uint64_t after) {
+    std::lock_guard history_lock(history_mutex_);
+    history_.mark_bus_loss(after);
+}
+
 void InMemoryBus::broadcast_gap(std::string gap_json) {
     std::lock_guard lock(mutex_);
     fan_out(0, {}, std::make_shared<const std::string>(std::move(gap_json)));

@@ -54,6 +54,8 @@ public:
     void restart(std::uint64_t base);
     // Tells every subscriber of every shard `gap_json` (a `bus` gap), after the events delivered before.
     void broadcast_gap(std::string gap_json);
+    // EventHistory::mark_bus_loss under the history's lock.
+    void mark_bus_loss(std::uint64_t after);
     // A resume position this far ahead of the position is taken as one this process has not read yet
     // (another instance gave it out): nothing is replayed and live events up to it are passed over.
     void accept_ahead(std::uint64_t distance) { ahead_ = distance; }

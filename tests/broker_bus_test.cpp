@@ -211,6 +211,16 @@ TEST(BrokerBus, ABrokerThatGoesAwayLosesAppendsAndEndsInOneBusGapForEverySubscri
               R"({"type":"gap","reason":"bus","since":)" + std::to_string(stream.offset + 1) + R"(,"next":null})");
     EXPECT_EQ(a.broker.status().reconnects, 1u);
     EXPECT_EQ(a.publish_and_wait("author", 3).seq, stream.offset + 2) << "the lost event was never numbered";
+    // A subscriber that was away during the outage and resumes from before it is told as well.
+    for (const auto since : {stream.offset, stream.offset + 1}) {
+        const auto plan = a.local.plan_resume(since, *a.broker.position(), {"all"});
+        ASSERT_TRUE(plan.gap) << since;
+        EXPECT_EQ(plan.gap->reason, GapReason::bus);
+        EXPECT_EQ(plan.gap->since, stream.offset + 1);
+        EXPECT_EQ(plan.gap->next, stream.offset + 2);
+        EXPECT_EQ(plan.replay_after, since) << "what is retained is replayed";
+    }
+    EXPECT_FALSE(a.local.plan_resume(stream.offset + 2, *a.broker.position(), {"all"}).gap) << "after it: no gap";
 }
 
 TEST(BrokerBus, ANewStreamRestartsTheNumberingAboveTheOldOne) {
