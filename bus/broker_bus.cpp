@@ -111,8 +111,7 @@ void BrokerBus::on_append(std::optional<std::uint64_t> seq, std::string_view err
         done(PublishResult{0, subscribers, false});
         return;
     }
-    auto known = known_.load(std::memory_order_relaxed);
-    while (known < *seq && !known_.compare_exchange_weak(known, *seq)) {}
+    note_known(*seq);
     {
         std::lock_guard lock(mutex_);
         if (local_.position().value_or(0) < *seq && !stopped_) {
@@ -123,6 +122,11 @@ void BrokerBus::on_append(std::optional<std::uint64_t> seq, std::string_view err
         }
     }
     done(PublishResult{*seq, subscribers, true});
+}
+
+void BrokerBus::note_known(std::uint64_t seq) {
+    auto known = known_.load(std::memory_order_relaxed);
+    while (known < seq && !known_.compare_exchange_weak(known, seq)) {}
 }
 
 void BrokerBus::complete_waiters(std::uint64_t delivered) {
@@ -153,8 +157,7 @@ void BrokerBus::on_connected(const StreamInfo& info) {
     // An empty stream may have numbered entries it no longer holds (NATS keeps its last sequence):
     // the next entry follows its last.
     if (new_stream) local_.restart(info.first == 0 ? std::max(info.offset, info.last) : info.offset);
-    auto known = known_.load();
-    while (known < info.last && !known_.compare_exchange_weak(known, info.last)) {}
+    note_known(info.last);
     const auto was = state_.exchange(BusState::up);
     losing_ = false;
     if (first) {
@@ -209,8 +212,7 @@ void BrokerBus::on_entry(std::uint64_t seq, std::string_view model, std::string_
     const std::string model_text(model);
     if (local_.deliver(seq, model_text, std::make_shared<const std::string>(websocket_text_frame(json)), read_once_))
         gap_told_ = false;
-    auto known = known_.load();
-    while (known < seq && !known_.compare_exchange_weak(known, seq)) {}
+    note_known(seq);
     lock.unlock();
     mark_read(seq);
     complete_waiters(seq);

@@ -55,6 +55,7 @@ private:
     void on_append(std::optional<std::uint64_t> seq, std::string_view error, std::size_t subscribers,
                    const PublishDone& done);
     void complete_waiters(std::uint64_t delivered);
+    void note_known(std::uint64_t seq);  // known_ = max(known_, seq)
     // The reader passed `seq`: once that reaches the stream's last entry at the first connection,
     // the stream was read (position() is known, start() returns).
     void mark_read(std::uint64_t seq);

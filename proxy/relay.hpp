@@ -138,6 +138,22 @@ inline void capture_append(BodyCapture* capture, const char* data, std::size_t n
     }
 }
 
+// Adds one write's body buffers to `out` after `count`: what a capture held and the piece just
+// read, chunk-framed when `chunked` (`size_line` holds the size line), then the last chunk when
+// `last`. Returns the new count.
+inline std::size_t gather_body(std::array<asio::const_buffer, 6>& out, std::size_t count, bool chunked,
+                               std::string_view held, std::string_view piece, char* size_line, bool last) {
+    const std::size_t bytes = held.size() + piece.size();
+    if (bytes > 0) {
+        if (chunked) out[count++] = asio::buffer(size_line, chunk_size_line(bytes, size_line));
+        if (!held.empty()) out[count++] = asio::buffer(held.data(), held.size());
+        if (!piece.empty()) out[count++] = asio::buffer(piece.data(), piece.size());
+        if (chunked) out[count++] = asio::buffer(crlf, 2);
+    }
+    if (last && chunked) out[count++] = asio::buffer(last_chunk, 5);
+    return count;
+}
+
 // Writes parser.get() (its head as it is now, then the body as it is read) from `from` to `to`.
 // The body is chunk-framed when the head says chunked, raw otherwise. `body_allowed` is false for
 // answers that never carry a body (to HEAD, 204, 304). `before_last_write` runs once, just before
@@ -204,20 +220,14 @@ asio::awaitable<RelayResult> relay_message(Deadline& deadline, RelayLeg from, be
             held = capture->data;
             if (holding) piece = 0;  // this piece is in the capture too
         }
-        const std::size_t body_bytes = held.size() + piece;
         std::array<asio::const_buffer, 6> out;
         std::size_t count = 0;
         if (!result.wrote) {
             if (late != nullptr && late->size > 0) head.insert(head.size() - 2, late->bytes.data(), late->size);
             out[count++] = asio::buffer(head);
         }
-        if (body_bytes > 0) {
-            if (chunked) out[count++] = asio::buffer(size_line, chunk_size_line(body_bytes, size_line));
-            if (!held.empty()) out[count++] = asio::buffer(held.data(), held.size());
-            if (piece > 0) out[count++] = asio::buffer(chunk.get(), piece);
-            if (chunked) out[count++] = asio::buffer(crlf, 2);
-        }
-        if (finished && chunked) out[count++] = asio::buffer(last_chunk, 5);
+        const std::string_view read = piece > 0 ? std::string_view(chunk.get(), piece) : std::string_view();
+        count = gather_body(out, count, chunked, held, read, size_line, finished);
         result.wrote = true;
         deadline.expect(to.side, to.timeout);
         auto [ec, n] =

@@ -28,10 +28,14 @@
 #include <gtest/gtest.h>
 
 #include "bus/broker.hpp"
+#include "tests/broker_client_support.hpp"
 
 namespace {
 
 using namespace crudcast::bus;
+using crudcast::testkit::append_and_wait;
+using crudcast::testkit::AppendResult;
+using crudcast::testkit::free_loopback_port;
 using namespace std::chrono_literals;
 
 // ---- the naming rules ----
@@ -84,18 +88,6 @@ TEST(NatsNaming, PrefixMustBeSubjectTokens) {
 
 // ---- a real nats-server ----
 
-std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
-
 bool port_accepts(std::uint16_t port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
@@ -110,7 +102,7 @@ bool port_accepts(std::uint16_t port) {
 // `nats-server -js` on a free port with a store dir of its own; restart() keeps both.
 class NatsServer {
 public:
-    explicit NatsServer(std::vector<std::string> extra = {}) : port_(free_port()), extra_(std::move(extra)) {
+    explicit NatsServer(std::vector<std::string> extra = {}) : port_(free_loopback_port()), extra_(std::move(extra)) {
         char pattern[] = "/tmp/crudcast-nats-test-XXXXXX";
         dir_ = ::mkdtemp(pattern);
         start();
@@ -231,20 +223,6 @@ private:
     std::condition_variable changed_;
     std::atomic<int> inside_{0};
 };
-
-struct AppendResult {
-    std::optional<std::uint64_t> seq;
-    std::string error;
-};
-
-AppendResult append_and_wait(BrokerClient& client, std::string_view model, std::string event) {
-    auto promise = std::make_shared<std::promise<AppendResult>>();
-    auto future = promise->get_future();
-    client.append(model, std::move(event), [promise](std::optional<std::uint64_t> seq, std::string_view error) {
-        promise->set_value({seq, std::string(error)});
-    });
-    return future.get();
-}
 
 class NatsBroker : public ::testing::Test {
 protected:
@@ -538,7 +516,7 @@ TEST_F(NatsBrokerRestart, StopWhileTheServerIsDownReturnsPromptly) {
 
 TEST(NatsBrokerNoServer, AClientThatNeverConnectsSaysSoOnceFailsAppendsAtOnceAndStopsPromptly) {
     BrokerOptions o;
-    o.url = "nats://127.0.0.1:" + std::to_string(free_port());
+    o.url = "nats://127.0.0.1:" + std::to_string(free_loopback_port());
     o.reconnect_min = 10ms;
     o.reconnect_max = 40ms;
     Recorder recorder;

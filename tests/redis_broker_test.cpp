@@ -24,6 +24,7 @@
 
 #include "bus/broker.hpp"
 #include "bus/redis_broker.hpp"
+#include "tests/broker_client_support.hpp"
 
 namespace {
 
@@ -33,23 +34,14 @@ using crudcast::bus::BrokerListener;
 using crudcast::bus::BrokerOptions;
 using crudcast::bus::StreamInfo;
 using Clock = std::chrono::steady_clock;
-
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    socklen_t len = sizeof addr;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
+using crudcast::testkit::append_and_wait;
+using crudcast::testkit::AppendResult;
+using crudcast::testkit::free_loopback_port;
 
 // One redis-server child on a loopback port, without persistence (a restart empties it).
 class RedisServer {
 public:
-    explicit RedisServer(std::vector<std::string> extra = {}) : port_(free_port()), extra_(std::move(extra)) {
+    explicit RedisServer(std::vector<std::string> extra = {}) : port_(free_loopback_port()), extra_(std::move(extra)) {
         start();
     }
     ~RedisServer() { kill(); }
@@ -179,23 +171,6 @@ private:
     std::condition_variable changed_;
 };
 
-struct AppendResult {
-    std::optional<std::uint64_t> seq;
-    std::string error;
-    std::chrono::microseconds took{};
-};
-
-AppendResult append_sync(BrokerClient& client, std::string_view model, std::string event) {
-    auto promise = std::make_shared<std::promise<AppendResult>>();
-    auto started = Clock::now();
-    client.append(
-        model, std::move(event), [promise, started](std::optional<std::uint64_t> seq, std::string_view error) {
-            promise->set_value({seq, std::string(error),
-                                std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started)});
-        });
-    return promise->get_future().get();
-}
-
 class RedisBrokerTest : public ::testing::Test {
 protected:
     static void SetUpTestSuite() { server_ = new RedisServer(); }
@@ -305,7 +280,7 @@ TEST_F(RedisBrokerTest, AppendsAreNumberedOffsetPlusOneTwoThree) {
     EXPECT_GT(info.offset, 1'577'836'800'000'000u);
     EXPECT_LT(info.offset, std::uint64_t{1} << 53);
     for (std::uint64_t i = 1; i <= 5; ++i) {
-        auto result = append_sync(*client, "author", R"({"ts":1,"model":"author")");
+        auto result = append_and_wait(*client, "author", R"({"ts":1,"model":"author")");
         ASSERT_TRUE(result.seq) << result.error;
         EXPECT_EQ(*result.seq, info.offset + i);
     }
@@ -330,7 +305,7 @@ TEST_F(RedisBrokerTest, ReaderGetsEveryEntryInOrderWithModelAndTextIntact) {
         {"big", "{\"payload\":\"" + big + "\""},
     };
     for (const auto& [model, event] : rows) {
-        auto result = append_sync(*client, model, event);
+        auto result = append_and_wait(*client, model, event);
         ASSERT_TRUE(result.seq) << result.error;
         sent.push_back({*result.seq, model, event});
     }
@@ -386,11 +361,11 @@ TEST_F(RedisBrokerTest, ReaderStartsAfterTheGivenSeq) {
     Recorder writer_recorder;
     auto writer = started(writer_recorder, options());
     std::vector<std::uint64_t> seqs;
-    for (int i = 0; i < 10; ++i) seqs.push_back(append_sync(*writer, "m", std::to_string(i)).seq.value());
+    for (int i = 0; i < 10; ++i) seqs.push_back(append_and_wait(*writer, "m", std::to_string(i)).seq.value());
     Recorder recorder;
     auto reader = started(recorder, options(), seqs[4]);
     ASSERT_TRUE(recorder.wait([](auto& r) { return r.entries.size() >= 5; }));
-    auto last = append_sync(*writer, "m", "10").seq.value();
+    auto last = append_and_wait(*writer, "m", "10").seq.value();
     ASSERT_TRUE(recorder.wait([&](auto& r) { return !r.entries.empty() && r.entries.back().seq == last; }));
     std::vector<std::uint64_t> got;
     for (auto& e : recorder.read([](auto& r) { return r.entries; })) got.push_back(e.seq);
@@ -405,7 +380,7 @@ TEST_F(RedisBrokerTest, StreamKeepsExactlyHistoryEventsEntries) {
     Recorder writer_recorder;
     auto writer = started(writer_recorder, o);
     std::vector<std::uint64_t> seqs;
-    for (int i = 0; i < 50; ++i) seqs.push_back(append_sync(*writer, "m", std::to_string(i)).seq.value());
+    for (int i = 0; i < 50; ++i) seqs.push_back(append_and_wait(*writer, "m", std::to_string(i)).seq.value());
     EXPECT_EQ(server_->run({"XLEN", o.prefix + ":events"}), std::vector<std::string>{"20"});
     Recorder recorder;
     auto reader = started(recorder, o);
@@ -424,16 +399,16 @@ TEST_F(RedisBrokerTest, DeletedStreamAndCounterNumberAboveEveryOldSeq) {
     auto o = options();
     Recorder recorder;
     auto client = started(recorder, o);
-    auto before = append_sync(*client, "m", "before").seq.value();
+    auto before = append_and_wait(*client, "m", "before").seq.value();
     server_->run({"DEL", o.prefix + ":events", o.prefix + ":seq", o.prefix + ":offset"});
-    auto after_del = append_sync(*client, "m", "after DEL");
+    auto after_del = append_and_wait(*client, "m", "after DEL");
     ASSERT_TRUE(after_del.seq) << after_del.error;
     EXPECT_GT(*after_del.seq, before);
     server_->run({"DEL", o.prefix + ":seq"});  // the counter alone: continue above the stream
-    auto after_counter = append_sync(*client, "m", "after counter").seq.value();
+    auto after_counter = append_and_wait(*client, "m", "after counter").seq.value();
     EXPECT_GT(after_counter, *after_del.seq);
     server_->run({"FLUSHALL"});
-    auto after_flush = append_sync(*client, "m", "after FLUSHALL").seq.value();
+    auto after_flush = append_and_wait(*client, "m", "after FLUSHALL").seq.value();
     EXPECT_GT(after_flush, after_counter);
     ASSERT_TRUE(recorder.wait([&](auto& r) { return r.entries.size() >= 4; }));
     std::vector<std::uint64_t> got;
@@ -448,7 +423,7 @@ TEST_F(RedisBrokerTest, StreamCreatedAgainBelowTheLastSeqGivenNumbersAboveIt) {
     auto o = options();
     Recorder recorder;
     auto client = started(recorder, o);
-    auto old_seq = append_sync(*client, "m", "old").seq.value();
+    auto old_seq = append_and_wait(*client, "m", "old").seq.value();
     ASSERT_TRUE(recorder.wait([](auto& r) { return r.entries.size() == 1; }));
     server_->run({"DEL", o.prefix + ":events"});
     server_->run({"SET", o.prefix + ":seq", "1000"});
@@ -456,7 +431,7 @@ TEST_F(RedisBrokerTest, StreamCreatedAgainBelowTheLastSeqGivenNumbersAboveIt) {
     server_->run({"CLIENT", "KILL", "TYPE", "normal"});
     ASSERT_TRUE(recorder.wait([](auto& r) { return r.connected.size() == 2; }));
     EXPECT_EQ(recorder.read([](auto& r) { return r.connected.back().offset; }), 1000u);
-    auto next = append_sync(*client, "m", "new");
+    auto next = append_and_wait(*client, "m", "new");
     ASSERT_TRUE(next.seq) << next.error;
     EXPECT_EQ(*next.seq, old_seq + 1);
     ASSERT_TRUE(recorder.wait([](auto& r) { return r.entries.size() == 2; }));
@@ -468,13 +443,13 @@ TEST_F(RedisBrokerTest, MalformedEntriesArePassedOverAndNumberingGoesAboveThem) 
     auto o = options();
     Recorder recorder;
     auto client = started(recorder, o);
-    auto first = append_sync(*client, "m", "first").seq.value();
+    auto first = append_and_wait(*client, "m", "first").seq.value();
     const auto stream = o.prefix + ":events";
     server_->run({"XADD", stream, "*", "m", "x", "e", "{}"});  // id <first>-1: not crudcast's
     server_->run({"XADD", stream, std::to_string(first + 1) + "-0", "m", "no event field"});
     server_->run({"XADD", stream, std::to_string(first + 2) + "-0", "junk", "x"});
     server_->run({"XADD", stream, std::to_string(first + 5) + "-0", "e", "{}", "m", "hand"});  // well-formed
-    auto next = append_sync(*client, "m", "next");
+    auto next = append_and_wait(*client, "m", "next");
     ASSERT_TRUE(next.seq) << next.error;
     EXPECT_EQ(*next.seq, first + 6);  // above the hand-added entry, not refused
     ASSERT_TRUE(recorder.wait([&](auto& r) { return !r.entries.empty() && r.entries.back().seq == *next.seq; }));
@@ -486,12 +461,12 @@ TEST_F(RedisBrokerTest, MalformedEntriesArePassedOverAndNumberingGoesAboveThem) 
 TEST_F(RedisBrokerTest, AppendsSurviveAFlushedScriptCache) {
     Recorder recorder;
     auto client = started(recorder, options());
-    auto first = append_sync(*client, "m", "before").seq.value();
+    auto first = append_and_wait(*client, "m", "before").seq.value();
     server_->run({"SCRIPT", "FLUSH"});
-    auto result = append_sync(*client, "m", "after");
+    auto result = append_and_wait(*client, "m", "after");
     ASSERT_TRUE(result.seq) << result.error;
     EXPECT_EQ(*result.seq, first + 1);
-    EXPECT_EQ(append_sync(*client, "m", "cached again").seq, first + 2);
+    EXPECT_EQ(append_and_wait(*client, "m", "cached again").seq, first + 2);
     client->stop();
 }
 
@@ -501,7 +476,7 @@ TEST_F(RedisBrokerTest, StopReturnsPromptlyAndLateAppendsFailOnce) {
     auto started_at = Clock::now();
     client->stop();
     EXPECT_LT(Clock::now() - started_at, 500ms);
-    auto result = append_sync(*client, "m", "late");
+    auto result = append_and_wait(*client, "m", "late");
     EXPECT_FALSE(result.seq);
     EXPECT_EQ(result.error, "stopping");
 }
@@ -517,13 +492,13 @@ TEST(RedisBrokerRestart, ServerRestartIsOneDownFastFailuresThenConnectedAgain) {
     auto client = crudcast::bus::make_redis_client(o);
     client->start(recorder, 0);
     ASSERT_TRUE(recorder.wait([](auto& r) { return !r.connected.empty(); }));
-    auto old_seq = append_sync(*client, "m", "before").seq.value();
+    auto old_seq = append_and_wait(*client, "m", "before").seq.value();
     ASSERT_TRUE(recorder.wait([](auto& r) { return r.entries.size() == 1; }));
 
     server.kill();
     ASSERT_TRUE(recorder.wait([](auto& r) { return r.downs.size() == 1; }));
     for (int i = 0; i < 5; ++i) {
-        auto result = append_sync(*client, "m", "while down");
+        auto result = append_and_wait(*client, "m", "while down");
         EXPECT_FALSE(result.seq);
         EXPECT_LT(result.took, 50ms) << result.error;
     }
@@ -532,7 +507,7 @@ TEST(RedisBrokerRestart, ServerRestartIsOneDownFastFailuresThenConnectedAgain) {
     auto info = recorder.read([](auto& r) { return r.connected.back(); });
     EXPECT_GT(info.offset, old_seq);
     EXPECT_EQ(info.first, 0u);
-    auto result = append_sync(*client, "m", "after");
+    auto result = append_and_wait(*client, "m", "after");
     ASSERT_TRUE(result.seq) << result.error;
     EXPECT_EQ(*result.seq, info.offset + 1);
     ASSERT_TRUE(recorder.wait([](auto& r) { return r.entries.size() == 2; }));
@@ -543,7 +518,7 @@ TEST(RedisBrokerRestart, ServerRestartIsOneDownFastFailuresThenConnectedAgain) {
     ASSERT_TRUE(recorder.wait([](auto& r) { return r.downs.size() == 2; }));
     server.start();
     ASSERT_TRUE(recorder.wait([](auto& r) { return r.connected.size() == 3; }));
-    auto again = append_sync(*client, "m", "after the second restart");
+    auto again = append_and_wait(*client, "m", "after the second restart");
     ASSERT_TRUE(again.seq) << again.error;
     ASSERT_TRUE(recorder.wait([](auto& r) { return r.entries.size() == 3; }));
     client->stop();
@@ -563,7 +538,7 @@ TEST(RedisBrokerAuth, PasswordAndAclUserAuthenticateAndAWrongPasswordIsNotLogged
         auto client = crudcast::bus::make_redis_client(o);
         client->start(recorder, 0);
         ASSERT_TRUE(recorder.wait([](auto& r) { return !r.connected.empty(); })) << url;
-        auto result = append_sync(*client, "m", "x");
+        auto result = append_and_wait(*client, "m", "x");
         EXPECT_TRUE(result.seq) << url << " " << result.error;
         client->stop();
     }
@@ -581,7 +556,7 @@ TEST(RedisBrokerAuth, PasswordAndAclUserAuthenticateAndAWrongPasswordIsNotLogged
     auto why = recorder.read([](auto& r) { return r.downs.front(); });
     EXPECT_NE(why.find("AUTH"), std::string::npos) << why;
     EXPECT_EQ(why.find("hunter2"), std::string::npos) << why;
-    auto result = append_sync(*client, "m", "x");
+    auto result = append_and_wait(*client, "m", "x");
     EXPECT_FALSE(result.seq);
     // Several refused attempts (each a new connection the server counts; nothing signals them
     // here), and still one on_down.

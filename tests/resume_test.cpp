@@ -19,26 +19,12 @@ namespace {
 
 using namespace testkit;
 
-std::string post(std::string_view target, std::string_view body) {
-    return "POST " + std::string(target) +
-           " HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
-}
-
-UpstreamReply created(const RecordedRequest& r) {
-    HeaderList h;
-    h.items.emplace_back("Content-Type", "application/json");
-    UpstreamReply reply;
-    reply.bytes = http_response(201, "Created", h, r.body);
-    return reply;
-}
-
 std::uint64_t seq_of(const rapidjson::Document& doc) { return doc["seq"].GetUint64(); }
 
 class Resume : public ::testing::Test {
 protected:
     void start(std::function<void(config::Config&)> tweak = {}) {
-        upstream_ = std::make_unique<RawUpstream>(created);
+        upstream_ = std::make_unique<RawUpstream>(echo_created);
         auto cfg = test_config(upstream_->port());
         if (tweak) tweak(cfg);
         gateway_ = start_gateway(cfg);
@@ -48,7 +34,7 @@ protected:
     // Writes one event through crudcast and returns its seq, as a subscriber of all saw it.
     std::uint64_t write(std::string_view model, int id) {
         const auto r =
-            exchange(port_, post("/api/" + std::string(model) + "s", R"({"id":)" + std::to_string(id) + "}"));
+            exchange(port_, json_post("/api/" + std::string(model) + "s", R"({"id":)" + std::to_string(id) + "}"));
         EXPECT_EQ(r.status, 201u);
         const auto doc = watcher_->next();
         EXPECT_EQ(std::string(doc["model"].GetString()), model);
@@ -58,9 +44,10 @@ protected:
     // Writes an author with a 100 KB member over `writer`, and waits until the watcher saw its event.
     void write_big(Client& writer, int id) {
         static const std::string pad(100000, 'x');
-        ASSERT_EQ(writer.roundtrip(post("/api/authors", R"({"id":)" + std::to_string(id) + R"(,"pad":")" + pad + "\"}"))
-                      .status,
-                  201u);
+        ASSERT_EQ(
+            writer.roundtrip(json_post("/api/authors", R"({"id":)" + std::to_string(id) + R"(,"pad":")" + pad + "\"}"))
+                .status,
+            201u);
         watcher_->next();
     }
 
@@ -160,7 +147,7 @@ TEST_F(Resume, ALongReplayIsPacedBySocketNotQueued) {
     const auto a = write("author", 0);
     Client writer(port_);
     for (int i = 1; i <= 400; ++i) {
-        ASSERT_EQ(writer.roundtrip(post("/api/authors", R"({"id":)" + std::to_string(i) + "}")).status, 201u);
+        ASSERT_EQ(writer.roundtrip(json_post("/api/authors", R"({"id":)" + std::to_string(i) + "}")).status, 201u);
         watcher_->next();
     }
     Subscriber sub(port_, "/ws?since=" + std::to_string(a));
@@ -178,7 +165,7 @@ TEST_F(Resume, WritersRacingResumingSubscribersCauseNoGapAndNoDuplicate) {
         threads.emplace_back([&, w] {
             Client c(port_);
             for (int i = 0; i < each; ++i) {
-                if (c.roundtrip(post(w % 2 ? "/api/authors" : "/api/books", "{\"id\":1}")).status != 201u)
+                if (c.roundtrip(json_post(w % 2 ? "/api/authors" : "/api/books", "{\"id\":1}")).status != 201u)
                     failed = true;
             }
         });
@@ -344,7 +331,7 @@ std::string sse_event(std::uint64_t seq, std::string_view json) {
 TEST_F(Resume, ServerSentEventsCarryTheSameEventsWithTheirSeqAsId) {
     start();
     auto stream = open_stream(port_, "/ws?topic=author");
-    const auto r = exchange(port_, post("/api/authors", R"({"id":7})"));
+    const auto r = exchange(port_, json_post("/api/authors", R"({"id":7})"));
     ASSERT_EQ(r.status, 201u);
     const auto json = watcher_->next_raw();
     rapidjson::Document doc;

@@ -22,20 +22,6 @@ namespace {
 using namespace testkit;
 using Kind = BrokerServer::Kind;
 
-std::string post(std::string_view target, std::string_view body) {
-    return "POST " + std::string(target) +
-           " HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
-}
-
-UpstreamReply created(const RecordedRequest& r) {
-    HeaderList h;
-    h.items.emplace_back("Content-Type", "application/json");
-    UpstreamReply reply;
-    reply.bytes = http_response(201, "Created", h, r.body);
-    return reply;
-}
-
 // One event as a subscriber saw it.
 struct Seen {
     std::uint64_t seq = 0;
@@ -64,7 +50,7 @@ class SeveralInstances : public ::testing::TestWithParam<Kind> {
 protected:
     void SetUp() override {
         broker_ = std::make_unique<BrokerServer>(GetParam());
-        upstream_ = std::make_unique<RawUpstream>(created);
+        upstream_ = std::make_unique<RawUpstream>(echo_created);
         prefix_ = "t" + std::to_string(::getpid()) + "_" + std::to_string(next_prefix_++);
     }
 
@@ -83,7 +69,7 @@ protected:
         std::map<std::uint64_t, Seen> by_seq;
         Client client(port);
         for (int id = first; id < first + n; ++id) {
-            const auto r = client.roundtrip(post("/api/" + model + "s", R"({"id":)" + std::to_string(id) + "}"));
+            const auto r = client.roundtrip(json_post("/api/" + model + "s", R"({"id":)" + std::to_string(id) + "}"));
             EXPECT_EQ(r.status, 201u);
             const auto header = r.headers.get("X-Crudcast-Seq");
             EXPECT_FALSE(header.empty()) << "a write's response carries its event's seq";
@@ -153,7 +139,7 @@ TEST_P(SeveralInstances, ABrokerKilledMidStreamFailsNoRequestAndEndsInABusGap) {
     Client client(a->port());
     for (int id = 10; id < 15; ++id) {
         const auto start = std::chrono::steady_clock::now();
-        const auto r = client.roundtrip(post("/api/authors", R"({"id":)" + std::to_string(id) + "}"));
+        const auto r = client.roundtrip(json_post("/api/authors", R"({"id":)" + std::to_string(id) + "}"));
         EXPECT_EQ(r.status, 201u) << "the write itself succeeded upstream: its answer goes through";
         EXPECT_FALSE(r.headers.has("X-Crudcast-Seq")) << "its event is not in the stream";
         EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));

@@ -178,6 +178,16 @@ inline std::string http_response(int status, std::string_view reason, const Head
     return out.append("\r\n").append(body);
 }
 
+// An upstream that answers every request 201 Created with the request's body as JSON (what a
+// REST backend answers a POST with): one event per write.
+inline UpstreamReply echo_created(const RecordedRequest& request) {
+    HeaderList h;
+    h.items.emplace_back("Content-Type", "application/json");
+    UpstreamReply reply;
+    reply.bytes = http_response(201, "Created", h, request.body);
+    return reply;
+}
+
 inline UpstreamReply UpstreamReply::ok(std::string body) {
     return {Kind::respond, http_response(200, "OK", {{{"Content-Type", "application/json"}}}, body), {}, false};
 }
@@ -332,6 +342,13 @@ inline constexpr Exchange exchange{};
 // "GET <target> HTTP/1.1\r\nHost: test\r\n" + extra header lines + "\r\n".
 inline std::string get_request(std::string_view target, std::string_view extra_headers = "") {
     return "GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n" + std::string(extra_headers) + "\r\n";
+}
+
+// "POST <target>" with a JSON body.
+inline std::string json_post(std::string_view target, std::string_view body) {
+    return "POST " + std::string(target) +
+           " HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
 }
 
 // "GET <target> HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n": the admin listener answers only an address,

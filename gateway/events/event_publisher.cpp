@@ -90,23 +90,22 @@ asio::awaitable<proxy::EventOutcome> EventPublisher::on_response_complete(const 
         log::write(LogLevel::debug, "event mapping", {{"rid", request.request_id}, {"detail", result.detail}});
     note.emplace_back("event", label);
     note.emplace_back("id", std::move(id));
-    bus::PublishResult published;
+    std::optional<bus::PublishResult> published;
     if (bus_.asynchronous()) {
-        published = co_await publish_and_wait(std::move(*result.event), note);
+        published = co_await publish_and_wait(std::move(*result.event));
     } else {
         published = bus_.publish(std::move(*result.event));
     }
-    if (!published.appended) {
-        note.emplace_back("bus", "lost");
+    if (!published || !published->appended) {
+        note.emplace_back("bus", published ? "lost" : "late");
         co_return proxy::EventOutcome{std::nullopt, true};
     }
-    if (published.seq == 0) co_return proxy::EventOutcome{std::nullopt, true};  // late: "bus=late" noted
-    note.emplace_back("seq", std::to_string(published.seq));
-    note.emplace_back("subs", std::to_string(published.subscribers));
-    co_return proxy::EventOutcome{published.seq, false};
+    note.emplace_back("seq", std::to_string(published->seq));
+    note.emplace_back("subs", std::to_string(published->subscribers));
+    co_return proxy::EventOutcome{published->seq, false};
 }
 
-asio::awaitable<bus::PublishResult> EventPublisher::publish_and_wait(bus::Event event, proxy::NoteFields& note) {
+asio::awaitable<std::optional<bus::PublishResult>> EventPublisher::publish_and_wait(bus::Event event) {
     // The bus completes on its own thread; the wait is a timer on this session's thread, cut short
     // by a handler posted there. The thread runs one io_context alone, so that handler cannot run
     // before this coroutine waits.
@@ -127,11 +126,9 @@ asio::awaitable<bus::PublishResult> EventPublisher::publish_and_wait(bus::Event 
     });
     co_await wait->timer.async_wait(use_nothrow);
     std::lock_guard lock(wait->mutex);
-    if (wait->result) co_return *wait->result;
     // Not delivered here in time: the response leaves now; the event still goes out when it comes.
-    bus_.count_late();
-    note.emplace_back("bus", "late");
-    co_return bus::PublishResult{};
+    if (!wait->result) bus_.count_late();
+    co_return wait->result;
 }
 
 }  // namespace crudcast::gateway

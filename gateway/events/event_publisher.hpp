@@ -29,8 +29,8 @@ public:
 
 private:
     // A broker bus: publishes and waits until the event reached this process's subscribers, or
-    // bus-publish-timeout (then the response leaves and the event counts as late).
-    asio::awaitable<bus::PublishResult> publish_and_wait(bus::Event event, proxy::NoteFields& note);
+    // bus-publish-timeout (nullopt: the response leaves and the event counts as late).
+    asio::awaitable<std::optional<bus::PublishResult>> publish_and_wait(bus::Event event);
     void skip(const proxy::ObservedRequest& request, unsigned status, NoEventReason reason, const std::string& detail,
               proxy::NoteFields& note);
 
