@@ -21,6 +21,8 @@ DEMO="libcpp-httplib0.11"
 TEST="python3 python3-websockets nginx-light wrk procps prometheus chromium"
 # The brokers several instances share (--bus nats:// / redis://): the tests start their own.
 TEST="$TEST nats-server redis-server"
+# The openssl command: nats_broker_test makes its test CA and server certificate with it.
+TEST="$TEST openssl"
 # Checks of deploy/ and every script (ctest: yaml_lint, shellcheck, systemd_unit, package_deb).
 TEST="$TEST yamllint shellcheck systemd file python3-yaml"
 # The layout and size checks of .ci/run.
