@@ -11,14 +11,16 @@ export DEBIAN_FRONTEND=noninteractive
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-RUNTIME="libyaml-cpp0.7 libssl3 ca-certificates libnats3.4 libhiredis0.14"
+RUNTIME="libyaml-cpp0.7 libssl3 ca-certificates libnats3.4 libhiredis0.14 libmimalloc2.0"
 BUILD="build-essential cmake ninja-build ccache pkg-config git curl
   libboost1.81-dev rapidjson-dev libcpp-httplib-dev libyaml-cpp-dev libssl-dev libgtest-dev libgmock-dev
-  libnats-dev libhiredis-dev"
+  libnats-dev libhiredis-dev libmimalloc-dev"
 # Run-time library of the demo backend (crudcast-demo-backend links libcpp-httplib.so.0.11).
 DEMO="libcpp-httplib0.11"
 # Test and benchmark peers: real clients and servers nobody here wrote.
 TEST="python3 python3-websockets nginx-light wrk procps prometheus chromium"
+# The second reverse-proxy peer of bench/proxy.sh.
+TEST="$TEST haproxy"
 # The brokers several instances share (--bus nats:// / redis://): the tests start their own.
 TEST="$TEST nats-server redis-server"
 # The openssl command: nats_broker_test makes its test CA and server certificate with it.

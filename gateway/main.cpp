@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <iostream>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -16,6 +17,10 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/system/system_error.hpp>
+
+#if defined(CRUDCAST_WITH_MIMALLOC)
+#include <mimalloc.h>
+#endif
 
 #include "common/log.hpp"
 #include "config/config.hpp"
@@ -82,8 +87,20 @@ void warn_if_open(const config::Config& cfg) {
                 {"hint", "set ws-auth jwt or forward, or bind listen to an address only your subscribers reach"}});
 }
 
+// Which malloc serves the process (CMakeLists.txt says why crudcast links mimalloc): at debug level,
+// for whoever compares a build with another.
+void log_allocator() {
+#if defined(CRUDCAST_WITH_MIMALLOC)
+    const std::string version = "mimalloc " + std::to_string(mi_version());
+#else
+    const std::string version = "system malloc";
+#endif
+    log::write(config::LogLevel::debug, "memory allocator", {{"allocator", version}});
+}
+
 int run(const config::Config& cfg) {
     log::configure(cfg.log_level, cfg.log_format);
+    if (log::enabled(config::LogLevel::debug)) log_allocator();
     raise_file_limit(cfg);
     // Some settings name files that are read as the gateway is built or started (the admin token,
     // key files): a bad one is a bad setting like any other, exit 2 with the same one line.

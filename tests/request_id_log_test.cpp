@@ -20,6 +20,7 @@ using namespace testkit;
 
 // Lines about the process or a TCP connection before any request was read: no request id exists.
 const std::set<std::string> request_free_messages = {"crudcast started",
+                                                     "memory allocator",
                                                      "file descriptor limit",
                                                      "file descriptor limit below what max-connections may need",
                                                      "signal received, shutting down gracefully",
