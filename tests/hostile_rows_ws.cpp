@@ -72,6 +72,16 @@ const WsRow ws_rows[] = {
      "§5.5.2 a pong for the ping, §5.5.1 the close echoed", true},
     {"TextThenClose1000", ws_client_frame(0x81, "hello") + close_frame(1000), bytewise, 1000,
      "§5.5.1: client text is allowed (crudcast ignores it), the close echoed"},
+    // The session keeps only the part of a frame that has arrived: a 60 KiB message cut across
+    // writes (and reads) must come out whole, and the ping behind it still be answered.
+    {"LargeMessageInPiecesThenPingThenClose1000",
+     ws_client_frame(0x82, std::string(60000, 'x')) + ws_client_frame(0x89, "hi") + close_frame(1000), parts, 1000,
+     "§5.2: a frame is judged whole however it arrives; §5.5.2 a pong for the ping", true},
+    // More than one read's worth in one write: the bytes behind a full read are acted on too.
+    {"TwoLargeMessagesAtOnceThenPingThenClose1000",
+     ws_client_frame(0x82, std::string(60000, 'x')) + ws_client_frame(0x82, std::string(60000, 'y')) +
+         ws_client_frame(0x89, "hi") + close_frame(1000),
+     Delivery::at_once, 1000, "the bytes behind a full read are acted on without waiting for more", true},
 };
 // clang-format on
 
@@ -84,13 +94,15 @@ protected:
     static inline std::unique_ptr<Stack> stack;
 };
 
+const std::string upgrade_request =
+    "GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
 TEST_P(HostileWebSocket, CloseCodeThenTheConnectionEnds) {
     const auto& row = GetParam();
     SCOPED_TRACE(std::string(row.rule) + "; delivered " + to_string(row.delivery));
     Socket raw = Socket::connect(stack->port());
-    ASSERT_TRUE(
-        raw.send_all("GET /ws HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"));
+    ASSERT_TRUE(raw.send_all(upgrade_request));
     const auto head = raw.read_until("\r\n\r\n", default_timeout);
     ASSERT_TRUE(head.has_value());
     ASSERT_TRUE(head->starts_with("HTTP/1.1 101")) << *head;
@@ -119,6 +131,34 @@ TEST_P(HostileWebSocket, CloseCodeThenTheConnectionEnds) {
     }
     EXPECT_EQ(after.size(), 0u) << "bytes after the close frame";
     EXPECT_NE(status, Socket::Status::timeout) << "the connection stayed open after the close";
+}
+
+// Sends the upgrade request with `frames` in the same write, then expects the 101 and a pong
+// carrying `ping` (the frames end with that ping).
+void expect_pong_after_upgrade(const std::string& frames, const std::string& ping) {
+    Stack stack([](const RecordedRequest&) { return UpstreamReply::ok(); });
+    Socket raw = Socket::connect(stack.port());
+    ASSERT_TRUE(raw.send_all(upgrade_request + frames));
+    const auto head = raw.read_until("\r\n\r\n", default_timeout);
+    ASSERT_TRUE(head.has_value());
+    ASSERT_TRUE(head->starts_with("HTTP/1.1 101")) << *head;
+    const auto pong = raw.read_exactly(2 + ping.size(), default_timeout);
+    ASSERT_TRUE(pong.has_value()) << "the ping sent with the request was not answered";
+    EXPECT_EQ(*pong, std::string("\x8a") + static_cast<char>(ping.size()) + ping);
+}
+
+// Frames a client sends in the same write as its upgrade request arrive with the request's bytes:
+// they are acted on before the session first waits for the socket, which stays quiet afterwards.
+TEST(WebSocketInput, FramesSentWithTheUpgradeRequestAreActedOnAtOnce) {
+    expect_pong_after_upgrade(ws_client_frame(0x89, "early"), "early");
+}
+
+// More than the request's read took, all in the socket before the session first looks at it: the
+// session reads what is there before it waits for more.
+TEST(WebSocketInput, LargeFramesSentWithTheUpgradeRequestAreActedOnAtOnce) {
+    expect_pong_after_upgrade(ws_client_frame(0x82, std::string(60000, 'x')) +
+                                  ws_client_frame(0x82, std::string(60000, 'y')) + ws_client_frame(0x89, "late"),
+                              "late");
 }
 
 INSTANTIATE_TEST_SUITE_P(Rows, HostileWebSocket, ::testing::ValuesIn(ws_rows),

@@ -76,12 +76,13 @@ bool FrameWriter::begin_write() {
 }
 
 void FrameWriter::gather_control() {
-    while (!control_.empty() && !batch_.close) {
-        auto control = std::move(control_.front());
-        control_.pop_front();
+    std::size_t taken = 0;
+    while (taken < control_.size() && !batch_.close) {
+        const auto& control = control_[taken++];
         batch_.close = control.close;
         add(control.bytes.data(), control.bytes.size(), true);
     }
+    control_.erase(control_.begin(), control_.begin() + static_cast<std::ptrdiff_t>(taken));
 }
 
 void FrameWriter::gather_all(const FrameLog& log, const Subscription& subscription) {

@@ -118,21 +118,4 @@ asio::awaitable<error_code> WebSocketSession::write_sse_head(const http::request
     co_return ec;
 }
 
-asio::awaitable<void> WebSocketSession::sse_read_loop() {
-    // Whatever the client sends after its request is not for us; its end (or an error) ends the stream.
-    read_buffer_.consume(read_buffer_.size());
-    char scratch[512];
-    for (;;) {
-        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(scratch), use_nothrow);
-        (void)n;
-        if (ec) {
-            if (close_code_ == 0) {
-                close_code_ = 1006;
-                close_reason_ = ec == asio::error::eof ? "client closed the stream" : ec.message();
-            }
-            co_return;
-        }
-    }
-}
-
 }  // namespace crudcast::gateway

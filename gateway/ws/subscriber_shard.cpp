@@ -3,8 +3,7 @@
 
 #include <algorithm>
 
-#include <boost/asio/post.hpp>
-
+#include "gateway/ws/pass_slicing.hpp"
 #include "gateway/ws/websocket_session.hpp"
 
 namespace crudcast::gateway {
@@ -118,16 +117,18 @@ void SubscriberShard::begin_pass() {
 
 void SubscriberShard::run_pass() {
     // A pass lets every subscriber write what it has not sent (a write the kernel takes whole
-    // completes in place). It runs in slices, each a handler of its own, so that the thread's HTTP
-    // requests and events that arrive meanwhile are handled between slices, not after the pass.
-    const std::size_t stop = std::min(subscribed_.size(), pass_next_ + pass_slice);
-    for (; pass_next_ < stop; ++pass_next_) {
-        auto* session = subscribed_[pass_next_];
+    // completes in place). It runs in slices bounded by time, each a handler of its own queued
+    // behind the I/O that is ready by then, so that the thread's HTTP requests and the events that
+    // arrive meanwhile wait for one slice at most, not for the pass (pass_slicing.hpp).
+    const SliceBudget budget(SliceBudget::Clock::now());
+    for (std::size_t served = 0; pass_next_ < subscribed_.size();) {
+        auto* session = subscribed_[pass_next_++];
         session->on_log_grew();
         if (session->holds_log()) pass_keep_ = std::min(pass_keep_, session->subscription().cursor());
+        if (budget.spent(++served, SliceBudget::Clock::now())) break;
     }
     if (pass_next_ < subscribed_.size()) {
-        asio::post(executor_, [self = shared_from_this()] { self->run_pass(); });
+        after_ready_io(executor_, [self = shared_from_this()] { self->run_pass(); });
         return;
     }
     end_pass();
@@ -141,7 +142,7 @@ void SubscriberShard::end_pass() {
     log_.trim(pass_keep_);
     if (again) {
         begin_pass();
-        asio::post(executor_, [self = shared_from_this()] { self->run_pass(); });
+        after_ready_io(executor_, [self = shared_from_this()] { self->run_pass(); });
     }
 }
 

@@ -1,7 +1,8 @@
 // subscriber_shard.hpp: what the WebSocket sessions of one worker thread share, touched only by that
 // thread: its sessions (for drain), its subscribers by topic, and the FrameLog their frames wait in.
 // The bus delivers each event once per thread; the shard appends it to the log once, if anyone here
-// wants it, then lets every subscriber write what it has not sent in one pass, run in slices.
+// wants it, then lets every subscriber write what it has not sent in one pass, run in slices
+// (pass_slicing.hpp).
 #pragma once
 
 #include <cstdint>
@@ -52,7 +53,6 @@ public:
 
 private:
     static constexpr std::uint32_t no_topic = UINT32_MAX;  // a model nobody here subscribed to by name
-    static constexpr std::size_t pass_slice = 32;          // subscribers served per handler (bench: 32 beat 64 and 256)
 
     std::uint32_t acquire_topic(const std::string& topic);
     void release_topic(std::uint32_t id, WebSocketSession* session);

@@ -27,9 +27,6 @@ namespace websocket = beast::websocket;
 namespace {
 
 constexpr auto close_grace = std::chrono::seconds(5);
-// Pongs waiting behind a write the peer does not take: a peer that pings while not reading would
-// otherwise grow the control queue without end. One more ping than this closes it with 1008.
-constexpr std::size_t max_pending_pongs = 4;
 
 }  // namespace
 
@@ -41,8 +38,6 @@ WebSocketSession::WebSocketSession(tcp::socket socket, std::shared_ptr<Subscribe
       client_address_(std::move(client_address)),
       request_id_(std::move(request_id)),
       ping_timer_(socket_.get_executor()),
-      close_timer_(socket_.get_executor()),
-      write_timer_(socket_.get_executor()),
       grant_(std::move(grant)) {
     if (grant_.sse) writer_.set_wire(FrameWriter::Wire::sse);
     // `open` was counted when the place was reserved (reserve_subscriber, before the handoff).
@@ -56,7 +51,10 @@ WebSocketSession::~WebSocketSession() {
 }
 
 void WebSocketSession::start(http::request<http::buffer_body> request, beast::flat_buffer leftover) {
-    read_buffer_ = std::move(leftover);
+    // Bytes the client sent after its request (its first frames, if any): kept as they are,
+    // without the handshake buffer's spare room.
+    const auto bytes = leftover.data();
+    partial_.assign(static_cast<const char*>(bytes.data()), bytes.size());
     asio::co_spawn(
         socket_.get_executor(),
         [self = shared_from_this(), req = std::move(request)]() mutable { return self->run(std::move(req)); },
@@ -79,27 +77,33 @@ asio::awaitable<void> WebSocketSession::run(http::request<http::buffer_body> req
         LogLevel::info, sse() ? "sse connected" : "websocket connected",
         {{"client", client_address_}, {"topics", join(topics_)}, {"since", since}, {"gap", gap}, {"rid", request_id_}});
     write_pending();  // what was published during the handshake
-    asio::co_spawn(
-        socket_.get_executor(), [self = shared_from_this()] { return self->ping_loop(); }, asio::detached);
+    wait_ping();
     if (grant_.expires) {
         asio::co_spawn(
             socket_.get_executor(), [self = shared_from_this(), end = *grant_.expires] { return self->expire_at(end); },
             asio::detached);
     }
-
-    if (sse()) {
-        co_await sse_read_loop();
-    } else {
-        co_await read_loop();
+    // Reads never block: a wait for readability, then whatever is there (on_readable).
+    socket_.non_blocking(true, ignored);
+    // Frames that came with the request are acted on before the first wait.
+    if (!partial_.empty() && take_input({})) {
+        finish();
+        co_return;
     }
+    // Bytes that reached the socket during the handshake bring no new readiness: read first.
+    on_readable({});
+}
 
+void WebSocketSession::finish() {
     state_ = State::closed;
     shard_.unsubscribe(this);
     ping_timer_.cancel();
-    close_timer_.cancel();
-    write_timer_.cancel();
+    if (close_timer_) close_timer_->cancel();
+    if (write_timer_) write_timer_->cancel();
     if (expiry_timer_) expiry_timer_->cancel();
+    error_code ignored;
     socket_.close(ignored);
+    std::string().swap(partial_);
     const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     log::write(LogLevel::info, sse() ? "sse disconnected" : "websocket disconnected",
                {{"client", client_address_},
@@ -141,7 +145,7 @@ asio::awaitable<bool> WebSocketSession::handshake(http::request<http::buffer_bod
                    {{"client", client_address_}, {"rid", request_id_}, {"error", ec.message()}});
         state_ = State::closed;
         shard_.unsubscribe(this);
-        close_timer_.cancel();
+        if (close_timer_) close_timer_->cancel();
         error_code ignored;
         socket_.close(ignored);
         co_return false;
@@ -151,109 +155,9 @@ asio::awaitable<bool> WebSocketSession::handshake(http::request<http::buffer_bod
     co_return true;
 }
 
-asio::awaitable<void> WebSocketSession::read_loop() {
-    for (;;) {
-        if (discarding_) read_buffer_.consume(read_buffer_.size());
-        // Act on every complete frame in the buffer; read more when a frame is incomplete.
-        std::size_t need = 2;
-        if (!discarding_) {
-            const auto bytes = read_buffer_.data();
-            const auto decoded = decode_client_frame(std::span<char>(static_cast<char*>(bytes.data()), bytes.size()));
-            if (const auto* frame = std::get_if<Frame>(&decoded)) {
-                alive_ = true;
-                const bool over = on_frame(*frame);
-                read_buffer_.consume(frame->size);
-                if (over) co_return;
-                continue;
-            }
-            if (const auto* error = std::get_if<ProtocolError>(&decoded)) {
-                fail(*error);
-                continue;
-            }
-            need = std::get<NeedMore>(decoded).total;
-        }
-        auto [ec, n] =
-            co_await socket_.async_read_some(read_buffer_.prepare(std::max<std::size_t>(4096, need)), use_nothrow);
-        if (ec) {
-            if (close_code_ == 0) {
-                close_code_ = 1006;
-                close_reason_ = ec == asio::error::eof ? "connection closed without a close frame" : ec.message();
-            }
-            co_return;
-        }
-        read_buffer_.commit(n);
-    }
-}
-
-bool WebSocketSession::on_frame(const Frame& frame) {
-    switch (frame.opcode) {
-        case Opcode::ping: on_ping(frame.payload); break;
-        case Opcode::pong: break;
-        case Opcode::close: return on_peer_close(frame.payload);
-        default:  // text, binary, continuation (the codec refuses other opcodes): checked, not used
-            if (auto error = messages_.add(frame.opcode, frame.fin, {frame.payload.data(), frame.payload.size()}))
-                fail(*error);
-            break;
-    }
-    return false;
-}
-
-void WebSocketSession::on_ping(std::span<const char> payload) {
-    if (writer_.queued_pongs() >= max_pending_pongs) {
-        log::write(LogLevel::info, "websocket peer pings without reading; closing it with 1008",
-                   {{"client", client_address_}, {"rid", request_id_}});
-        fail(ProtocolError{1008, "too many pings while not reading"});
-        return;
-    }
-    queue_control(control_frame(Opcode::pong, std::string_view(payload.data(), payload.size())));
-}
-
-void WebSocketSession::fail(const ProtocolError& error) {
-    // Our close frame goes out (when none has yet); once it is written the socket is shut for
-    // sending, and the connection ends at the peer's FIN or after the close grace.
-    discarding_ = true;
-    close_with(error.close_code, error.reason, State::failing);
-}
-
-bool WebSocketSession::on_peer_close(std::span<const char> payload) {
-    if (close_sent()) {
-        error_code ignored;  // both closes exchanged: done
-        socket_.close(ignored);
-        return true;
-    }
-    if (auto error = check_close_payload(payload)) {
-        fail(*error);  // never echo a code no close frame may carry
-        return false;
-    }
-    const auto close = parse_close_payload(payload);
-    const std::uint16_t code = close.code.value_or(1000);  // a bare close is answered with 1000
-    close_with(code, "", State::answering_close);          // echoes the code (§5.5.1)
-    close_code_ = code;
-    close_reason_ = close.reason.empty() ? std::string("client closed") : std::string(close.reason);
-    return false;
-}
-
-asio::awaitable<void> WebSocketSession::ping_loop() {
-    for (;;) {
-        ping_timer_.expires_after(shard_.config().ws_ping_interval);
-        auto [ec] = co_await ping_timer_.async_wait(use_nothrow);
-        if (ec || state_ == State::closed || close_sent()) co_return;
-        if (sse()) {  // a comment: keeps proxies from timing the stream out; a dead peer fails the write
-            queue_control(":\n\n");
-            continue;
-        }
-        if (!alive_) {
-            close_code_ = 1006;
-            close_reason_ = "no pong within ws-ping-interval";
-            log::write(LogLevel::info, "websocket peer unresponsive; closing",
-                       {{"client", client_address_}, {"rid", request_id_}});
-            error_code ignored;
-            socket_.close(ignored);
-            co_return;
-        }
-        alive_ = false;
-        queue_control(control_frame(Opcode::ping, ""));
-    }
+asio::steady_timer& WebSocketSession::timer(std::unique_ptr<asio::steady_timer>& slot) {
+    if (!slot) slot = std::make_unique<asio::steady_timer>(socket_.get_executor());
+    return *slot;
 }
 
 asio::awaitable<void> WebSocketSession::expire_at(std::chrono::system_clock::time_point end) {
@@ -298,8 +202,8 @@ void WebSocketSession::close_with(std::uint16_t code, std::string_view reason, S
     }
     // The close handshake gets a few seconds, then the connection ends regardless, also when a
     // peer that stopped reading keeps our last write (and the log behind it) from completing.
-    close_timer_.expires_after(close_grace);
-    close_timer_.async_wait([self = shared_from_this()](error_code e) {
+    timer(close_timer_).expires_after(close_grace);
+    close_timer_->async_wait([self = shared_from_this()](error_code e) {
         if (!e) self->shutdown_socket();
     });
 }
@@ -398,8 +302,8 @@ void WebSocketSession::watch_write() {
     // again for what is left of the timeout counted from there.
     if (write_timer_armed_) return;
     write_timer_armed_ = true;
-    write_timer_.expires_at(write_progress_ + shard_.config().ws_write_timeout);
-    write_timer_.async_wait([self = shared_from_this()](error_code e) {
+    timer(write_timer_).expires_at(write_progress_ + shard_.config().ws_write_timeout);
+    write_timer_->async_wait([self = shared_from_this()](error_code e) {
         self->write_timer_armed_ = false;
         if (!e) self->on_write_timer();
     });
@@ -419,7 +323,7 @@ void WebSocketSession::on_write_timer() {
         return;
     }
     // The peer takes nothing: no close frame can reach it either. Reset the connection, so that the
-    // kernel does not keep the unsent bytes for it; the write fails and the read loop ends.
+    // kernel does not keep the unsent bytes for it; the write fails and the read side ends.
     shard_.counters().write_timeouts.fetch_add(1, std::memory_order_relaxed);
     if (close_code_ == 0) {
         close_code_ = 1006;
@@ -445,7 +349,7 @@ void WebSocketSession::on_written(error_code ec) {
         // Nothing more can be sent; the log need not keep anything for it.
         if (state_ == State::handshaking || state_ == State::open) state_ = State::broken;
         error_code ignored;
-        socket_.close(ignored);  // the read loop ends and logs the disconnect
+        socket_.close(ignored);  // the read side ends and logs the disconnect
         return;
     }
     frames_sent_ += batch.frames;
@@ -467,7 +371,7 @@ void WebSocketSession::on_written(error_code ec) {
     }
     if (state_ == State::closed) return;  // the session has ended meanwhile
     if (batch.close) {
-        // Both closes exchanged: done. After a protocol error: FIN now, the read loop waits for the
+        // Both closes exchanged: done. After a protocol error: FIN now, the read side waits for the
         // peer's. Otherwise the close timer ends the wait for the peer's close. SSE: over.
         if (state_ == State::answering_close || sse()) shutdown_socket();
         if (state_ == State::failing) {

@@ -5,6 +5,8 @@
 // writer per session writes whole frames only, control frames (pong, ping, close) between data
 // frames, never inside. A write the socket takes nothing of for ws-write-timeout drops the
 // subscriber, whatever the write carries. Frames from the client are decoded by frame_codec.hpp.
+// An idle subscriber holds no read buffer: the session waits until its socket is readable, reads
+// into its thread's buffer and keeps only a frame that has not fully arrived (bench/memory.sh).
 #pragma once
 
 #include <chrono>
@@ -75,8 +77,8 @@ private:
         answering_close,  // the peer closed first; ours is queued: the connection ends once it is written
         failing,          // the peer broke the protocol: ours is queued, its input ignored; once ours is
                           // written we send FIN and wait for its end (or the close grace)
-        broken,           // a write failed and the socket is closed; the read loop is about to notice
-        closed,           // the read loop has ended (or the handshake failed)
+        broken,           // a write failed and the socket is closed; its pending read wait is about to notice
+        closed,           // the read side has ended (or the handshake failed)
     };
     bool close_sent() const {
         return state_ == State::closing || state_ == State::answering_close || state_ == State::failing;
@@ -84,28 +86,39 @@ private:
     // Nothing more of the log will be sent: the cursor follows the log's end.
     bool skipping_log() const { return close_sent() || state_ == State::broken; }
 
+    // The handshake and what follows it; the coroutine (and the request it holds) ends once the
+    // subscriber is open: from then on the session lives in the handlers of its pending waits.
     asio::awaitable<void> run(http::request<http::buffer_body> request);
     asio::awaitable<bool> handshake(http::request<http::buffer_body>& request);
     // Subscribes, and with ?since= / Last-Event-ID plans the replay and queues the gap message.
     void subscribe(const http::request<http::buffer_body>& request);
     // SSE: the 200 head that opens the stream (instead of the WebSocket 101).
     asio::awaitable<error_code> write_sse_head(const http::request<http::buffer_body>& request);
-    // SSE: the client sends nothing after its request; read (and drop) until it leaves.
-    asio::awaitable<void> sse_read_loop();
     bool sse() const { return writer_.wire() == FrameWriter::Wire::sse; }
     // Replay: the next frames from the history into replay_batch_; false when none is left to
     // write now (the replay ended: live from here, or the subscriber fell behind the history).
     bool fetch_replay();
     // Live entries the replay already covered (seq <= skip_through_) are passed over.
     void skip_replayed();
-    asio::awaitable<void> read_loop();
+    // Waits until the socket is readable; no buffer is held meanwhile.
+    void wait_readable();
+    // Reads what is there into the thread's buffer and acts on every whole frame in it.
+    void on_readable(error_code ec);
+    // Acts on the whole frames of partial_ followed by `input`, and keeps only an incomplete last
+    // frame in partial_; true when the connection is over. SSE: the input is dropped.
+    bool take_input(std::span<char> input);
+    // The connection is over: unsubscribe, stop the timers, close, log the disconnect.
+    void finish();
     // Acts on one frame from the peer; true when the connection is over.
     bool on_frame(const Frame& frame);
     bool on_peer_close(std::span<const char> payload);
     void on_ping(std::span<const char> payload);
     // The peer broke the protocol (or a limit): our close goes out and its input is ignored from here on.
     void fail(const ProtocolError& error);
-    asio::awaitable<void> ping_loop();
+    void wait_ping();
+    void on_ping_timer(error_code ec);
+    // The timer in `slot`, made on first use.
+    asio::steady_timer& timer(std::unique_ptr<asio::steady_timer>& slot);
     // Closes with 1008 when the credential's time is up, so the client reconnects with a new one.
     asio::awaitable<void> expire_at(std::chrono::system_clock::time_point end);
     void queue_control(std::string frame);
@@ -128,7 +141,8 @@ private:
     std::string client_address_;
     std::string request_id_;
     std::vector<std::string> topics_;
-    beast::flat_buffer read_buffer_;
+    // Only the start of a frame whose end has not arrived yet; empty (no memory) while idle.
+    std::string partial_;
     MessageAssembler messages_;  // the order, size and UTF-8 of the client's data frames
     bool discarding_ = false;    // after fail(): input is read and dropped
     State state_ = State::handshaking;
@@ -151,9 +165,10 @@ private:
     std::string close_reason_;
     bool alive_ = true;  // something arrived since the last ping (liveness, apart from the state)
     asio::steady_timer ping_timer_;
-    asio::steady_timer close_timer_;
-    // ws-write-timeout: armed while a write waits for the socket; the write's last progress.
-    asio::steady_timer write_timer_;
+    // The close grace and ws-write-timeout (armed while a write waits for the socket): made the
+    // first time they are needed, so that an idle subscriber carries neither.
+    std::unique_ptr<asio::steady_timer> close_timer_;
+    std::unique_ptr<asio::steady_timer> write_timer_;
     Grant grant_;
     // Only for a subscriber whose credential ends (most have none): no timer's memory for the others.
     std::unique_ptr<asio::system_timer> expiry_timer_;
