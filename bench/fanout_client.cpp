@@ -19,8 +19,10 @@
 //    connections (one request in flight on each), for --duration seconds, either
 //    - at --rate events/s: a 1 ms timer releases the POSTs due by then (open loop). When every
 //      connection is busy and POSTs are due, another connection is opened, up to --http-conns-max,
-//      so a slow front does not slow the arrivals (no coordinated omission); POSTs still due at
-//      the end are reported as "behind"; or
+//      so a slow front does not slow the arrivals (no coordinated omission). With --http-conns-max
+//      equal to --http-conns the connections are fixed: a due POST waits for a free one. POSTs
+//      still due at the end are reported as "behind", and the most that were due at once with no
+//      free connection as "max behind"; or
 //    - as fast as possible (--rate 0): exactly --http-conns connections, back to back.
 // 5. Drains: waits until every expected frame (2xx POSTs x subscribers) arrived, or no frame came
 //    for --drain-idle, or --drain-max passed since the last POST. Missing frames are "lost".
@@ -542,6 +544,7 @@ struct Poster {
     Clock::time_point start, stop_at, done_at;
     bool stopped = false;
     std::uint64_t tokens = 0, generated = 0, behind = 0;
+    std::uint64_t max_behind = 0;              // most POSTs due at once with no free connection to take them
     std::vector<asio::steady_timer*> waiters;  // idle connections waiting for a due POST
     std::size_t conns = 0, opened = 0, busy = 0, peak_busy = 0;
     std::uint64_t sent = 0, ok = 0, non2xx = 0, errors = 0;
@@ -593,6 +596,7 @@ asio::awaitable<void> pacer(Poster& P) {
         if (due > P.generated) {
             P.tokens += due - P.generated;
             P.generated = due;
+            P.max_behind = std::max(P.max_behind, P.tokens - std::min<std::uint64_t>(P.tokens, P.waiters.size()));
             wake(P, static_cast<std::size_t>(std::min<std::uint64_t>(P.tokens, P.waiters.size())));
             // POSTs due beyond the idle connections: open more (they take a token when they start).
             for (auto idle = P.conns - P.busy; P.tokens > idle && P.conns < opt.http_conns_max; ++idle) spawn_conn(P);
@@ -923,12 +927,14 @@ int run() {
     const std::string rate_field = opt.rate == 0 ? std::string("max") : fmt(opt.rate, 0);
 
     std::printf(
-        "  POSTs: %llu sent, %llu 2xx, %llu non-2xx, %llu errors, %llu behind the pace; %s events/s over %s s; "
+        "  POSTs: %llu sent, %llu 2xx, %llu non-2xx, %llu errors, %llu behind the pace (at most %llu at once); %s "
+        "events/s over %s s; "
         "%zu connection(s), at most %zu POSTs in flight; POST latency p50 %s ms, p99 %s ms%s%s\n",
         static_cast<unsigned long long>(P.sent), static_cast<unsigned long long>(P.ok),
         static_cast<unsigned long long>(P.non2xx), static_cast<unsigned long long>(P.errors),
-        static_cast<unsigned long long>(P.behind), fmt(events_per_s).c_str(), fmt(trigger_s, 2).c_str(), P.opened,
-        P.peak_busy, fmt(P.post_latency.quantile_ms(0.5)).c_str(), fmt(P.post_latency.quantile_ms(0.99)).c_str(),
+        static_cast<unsigned long long>(P.behind), static_cast<unsigned long long>(P.max_behind),
+        fmt(events_per_s).c_str(), fmt(trigger_s, 2).c_str(), P.opened, P.peak_busy,
+        fmt(P.post_latency.quantile_ms(0.5)).c_str(), fmt(P.post_latency.quantile_ms(0.99)).c_str(),
         P.first_error.empty() ? "" : "; first problem: ", P.first_error.c_str());
     std::printf(
         "  frames: %llu of %llu expected, %llu lost; per subscriber %llu..%llu, %zu short; seq gaps %llu "
@@ -959,7 +965,7 @@ int run() {
         std::thread::hardware_concurrency());
     std::printf(
         "RESULT front=%s subs=%zu rate=%s duration_s=%s http_conns=%zu max_in_flight=%zu sent=%llu ok=%llu failed=%llu "
-        "behind=%llu "
+        "behind=%llu max_behind=%llu "
         "events_per_s=%s frames=%llu expected=%llu lost=%llu gaps=%llu missing=%llu out_of_order=%llu "
         "closed=%zu p50_ms=%s p90_ms=%s p99_ms=%s max_ms=%s frames_per_s=%s drain_s=%s post_p50_ms=%s post_p99_ms=%s "
         "client_cpu=%s%% "
@@ -967,7 +973,8 @@ int run() {
         opt.label.c_str(), opt.subs, rate_field.c_str(), fmt(opt.duration).c_str(), P.opened, P.peak_busy,
         static_cast<unsigned long long>(P.sent), static_cast<unsigned long long>(P.ok),
         static_cast<unsigned long long>(P.non2xx + P.errors), static_cast<unsigned long long>(P.behind),
-        fmt(events_per_s).c_str(), static_cast<unsigned long long>(frames), static_cast<unsigned long long>(expected),
+        static_cast<unsigned long long>(P.max_behind), fmt(events_per_s).c_str(),
+        static_cast<unsigned long long>(frames), static_cast<unsigned long long>(expected),
         static_cast<unsigned long long>(lost), static_cast<unsigned long long>(gaps),
         static_cast<unsigned long long>(missing), static_cast<unsigned long long>(ooo), closed,
         fmt(hist.quantile_ms(0.5)).c_str(), fmt(hist.quantile_ms(0.9)).c_str(), fmt(hist.quantile_ms(0.99)).c_str(),
