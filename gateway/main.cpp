@@ -91,7 +91,9 @@ void warn_if_open(const config::Config& cfg) {
 // for whoever compares a build with another.
 void log_allocator() {
 #if defined(CRUDCAST_WITH_MIMALLOC)
-    const std::string version = "mimalloc " + std::to_string(mi_version());
+    const int v = mi_version();  // 209 is 2.0.9
+    const std::string version =
+        "mimalloc " + std::to_string(v / 100) + "." + std::to_string(v / 10 % 10) + "." + std::to_string(v % 10);
 #else
     const std::string version = "system malloc";
 #endif

@@ -24,6 +24,21 @@ namespace crudcast::proxy {
 
 using config::LogLevel;
 
+namespace {
+
+// Beast calls the second of Content-Length and Transfer-Encoding the bad one ("bad Content-Length");
+// whoever reads the answer or the log needs to hear that the request had both (RFC 9112 §6.3: a
+// request smuggling attempt or a broken client).
+std::string head_error_text(const http::fields& fields, const error_code& ec) {
+    if ((ec == http::error::bad_content_length && fields.count(http::field::transfer_encoding) > 0) ||
+        (ec == http::error::bad_transfer_encoding && fields.count(http::field::content_length) > 0)) {
+        return "both Content-Length and Transfer-Encoding";
+    }
+    return ec.message();
+}
+
+}  // namespace
+
 DownstreamSession::DownstreamSession(tcp::socket socket, std::shared_ptr<ProxyContext> context)
     : socket_(std::move(socket)), owner_(std::move(context)), context_(*owner_) {
     // Every read buffer has a maximum: a header, a small body read whole, and one read's worth more.
@@ -172,7 +187,8 @@ asio::awaitable<void> DownstreamSession::refuse_header(RequestParser& parser, co
                              "request body exceeds max-body-bytes (" + std::to_string(cfg.max_body_bytes) + " bytes)",
                              false);
     } else {
-        co_await reply_error(ex, http::status::bad_request, "bad_request", "malformed request: " + ec.message(), false);
+        co_await reply_error(ex, http::status::bad_request, "bad_request",
+                             "malformed request: " + head_error_text(parser.get(), ec), false);
     }
 }
 

@@ -175,6 +175,19 @@ TEST_P(FramingRequests, AnswerAndWhatTheUpstreamSaw) {
 INSTANTIATE_TEST_SUITE_P(Rows, FramingRequests, ::testing::ValuesIn(request_rows),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// Beast reports whichever of the two headers came second as the bad one; the answer (and the
+// access line, which carries the same text) names the conflict itself, in either order.
+TEST_F(FramingRequests, BothFramingHeadersAreNamedInTheAnswer) {
+    for (const auto* headers : {"Transfer-Encoding: chunked\r\nContent-Length: 10\r\n",
+                                "Content-Length: 10\r\nTransfer-Encoding: chunked\r\n"}) {
+        SCOPED_TRACE(headers);
+        const auto response = Client(gateway->port()).roundtrip(post(headers, chunk("hello") + "0\r\n\r\n"));
+        EXPECT_EQ(response.status, 400u);
+        EXPECT_NE(response.body.find("malformed request: both Content-Length and Transfer-Encoding"), std::string::npos)
+            << response.body;
+    }
+}
+
 struct ResponseRow {
     const char* name;
     std::string response;  // the raw bytes the upstream answers with
