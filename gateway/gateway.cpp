@@ -72,7 +72,7 @@ struct Worker {
           proxy(std::make_shared<proxy::ProxyContext>(context.get_executor(), config, counters, draining)),
           ws(std::make_shared<SubscriberShard>(context.get_executor(), config, bus, index, ws_counters)) {}
 
-    asio::io_context context;  // concurrency hint 1: no internal locking
+    asio::io_context context;  // concurrency hint 1: one thread runs it (Asio keeps its locks)
     asio::executor_work_guard<asio::io_context::executor_type> guard;
     // Shared with the sessions: whichever goes last (this worker or a session destroyed by the
     // io_context's shutdown) frees them, so no session ever points at a dead context.
