@@ -14,7 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/error.hpp>
 
 #include "testkit.hpp"
 #include "tests/hex.hpp"
@@ -249,7 +249,7 @@ TEST_F(Events, ASubscriberThatNeverReadsIsClosedWith1013WhileOthersGetEverything
         ++received;
     }
     EXPECT_EQ(ec, websocket::error::closed) << ec.message();
-    EXPECT_EQ(slow.ws().reason().code, 1013);
+    EXPECT_EQ(slow.close_code(), 1013);
     EXPECT_LT(received, events);
 }
 
@@ -290,7 +290,7 @@ TEST_F(Events, ATopicSubscriberIsJudgedByTheBacklogOfItsOwnTopicsOnly) {
         ++received;
     }
     EXPECT_EQ(ec, websocket::error::closed) << ec.message();
-    EXPECT_EQ(slow_blobs.ws().reason().code, 1013);
+    EXPECT_EQ(slow_blobs.close_code(), 1013);
     EXPECT_LT(received, blobs);
 }
 
@@ -320,9 +320,8 @@ TEST_F(Events, AStuckTopicSubscriberCannotHoldOtherTopicsInMemoryBeyondTheByteLi
         if (ec) break;
     }
     EXPECT_EQ(ec, websocket::error::closed) << ec.message();
-    EXPECT_EQ(stuck.ws().reason().code, 1013);
-    EXPECT_EQ(stuck.ws().reason().reason,
-              "subscriber too slow: not reading while ws-max-queue-bytes of events went by");
+    EXPECT_EQ(stuck.close_code(), 1013);
+    EXPECT_EQ(stuck.close_reason(), "subscriber too slow: not reading while ws-max-queue-bytes of events went by");
 }
 
 TEST_F(Events, ASubscriberGetsTheEventOfAWriteMadeRightAfterItsHandshake) {
@@ -356,8 +355,7 @@ TEST_F(Events, SubscribersLeavingDuringFanOutPassesCostNobodyElseAFrame) {
         for (int i = 0; i < events; ++i) send("POST", "/api/authors", "{\"id\":" + std::to_string(i) + "}");
     });
     for (int i = 0; i < 300; i += 3) {
-        beast::error_code ignored;
-        subs[i]->ws().next_layer().close(ignored);  // gone without a close frame
+        subs[i]->drop();  // gone without a close frame
     }
     writer.join();
     for (std::size_t i = 0; i < subs.size(); ++i) {
@@ -557,12 +555,11 @@ TEST_F(Events, APeerThatPingsWithoutReadingIsClosedWith1008InsteadOfQueueingPong
 TEST_F(Events, ClientMessagesAndPingsAreHarmless) {
     start();
     Subscriber sub(port_, "/ws");
-    sub.ws().text(true);
-    sub.ws().write(boost::asio::buffer(std::string("hello")));
-    sub.ws().ping({});
+    sub.send_text("hello");
+    sub.ping();
     send("POST", "/api/authors", R"({"id":8})");
     EXPECT_EQ(sub.next()["id"].GetInt(), 8);  // the pong was consumed by Beast's read
-    sub.ws().close(websocket::close_code::normal);
+    sub.close();
 }
 
 TEST_F(Events, APeerThatNeverAnswersPingsIsClosed) {

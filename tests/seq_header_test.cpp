@@ -11,7 +11,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/websocket.hpp>
 
 #include "testkit.hpp"
 #include "tests/ws_subscriber.hpp"
@@ -21,7 +20,6 @@ namespace {
 
 using namespace testkit;
 namespace beast = boost::beast;
-namespace websocket = beast::websocket;
 using tcp = boost::asio::ip::tcp;
 
 std::string json_response(int status, std::string_view reason, std::string_view body, HeaderList extra = {}) {

@@ -1,18 +1,16 @@
-// ws_subscriber.hpp: a blocking Beast WebSocket subscriber for the socket-level event tests.
+// ws_subscriber.hpp: a blocking WebSocket subscriber for the socket-level event tests. Its Beast
+// WebSocket stream lives in ws_subscriber.cpp (compiled once into the testkit), so a test file that
+// subscribes does not instantiate Beast's WebSocket templates again.
 #pragma once
 
 #include <rapidjson/document.h>
 
-#include <stdexcept>
+#include <cstdint>
+#include <memory>
 #include <string>
 
-#include <gtest/gtest.h>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/websocket.hpp>
-
-#include "testkit.hpp"
 
 namespace crudcast::testkit {
 
@@ -21,62 +19,35 @@ namespace crudcast::testkit {
 // synchronous reads wait again when recv times out.)
 class Subscriber {
 public:
-    Subscriber(std::uint16_t port, const std::string& target, int rcvbuf = 0, const std::string& origin = "")
-        : ws_(io_) {
-        auto& sock = ws_.next_layer();
-        sock.open(boost::asio::ip::tcp::v4());
-        if (rcvbuf > 0) sock.set_option(boost::asio::socket_base::receive_buffer_size(rcvbuf));
-        sock.connect({boost::asio::ip::make_address("127.0.0.1"), port});
-        if (!origin.empty()) {
-            ws_.set_option(
-                boost::beast::websocket::stream_base::decorator([origin](boost::beast::websocket::request_type& req) {
-                    req.set(boost::beast::http::field::origin, origin);
-                }));
-        }
-        ws_.handshake("127.0.0.1", target);
-    }
+    // Connects to 127.0.0.1:`port` and completes the handshake for `target` (throws on failure).
+    // `rcvbuf` > 0 sets SO_RCVBUF first; a non-empty `origin` is sent as the Origin header.
+    Subscriber(std::uint16_t port, const std::string& target, int rcvbuf = 0, const std::string& origin = "");
+    ~Subscriber();
+    Subscriber(const Subscriber&) = delete;
+    Subscriber& operator=(const Subscriber&) = delete;
+
     // One message into `buffer`; `ec` is the read's error, or timed_out.
-    void read(boost::beast::flat_buffer& buffer, boost::beast::error_code& ec) {
-        bool done = false;
-        ws_.async_read(buffer, [&](boost::beast::error_code e, std::size_t) {
-            ec = e;
-            done = true;
-        });
-        io_.restart();
-        io_.run_for(default_timeout);
-        if (!done) {
-            ws_.next_layer().cancel();
-            io_.restart();
-            io_.run();
-            ec = boost::asio::error::timed_out;
-        }
-    }
+    void read(boost::beast::flat_buffer& buffer, boost::beast::error_code& ec);
     // The next event as a JSON document; fails the test on timeout or close.
-    rapidjson::Document next() {
-        rapidjson::Document doc;
-        doc.Parse(next_raw().c_str());
-        EXPECT_FALSE(doc.HasParseError());
-        return doc;
-    }
+    rapidjson::Document next();
     // The next event's seq; fails the test (throws) on timeout, close or a message without one.
-    std::uint64_t next_seq() {
-        const auto doc = next();
-        if (!doc.IsObject() || !doc.HasMember("seq") || !doc["seq"].IsUint64())
-            throw std::runtime_error("a message without a seq");
-        return doc["seq"].GetUint64();
-    }
-    std::string next_raw() {
-        boost::beast::flat_buffer buffer;
-        boost::beast::error_code ec;
-        read(buffer, ec);
-        if (ec) throw boost::beast::system_error(ec);
-        return boost::beast::buffers_to_string(buffer.data());
-    }
-    boost::beast::websocket::stream<boost::asio::ip::tcp::socket>& ws() { return ws_; }
+    std::uint64_t next_seq();
+    // The next message's text; throws on timeout or close.
+    std::string next_raw();
+
+    // The close frame the server sent (after a read ended with websocket::error::closed).
+    std::uint16_t close_code() const;
+    std::string close_reason() const;
+    // Sends a text message / a ping / a close frame with 1000 (normal).
+    void send_text(const std::string& text);
+    void ping();
+    void close();
+    // Closes the TCP connection without a close frame (a subscriber that vanished).
+    void drop();
 
 private:
-    boost::asio::io_context io_;
-    boost::beast::websocket::stream<boost::asio::ip::tcp::socket> ws_;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace crudcast::testkit
