@@ -19,6 +19,11 @@
 # ratios are the median of the per-round ratios (each round's pair measured seconds apart).
 # No front logs per request: nginx has access_log off, HAProxy no log line, crudcast runs with
 # --log-level warn and its stderr on /dev/null.
+# Every run also charges the front its own CPU time (user and system, from /proc/<pid>/stat of every
+# process in the front's session) and divides it by the requests wrk completed: the table shows the
+# medians per request, and for the target cell what 1.2x nginx would leave crudcast for user space
+# (a front that saturates its CPU serves the inverse of its CPU time per request; the system time
+# is the kernel's work for the same system calls and TCP segments, which every proxy here pays).
 #
 # Environment (defaults in brackets):
 #   CRUDCAST_BIN [<repo>/build/crudcast]   NGINX_BIN [/usr/sbin/nginx]
@@ -177,10 +182,13 @@ start_crudcast() {
     wait_ready "$name" "$port"
 }
 
-declare -A url=()
+# url[FRONT@W]: where wrk sends the load; sid[FRONT@W]: the session (setsid) of the front's
+# processes, whose CPU time is what each run charges to the front.
+declare -A url=() sid=()
 start_nginx backend nginx-backend.conf.in "$port_backend"
 wait_ready backend "$port_backend" "$work/backend-error.log"
 url[direct@${workers_list[0]}]="http://127.0.0.1:$port_backend"
+sid[direct@${workers_list[0]}]=${pids[-1]}
 [[ -n $STANDIN ]] && note "NOTE: BENCH_CRUDCAST_STANDIN=nginx: the 'crudcast' front is another nginx, not crudcast"
 [[ -n $BASELINE_BIN ]] && cmp -s "$BASELINE_BIN" "$CRUDCAST_BIN" &&
     note "NOTE: CRUDCAST_BASELINE_BIN is the same file as CRUDCAST_BIN: the crudcast / baseline ratios show the noise"
@@ -209,6 +217,7 @@ for w in "${workers_list[@]}"; do
             ;;
         baseline) start_crudcast "baseline (w$w)" "$BASELINE_BIN" "$port" "$w" ;;
         esac
+        sid[$front@$w]=${pids[-1]}
     done
 done
 
@@ -221,10 +230,25 @@ fronts_of() {
     return 0
 }
 
-# run_wrk FRONT W C METHOD DURATION: one wrk run; sets w_rps, w_p50, w_p99 (microseconds) and
-# w_errors. wrk runs in the background and is waited for, so a signal to this script stops it at once.
+# cpu_ticks SID: "user system" CPU time, in clock ticks, of every process in session SID (nginx:
+# master and workers; crudcast and HAProxy: one process, all its threads).
+clk_tck=$(getconf CLK_TCK)
+cpu_ticks() {
+    local session=$1 p line f user=0 sys=0
+    for p in $(pgrep -s "$session"); do
+        read -r line <"/proc/$p/stat" 2>/dev/null || continue
+        read -r -a f <<<"${line##*) }" # fields from the 3rd (state) on: utime is the 14th
+        user=$((user + f[11])) sys=$((sys + f[12]))
+    done
+    echo "$user $sys"
+}
+
+# run_wrk FRONT W C METHOD DURATION: one wrk run; sets w_rps, w_p50, w_p99 (microseconds),
+# w_errors, and the front's CPU time per request in microseconds (w_user, w_sys) with its share
+# of one CPU over the run (w_cpu, percent). wrk runs in the background and is waited for, so a
+# signal to this script stops it at once.
 run_wrk() {
-    local front=$1 w=$2 c=$3 method=$4 duration=$5 out=$work/wrk.out
+    local front=$1 w=$2 c=$3 method=$4 duration=$5 out=$work/wrk.out before after
     local t=${THREADS:-$w}
     ((t <= c)) || t=$c
     local args=(-t"$t" -c"$c" -d"$duration" --latency)
@@ -233,13 +257,15 @@ run_wrk() {
         args+=(-s "$here/post.lua")
         target=${url[$front@$w]}$POST_PATH
     fi
+    before=$(cpu_ticks "${sid[$front@$w]}")
     "$WRK_BIN" "${args[@]}" "$target" </dev/null >"$out" 2>&1 &
     load_pid=$!
     wait "$load_pid" || die "wrk failed against $front (w$w): $(cat "$out")"
     load_pid=
+    after=$(cpu_ticks "${sid[$front@$w]}")
     cat "$out" >>"$work/wrk-$front-w$w-c$c-$method.txt"
     w_rps=
-    read -r w_rps w_p50 w_p99 w_errors < <(awk '
+    read -r w_rps w_p50 w_p99 w_errors w_user w_sys w_cpu < <(awk -v before="$before" -v after="$after" -v hz="$clk_tck" '
         function us(v) {
             if (v ~ /us$/) return v + 0
             if (v ~ /ms$/) return v * 1000
@@ -250,9 +276,15 @@ run_wrk() {
         $1 == "50%" { p50 = us($2) }
         $1 == "99%" { p99 = us($2) }
         $1 == "Requests/sec:" { rps = $2 }
+        $2 == "requests" && $3 == "in" { n = $1; secs = $4 + 0 }
         /Non-2xx or 3xx responses:/ { errors += $NF }
         /Socket errors:/ { for (i = 3; i <= NF; i++) { gsub(",", "", $i); if ($i ~ /^[0-9]+$/) errors += $i } }
-        END { if (rps != "" && p50 != "" && p99 != "") printf "%.0f %.0f %.0f %d\n", rps, p50, p99, errors }
+        END {
+            split(before, b, " "); split(after, a, " ")
+            if (rps == "" || p50 == "" || p99 == "" || n <= 0 || secs <= 0) exit
+            printf "%.0f %.0f %.0f %d %.2f %.2f %.0f\n", rps, p50, p99, errors,
+                (a[1] - b[1]) * 1e6 / hz / n, (a[2] - b[2]) * 1e6 / hz / n, (a[1] + a[2] - b[1] - b[2]) * 100 / hz / secs
+        }
         ' "$out") || true
     [[ -n $w_rps ]] || die "cannot parse wrk's output against $front (w$w): $(cat "$out")"
 }
@@ -272,7 +304,7 @@ if [[ $WARMUP != 0 && $WARMUP != 0s ]]; then
     rm -f "$work"/wrk-*.txt
 fi
 
-declare -A rps=() p50=() p99=()
+declare -A rps=() p50=() p99=() user=() sys=() cpu=()
 failures=0 baseline_failures=0
 for ((round = 0; round < ROUNDS; round++)); do
     for w in "${workers_list[@]}"; do
@@ -286,8 +318,12 @@ for ((round = 0; round < ROUNDS; round++)); do
                     rps[$key]+="$w_rps "
                     p50[$key]+="$w_p50 "
                     p99[$key]+="$w_p99 "
-                    note "$(printf 'round %d/%d w%s c%-4s %-4s %-8s %8s req/s  p50 %6s us  p99 %6s us' \
-                        "$((round + 1))" "$ROUNDS" "$w" "$c" "$method" "$front" "$w_rps" "$w_p50" "$w_p99")"
+                    user[$key]+="$w_user "
+                    sys[$key]+="$w_sys "
+                    cpu[$key]+="$w_cpu "
+                    note "$(printf 'round %d/%d w%s c%-4s %-4s %-8s %8s req/s  p50 %6s us  p99 %6s us  cpu %3s%% user %5s sys %5s us/req' \
+                        "$((round + 1))" "$ROUNDS" "$w" "$c" "$method" "$front" "$w_rps" "$w_p50" "$w_p99" \
+                        "$w_cpu" "$w_user" "$w_sys")"
                     ((w_errors > 0)) || continue
                     note "WARNING: $front w$w c$c $method: $w_errors socket errors or non-2xx responses in this round"
                     if [[ $front == baseline ]]; then
@@ -309,11 +345,15 @@ for key in "${!rps[@]}"; do
     med[$key,rps]=$(median <<<"${rps[$key]}")
     med[$key,p50]=$(median <<<"${p50[$key]}")
     med[$key,p99]=$(median <<<"${p99[$key]}")
+    med[$key,user]=$(median <<<"${user[$key]}")
+    med[$key,sys]=$(median <<<"${sys[$key]}")
+    med[$key,cpu]=$(median <<<"${cpu[$key]}")
 done
 
 echo
 echo "median of $ROUNDS rounds, wrk -t${THREADS:-<workers>} -d$DURATION --latency, $(nproc) CPUs shared by wrk, front and backend"
-printf '%7s %5s  %-6s %-9s %9s %10s %10s\n' workers conns method front "req/s" p50 p99
+echo "(cpu: the front's processes, % of one CPU; user, sys: their CPU time per request, microseconds)"
+printf '%7s %5s  %-6s %-9s %9s %10s %10s %5s %6s %6s\n' workers conns method front "req/s" p50 p99 cpu user sys
 for w in "${workers_list[@]}"; do
     fronts_of "$w"
     for c in "${conns_list[@]}"; do
@@ -321,8 +361,9 @@ for w in "${workers_list[@]}"; do
             for front in "${fronts[@]}"; do
                 key=$front,$w,$c,$method label=$front
                 [[ $front == crudcast && -n $STANDIN ]] && label="crudcast*"
-                printf '%7s %5s  %-6s %-9s %9.0f %10s %10s\n' "$w" "$c" "$method" "$label" \
-                    "${med[$key,rps]}" "$(ms "${med[$key,p50]}")" "$(ms "${med[$key,p99]}")"
+                printf '%7s %5s  %-6s %-9s %9.0f %10s %10s %4.0f%% %6.2f %6.2f\n' "$w" "$c" "$method" "$label" \
+                    "${med[$key,rps]}" "$(ms "${med[$key,p50]}")" "$(ms "${med[$key,p99]}")" \
+                    "${med[$key,cpu]}" "${med[$key,user]}" "${med[$key,sys]}"
             done
         done
     done
@@ -382,6 +423,24 @@ done
 echo "targets (issue 14), crudcast / nginx at $TARGET_WORKERS worker, -c$TARGET_CONNECTIONS, GET and POST:" \
     "req/s >= $RPS_TARGET, p99 <= $P99_TARGET; the other rows are informative"
 ((judged > 0)) || echo "NOTE: this run has no $TARGET_WORKERS-worker -c$TARGET_CONNECTIONS cell: no target was judged"
+# What the req/s target asks of CPU time: with the front saturating its one CPU, req/s is the
+# inverse of CPU time per request, so 1.20x nginx means at most nginx's time / 1.20. The kernel's
+# share (system time: the same system calls and TCP segments for every proxy) is printed beside it.
+if ((judged > 0)); then
+    echo
+    echo "CPU time per request at $TARGET_WORKERS worker, -c$TARGET_CONNECTIONS (medians, microseconds):"
+    for method in GET POST; do
+        cell=$TARGET_WORKERS,$TARGET_CONNECTIONS,$method n=nginx,$cell k=crudcast,$cell h=haproxy,$cell
+        awk -v m="$method" -v nu="${med[$n,user]}" -v ns="${med[$n,sys]}" -v nc="${med[$n,cpu]}" \
+            -v cu="${med[$k,user]}" -v cs="${med[$k,sys]}" -v cc="${med[$k,cpu]}" \
+            -v hu="${med[$h,user]}" -v hs="${med[$h,sys]}" -v hc="${med[$h,cpu]}" -v t="$RPS_TARGET" 'BEGIN {
+            budget = (nu + ns) / t
+            printf "  %-4s nginx %.2f (user %.2f + sys %.2f, %.0f%% CPU); haproxy %.2f (%.2f + %.2f, %.0f%%); crudcast %.2f (%.2f + %.2f, %.0f%%)\n",
+                m, nu + ns, nu, ns, nc, hu + hs, hu, hs, hc, cu + cs, cu, cs, cc
+            printf "       %.2fx nginx needs <= %.2f a request: crudcast'"'"'s system time alone is %.2f, leaving %.2f for user space (nginx uses %.2f)\n",
+                t, budget, cs, budget - cs, nu }'
+    done
+fi
 if [[ -n $BASELINE_BIN ]]; then
     echo
     echo "crudcast / baseline (A/B, no targets: ~1.00 within the per-round spread = no change):"
