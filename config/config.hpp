@@ -82,6 +82,9 @@ struct Config {
     std::size_t ws_max_queue_bytes = 16 * 1024 * 1024;
     // A subscriber whose socket has taken none of a pending write for this long is dropped.
     std::chrono::milliseconds ws_write_timeout{30'000};
+    // After crudcast sends a close frame (1013, 1001, a protocol error...): how long the client has
+    // to take the frames before it and answer, before the connection ends regardless.
+    std::chrono::milliseconds ws_close_timeout{5'000};
     std::size_t ws_max_topics = 64;            // distinct topics one subscriber may name
     std::size_t ws_max_subscribers = 100'000;  // WebSocket subscribers at once (not max_connections)
     // The events kept for subscribers that resume with ?since= (issue 12): whichever bound is reached

@@ -335,7 +335,7 @@ std::vector<SettingSpec> logging_settings() {
     };
 }
 
-// What becomes an event, and the WebSocket that carries it.
+// What becomes an event.
 std::vector<SettingSpec> event_settings() {
     return {
         {.name = "path-prefixes",
@@ -374,6 +374,12 @@ std::vector<SettingSpec> event_settings() {
          .description = "Largest event payload that is published",
          .apply = apply_size<&C::max_event_bytes, 1>,
          .show = show_size<&C::max_event_bytes>},
+    };
+}
+
+// The WebSocket that carries the events: pings, a subscriber's backlog and timeouts, topics, origins.
+std::vector<SettingSpec> websocket_settings() {
+    return {
         {.name = "ws-ping-interval",
          .group = "events",
          .value_hint = "DURATION",
@@ -398,6 +404,12 @@ std::vector<SettingSpec> event_settings() {
          .description = "Drop a WebSocket client whose socket takes nothing of a pending write for this long",
          .apply = apply_timeout<&C::ws_write_timeout>,
          .show = show_duration<&C::ws_write_timeout>},
+        {.name = "ws-close-timeout",
+         .group = "events",
+         .value_hint = "DURATION",
+         .description = "How long a WebSocket client has to take crudcast's close frame and answer it",
+         .apply = apply_timeout<&C::ws_close_timeout>,
+         .show = show_duration<&C::ws_close_timeout>},
         {.name = "ws-max-topics",
          .group = "events",
          .value_hint = "N",
@@ -467,7 +479,7 @@ std::vector<SettingSpec> make_settings() {
     std::vector<SettingSpec> table;
     for (const auto& group :
          {proxy_settings(), timeout_settings(), limit_settings(), logging_settings(), event_settings(),
-          history_settings(), bus_settings(), security_settings(), admin_settings()})
+          websocket_settings(), history_settings(), bus_settings(), security_settings(), admin_settings()})
         table.insert(table.end(), group.begin(), group.end());
     return table;
 }

@@ -225,6 +225,7 @@ TEST_F(Events, ASubscriberThatNeverReadsIsClosedWith1013WhileOthersGetEverything
     start([](config::Config& c) {
         c.ws_max_queue_messages = 8;
         c.ws_max_queue_bytes = 1024 * 1024;
+        c.ws_close_timeout = std::chrono::minutes(2);  // the close frame waits until the end is read
     });
     Subscriber slow(port_, "/ws", 4096);  // tiny receive buffer, never read until the end
     Subscriber fast(port_, "/ws");
@@ -257,6 +258,7 @@ TEST_F(Events, ATopicSubscriberIsJudgedByTheBacklogOfItsOwnTopicsOnly) {
     start([](config::Config& c) {
         c.ws_max_queue_messages = 8;
         c.ws_max_queue_bytes = 1024 * 1024;
+        c.ws_close_timeout = std::chrono::minutes(2);  // the close frame waits until the end is read
     });
     Subscriber slow_blobs(port_, "/ws?topic=blob", 4096);  // never read until the end: closed
     Subscriber idle_authors(port_, "/ws?topic=author");    // not read until the end, but few events
@@ -299,6 +301,7 @@ TEST_F(Events, AStuckTopicSubscriberCannotHoldOtherTopicsInMemoryBeyondTheByteLi
         c.threads = 1;  // both subscribers share one thread's log
         c.ws_max_queue_messages = 100000;
         c.ws_max_queue_bytes = 12 * 1024 * 1024;
+        c.ws_close_timeout = std::chrono::minutes(2);  // the close frame waits until the end is read
     });
     // 10 MB of its own topic fills the kernel's buffers (4 MiB at most on the sending side) and
     // leaves a write stuck, yet its own backlog stays under 12 MiB; 13 MB of another topic then

@@ -1,5 +1,6 @@
 // ws_limits_test.cpp: what bounds a WebSocket subscriber, over real sockets: ws-write-timeout drops a
-// subscriber that takes nothing (and nobody else waits for it), ws-max-topics and topic names are
+// subscriber that takes nothing (and nobody else waits for it), ws-close-timeout ends one that takes
+// nothing after its close, ws-max-topics and topic names are
 // checked at the handshake, ws-max-subscribers and max-connections are separate limits, /metrics
 // stays parseable and bounded whatever models and topics clients make up, and the binary raises its
 // file descriptor limit at start.
@@ -224,6 +225,38 @@ TEST_F(WsLimits, ASubscriberThatReadsSlowlyIsNotDroppedByTheWriteTimeout) {
     // Once it stops reading, it is dropped.
     pollfd p{slow.fd(), 0, 0};
     EXPECT_EQ(::poll(&p, 1, static_cast<int>((write_timeout + 2s).count())), 1);
+}
+
+// ---- ws-close-timeout ----
+
+TEST_F(WsLimits, ASubscriberClosedWith1013ThatTakesNothingMoreIsCutAfterWsCloseTimeout) {
+    constexpr auto close_timeout = std::chrono::milliseconds(300);
+    start([&](config::Config& c) {
+        c.ws_close_timeout = close_timeout;
+        c.ws_write_timeout = std::chrono::hours(1);  // not what ends it
+        c.ws_max_queue_messages = 8;
+        c.ws_max_queue_bytes = std::size_t{1} << 30;
+    });
+    Socket stuck = connect_with_rcvbuf(port_, 4096);  // never read until the end
+    ASSERT_TRUE(is_101(handshake(stuck, "/ws")));
+    ASSERT_TRUE(wait_for_stat("websocket_subscribers", 1));
+    // Events of 64 KiB until its backlog passes 8: crudcast queues its close frame (1013) behind a
+    // write the socket does not take, and gives the subscriber ws-close-timeout to take both.
+    const std::string body = "{\"id\":1,\"blob\":\"" + std::string(64 * 1024, 'z') + "\"}";
+    for (int i = 0; i < 400 && stat("websocket_slow_closes") < 1; ++i) ASSERT_EQ(publish("/api/blobs/1", body), 200u);
+    ASSERT_EQ(stat("websocket_slow_closes"), 1);
+    const auto closed_at = Clock::now();
+    ASSERT_TRUE(wait_for_stat("websocket_subscribers", 0));
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - closed_at);
+    EXPECT_LE(waited, close_timeout + 1500ms) << "the connection outlived ws-close-timeout (300 ms) by far";
+    // What reached its socket reads out, then the end: the close frame was never written.
+    std::optional<ServerFrame> frame;
+    int frames = 0;
+    while ((frame = read_frame(stuck))) {
+        EXPECT_NE(frame->opcode, 8u) << "a close frame came through a socket that took nothing";
+        ++frames;
+    }
+    EXPECT_GT(frames, 0);
 }
 
 // ---- ws-max-topics and topic names ----

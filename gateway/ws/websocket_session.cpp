@@ -24,12 +24,6 @@ namespace crudcast::gateway {
 using config::LogLevel;
 namespace websocket = beast::websocket;
 
-namespace {
-
-constexpr auto close_grace = std::chrono::seconds(5);
-
-}  // namespace
-
 WebSocketSession::WebSocketSession(tcp::socket socket, std::shared_ptr<SubscriberShard> shard,
                                    std::string client_address, std::string request_id, Grant grant)
     : socket_(std::move(socket)),
@@ -202,7 +196,7 @@ void WebSocketSession::close_with(std::uint16_t code, std::string_view reason, S
     }
     // The close handshake gets a few seconds, then the connection ends regardless, also when a
     // peer that stopped reading keeps our last write (and the log behind it) from completing.
-    timer(close_timer_).expires_after(close_grace);
+    timer(close_timer_).expires_after(shard_.config().ws_close_timeout);
     close_timer_->async_wait([self = shared_from_this()](error_code e) {
         if (!e) self->shutdown_socket();
     });
