@@ -399,18 +399,26 @@ TEST_F(RedisBrokerTest, DeletedStreamAndCounterNumberAboveEveryOldSeq) {
     auto o = options();
     Recorder recorder;
     auto client = started(recorder, o);
+    // Each entry is read before the next deletion: a deleted entry the reader had not reached yet
+    // is gone for every reader (what the deletions must not break is the numbering and the reading).
+    const auto read_up_to = [&](std::size_t n) {
+        return recorder.wait([&](auto& r) { return r.entries.size() >= n; });
+    };
     auto before = append_and_wait(*client, "m", "before").seq.value();
+    ASSERT_TRUE(read_up_to(1));
     server_->run({"DEL", o.prefix + ":events", o.prefix + ":seq", o.prefix + ":offset"});
     auto after_del = append_and_wait(*client, "m", "after DEL");
     ASSERT_TRUE(after_del.seq) << after_del.error;
     EXPECT_GT(*after_del.seq, before);
+    ASSERT_TRUE(read_up_to(2));
     server_->run({"DEL", o.prefix + ":seq"});  // the counter alone: continue above the stream
     auto after_counter = append_and_wait(*client, "m", "after counter").seq.value();
     EXPECT_GT(after_counter, *after_del.seq);
+    ASSERT_TRUE(read_up_to(3));
     server_->run({"FLUSHALL"});
     auto after_flush = append_and_wait(*client, "m", "after FLUSHALL").seq.value();
     EXPECT_GT(after_flush, after_counter);
-    ASSERT_TRUE(recorder.wait([&](auto& r) { return r.entries.size() >= 4; }));
+    ASSERT_TRUE(read_up_to(4));
     std::vector<std::uint64_t> got;
     for (auto& e : recorder.read([](auto& r) { return r.entries; })) got.push_back(e.seq);
     EXPECT_EQ(got, (std::vector<std::uint64_t>{before, *after_del.seq, after_counter, after_flush}));
