@@ -174,10 +174,10 @@ asio::awaitable<void> DownstreamSession::refuse_header(RequestParser& parser, co
                        {{"client", client_address_}, {"rid", ex.request_id}});
         co_return;
     }
-    if (parser.is_header_done()) {
-        ex.method = std::string(parser.get().method_string());
-        ex.target = std::string(parser.get().target());
-    }
+    // The parser stores the request line as soon as it is whole, so a header refused after it
+    // (repeated Content-Length, both framing headers...) still names its request in the access line.
+    ex.method = std::string(parser.get().method_string());
+    ex.target = std::string(parser.get().target());
     if (ec == http::error::header_limit) {
         co_await reply_error(
             ex, http::status::request_header_fields_too_large, "header_too_large",

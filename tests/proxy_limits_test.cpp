@@ -186,6 +186,41 @@ TEST(GracefulShutdown, BinaryExitsZeroOnSigtermAfterFinishingInFlightRequest) {
     EXPECT_EQ(crudcast.wait(10s), 0);
 }
 
+// A request refused in its header, after a whole request line, is named by its access line: the
+// operator reading "status=400" at 3 a.m. sees which request it was.
+TEST(RefusedHeaders, TheAccessLineNamesTheRequestLineBeforeTheBadHeader) {
+    RawUpstream upstream;
+    const auto port = free_port();
+    ChildProcess crudcast(CRUDCAST_BINARY, {"--listen", "127.0.0.1:" + std::to_string(port), "--upstream",
+                                            "http://127.0.0.1:" + std::to_string(upstream.port()), "--admin-listen",
+                                            "off", "--log-level", "info"});
+    ASSERT_TRUE(crudcast.wait_for_stderr("crudcast started")) << crudcast.stderr_text();
+    struct Row {
+        const char* request;
+        const char* error;
+    };
+    for (const Row& row : {
+             Row{"POST /api/authors HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                 "both Content-Length and Transfer-Encoding"},
+             Row{"PUT /api/authors/7 HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+                 "multiple Content-Length"},
+         }) {
+        SCOPED_TRACE(row.request);
+        Client client(port);
+        client.send(row.request);
+        EXPECT_EQ(client.read_response().status, 400u);
+        const auto line = crudcast.wait_for_stderr(row.error);
+        ASSERT_TRUE(line.has_value()) << crudcast.stderr_text();
+        const std::string_view request(row.request);
+        const auto method = request.substr(0, request.find(' '));
+        const auto target = request.substr(method.size() + 1, request.find(' ', method.size() + 1) - method.size() - 1);
+        EXPECT_NE(line->find("method=" + std::string(method) + " target=" + std::string(target) + " status=400"),
+                  std::string::npos)
+            << *line;
+    }
+    EXPECT_EQ(upstream.requests().size(), 0u);
+}
+
 }  // namespace
 
 namespace {
