@@ -198,12 +198,13 @@ TEST(RefusedHeaders, TheAccessLineNamesTheRequestLineBeforeTheBadHeader) {
     struct Row {
         const char* request;
         const char* error;
+        const char* named;  // what the access line must say of the request
     };
     for (const Row& row : {
              Row{"POST /api/authors HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-                 "both Content-Length and Transfer-Encoding"},
+                 "both Content-Length and Transfer-Encoding", "method=POST target=/api/authors status=400"},
              Row{"PUT /api/authors/7 HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-                 "multiple Content-Length"},
+                 "multiple Content-Length", "method=PUT target=/api/authors/7 status=400"},
          }) {
         SCOPED_TRACE(row.request);
         Client client(port);
@@ -211,12 +212,7 @@ TEST(RefusedHeaders, TheAccessLineNamesTheRequestLineBeforeTheBadHeader) {
         EXPECT_EQ(client.read_response().status, 400u);
         const auto line = crudcast.wait_for_stderr(row.error);
         ASSERT_TRUE(line.has_value()) << crudcast.stderr_text();
-        const std::string_view request(row.request);
-        const auto method = request.substr(0, request.find(' '));
-        const auto target = request.substr(method.size() + 1, request.find(' ', method.size() + 1) - method.size() - 1);
-        EXPECT_NE(line->find("method=" + std::string(method) + " target=" + std::string(target) + " status=400"),
-                  std::string::npos)
-            << *line;
+        EXPECT_NE(line->find(row.named), std::string::npos) << *line;
     }
     EXPECT_EQ(upstream.requests().size(), 0u);
 }
