@@ -154,7 +154,13 @@ public:
         pid_ = -1;
     }
     // A server that hangs: its socket stays open and answers nothing.
-    void pause() { ::kill(pid_, SIGSTOP); }
+    // SIGSTOP takes effect asynchronously (a server thread may still answer after kill returns):
+    // waitpid with WUNTRACED returns once the whole child has stopped.
+    void pause() {
+        ::kill(pid_, SIGSTOP);
+        int status = 0;
+        ::waitpid(pid_, &status, WUNTRACED);
+    }
     void resume() { ::kill(pid_, SIGCONT); }
 
 private:
